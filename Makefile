@@ -2,13 +2,53 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build test test-runc vet bench clean
+.PHONY: build deps demo test test-go test-runc vet bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
 
+deps:
+	scripts/install-deps.sh
+
+# The README's first command: set up, build, run a busybox container.
+demo: deps build
+	scripts/demo.sh
+
 vet:
 	$(GO) vet ./...
 
+# The README's second command, and what CI runs (as root).
+test: build vet test-go test-runc vm-test oci-validation
+
+# Every package's tests, the end-to-end tests/ against minidock's runtime.
+test-go:
+	$(GO) test -count=1 -timeout 15m ./...
+
+# The runtime tests again, against runc: they test the OCI contract.
+test-runc:
+	MINIDOCK_TEST_RUNTIME=runc $(GO) test -count=1 -timeout 10m ./tests/
+
+# Benchmarks print medians and ratios measured side by side in one run.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
+
 clean:
 	rm -rf bin
+
+# OCI runtime-tools validation programs, runc vs minidock (root; see tests/oci/README.md).
+.PHONY: oci-validation
+oci-validation: build
+	tests/oci/compare.sh
+
+# The cgroup tests again on pure cgroup v2: each package in VM_PKGS is built
+# as a static test binary and run as root in a VM (Debian's kernel under qemu,
+# software emulation; see tests/vm/run.sh and docs/cgroups.md).
+.PHONY: vm-test
+VM_PKGS ?= ./cgroup
+vm-test:
+	@mkdir -p bin/vm
+	@set -e; for p in $(VM_PKGS); do \
+		t=bin/vm/$$(basename $$p).test; \
+		CGO_ENABLED=0 $(GO) test -c -o $$t $$p; \
+		tests/vm/run.sh $$t -test.v -test.count=1; \
+	done

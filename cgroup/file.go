@@ -1,0 +1,215 @@
+package cgroup
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// writeFile writes value to the cgroup control file dir/name with a single
+// write(2): the kernel parses each write as one complete value.
+func writeFile(dir, name, value string) error {
+	p := filepath.Join(dir, name)
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", value, p, err)
+	}
+	defer unix.Close(fd)
+	for {
+		_, err = unix.Write(fd, []byte(value))
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write %q to %s: %w", value, p, err)
+	}
+	return nil
+}
+
+// readFile returns the content of dir/name without its trailing newline.
+func readFile(dir, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		return "", fmt.Errorf("read %w", err)
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
+}
+
+// readUint reads a file holding one number; "max" reads as math.MaxUint64.
+func readUint(dir, name string) (uint64, error) {
+	s, err := readFile(dir, name)
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(s, filepath.Join(dir, name))
+}
+
+func parseUint(s, where string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if s == "max" {
+		return math.MaxUint64, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		// v1 reports "no limit" values as negative on some files.
+		if i, ierr := strconv.ParseInt(s, 10, 64); ierr == nil && i < 0 {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("parse %q in %s: %w", s, where, err)
+	}
+	return v, nil
+}
+
+// readKeyValues reads a file of "key value" lines (memory.stat, cpu.stat,
+// memory.events, memory.oom_control) into a map.
+func readKeyValues(dir, name string) (map[string]uint64, error) {
+	s, err := readFile(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]uint64)
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, err := parseUint(f[1], filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		m[f[0]] = v
+	}
+	return m, nil
+}
+
+// readPidsTree returns the PIDs in dir's cgroup.procs and in those of every
+// cgroup below it: a container may have made sub-cgroups of its own.
+func readPidsTree(dir string) ([]int, error) {
+	pids, err := readPids(dir)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read dir: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sub, err := readPidsTree(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		pids = append(pids, sub...)
+	}
+	return pids, nil
+}
+
+// readPids parses cgroup.procs: one PID a line.
+func readPids(dir string) ([]int, error) {
+	s, err := readFile(dir, "cgroup.procs")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, l := range strings.Fields(s) {
+		pid, err := strconv.Atoi(l)
+		if err != nil {
+			return nil, fmt.Errorf("parse pid %q in %s/cgroup.procs: %w", l, dir, err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// mkdirAll makes dir and any missing parents down from root, calling made
+// for each directory it created (outermost first) so the caller can undo.
+func mkdirAll(root, rel string, made func(dir string) error) error {
+	dir := root
+	for _, e := range strings.Split(strings.Trim(rel, "/"), "/") {
+		dir = filepath.Join(dir, e)
+		err := unix.Mkdir(dir, 0o755)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mkdir %s: %w", dir, err)
+		}
+		if err := made(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rmdir removes an empty cgroup directory. The kernel answers EBUSY for a
+// moment after the last process exits (it is still being unlinked from the
+// cgroup), so EBUSY is retried for a short while. A missing directory is
+// not an error.
+func rmdir(dir string) error {
+	delay := time.Millisecond
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return fmt.Errorf("rmdir %s: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// killPids sends sig to each pid; a process that is already gone is fine.
+func killPids(pids []int, sig unix.Signal) error {
+	for _, pid := range pids {
+		if err := unix.Kill(pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill(%d, %v): %w", pid, sig, err)
+		}
+	}
+	return nil
+}
+
+// waitFor polls check every few milliseconds until it says done, an error
+// occurs, or the timeout passes.
+func waitFor(timeout time.Duration, what string, check func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		done, err := check()
+		if err != nil || done {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not done after %v", what, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// hasLine reports whether the multi-line file content s has a line equal
+// to want.
+func hasLine(s []byte, want string) bool {
+	for _, l := range bytes.Split(s, []byte("\n")) {
+		if string(l) == want {
+			return true
+		}
+	}
+	return false
+}

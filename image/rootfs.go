@@ -1,0 +1,316 @@
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"minidock/overlay"
+)
+
+// Rootfs is a container's copy-on-write root filesystem: the image's
+// layers, read-only and shared, under the container's own upper dir.
+type Rootfs struct {
+	ContainerID string
+	ImageID     digest.Digest
+	ChainIDs    []digest.Digest // the image's layer stacks, base first
+	// Lower are the layers' short-link paths, top-most first: the
+	// lowerdir= list of the overlay mount.
+	Lower []string
+	// Upper, Work and Merged are <root>/containers/<id>/upper, work and
+	// merged: the container's changes, overlayfs's scratch dir, and the
+	// mount point of the merged view (the OCI bundle's root.path).
+	Upper, Work, Merged string
+}
+
+// rootfsRecord is <root>/image/rootfs/<container-id>.json. It pins the
+// layers and the config blob: they stay while it exists, even if the
+// image is removed (by force) meanwhile.
+type rootfsRecord struct {
+	ContainerID string          `json:"container_id"`
+	ImageID     digest.Digest   `json:"image_id"`
+	ChainIDs    []digest.Digest `json:"chain_ids"`
+	DiffIDs     []digest.Digest `json:"diff_ids"`
+}
+
+var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+func (s *Store) recordPath(id string) string {
+	return filepath.Join(s.imageDir, "rootfs", id+".json")
+}
+
+func (s *Store) rootfsRecords() ([]rootfsRecord, error) {
+	ents, err := os.ReadDir(filepath.Join(s.imageDir, "rootfs"))
+	if err != nil {
+		return nil, fmt.Errorf("read rootfs records: %w", err)
+	}
+	var out []rootfsRecord
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		r, err := s.readRecord(strings.TrimSuffix(e.Name(), ".json"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, nil
+}
+
+func (s *Store) readRecord(id string) (*rootfsRecord, error) {
+	if !containerIDRE.MatchString(id) {
+		return nil, fmt.Errorf("invalid container ID %q", id)
+	}
+	b, err := os.ReadFile(s.recordPath(id))
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("no rootfs for container %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read rootfs record of %s: %w", id, err)
+	}
+	var r rootfsRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("parse rootfs record of %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+func (s *Store) rootfsOf(r *rootfsRecord) (*Rootfs, error) {
+	lower, err := s.lowerDirs(r.ChainIDs)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs of container %s: %w", r.ContainerID, err)
+	}
+	dir := filepath.Join(s.ctrDir, r.ContainerID)
+	return &Rootfs{
+		ContainerID: r.ContainerID, ImageID: r.ImageID, ChainIDs: r.ChainIDs, Lower: lower,
+		Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged"),
+	}, nil
+}
+
+// PrepareRootfs creates the root filesystem of a new container from the
+// image ref resolves to: empty upper, work and merged directories, and a
+// record that keeps the image's layers alive. It does not mount; see Mount.
+func (s *Store) PrepareRootfs(containerID, ref string) (*Rootfs, error) {
+	if !containerIDRE.MatchString(containerID) {
+		return nil, fmt.Errorf("prepare rootfs: invalid container ID %q", containerID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, _, err := s.resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+	}
+	if len(img.ChainIDs) == 0 {
+		return nil, fmt.Errorf("prepare rootfs of %s: image %s has no layers", containerID, img.ID)
+	}
+	if _, err := os.Stat(s.recordPath(containerID)); err == nil {
+		return nil, fmt.Errorf("prepare rootfs: container %s already has one", containerID)
+	}
+	rec := &rootfsRecord{ContainerID: containerID, ImageID: img.ID, ChainIDs: img.ChainIDs, DiffIDs: img.DiffIDs}
+	rfs, err := s.rootfsOf(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(rfs.Upper), 0o711); err != nil {
+		return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+	}
+	for _, d := range []string{rfs.Upper, rfs.Work, rfs.Merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+		}
+	}
+	b, _ := json.Marshal(rec)
+	if err := writeFileAtomic(s.recordPath(containerID), b); err != nil {
+		return nil, err
+	}
+	return rfs, nil
+}
+
+// Rootfs returns the root filesystem prepared for a container.
+func (s *Store) Rootfs(containerID string) (*Rootfs, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.readRecord(containerID)
+	if err != nil {
+		return nil, err
+	}
+	return s.rootfsOf(rec)
+}
+
+// Mount mounts a container's overlay at its Merged dir (see
+// overlay.MountOverlay) and returns that path. Mounting a mounted rootfs
+// is not an error.
+func (s *Store) Mount(containerID string) (string, error) {
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return "", err
+	}
+	if m, err := overlay.IsMounted(rfs.Merged); err != nil || m {
+		return rfs.Merged, err
+	}
+	err = overlay.MountOverlay(overlay.Mount{Lower: rfs.Lower, Upper: rfs.Upper, Work: rfs.Work, Target: rfs.Merged})
+	if err != nil {
+		return "", fmt.Errorf("mount rootfs of %s: %w", containerID, err)
+	}
+	return rfs.Merged, nil
+}
+
+// Unmount unmounts a container's overlay; unmounted already is fine.
+func (s *Store) Unmount(containerID string) error {
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return err
+	}
+	return overlay.Unmount(rfs.Merged)
+}
+
+// RemoveRootfs unmounts a container's overlay, deletes its upper, work and
+// merged dirs (and <root>/containers/<id> if that is then empty) and its
+// record, then removes the layers nothing uses any more.
+func (s *Store) RemoveRootfs(containerID string) error {
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return err
+	}
+	if err := overlay.Unmount(rfs.Merged); err != nil {
+		return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range []string{rfs.Upper, rfs.Work, rfs.Merged} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
+		}
+	}
+	os.Remove(filepath.Dir(rfs.Upper)) // only if empty: the rest is the daemon's
+	if err := os.Remove(s.recordPath(containerID)); err != nil {
+		return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
+	}
+	_, err = s.gc()
+	return err
+}
+
+// Diff lists what a container changed over its image (docker diff),
+// reading its upper dir; it works mounted or not.
+func (s *Store) Diff(containerID string) ([]overlay.Change, error) {
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return nil, err
+	}
+	return overlay.Changes(rfs.Upper, rfs.Lower)
+}
+
+// Export writes a container's whole filesystem, as the container sees it,
+// to w as a tar (docker export). An unmounted rootfs is mounted for the
+// time of the export.
+func (s *Store) Export(containerID string, w io.Writer) (err error) {
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return err
+	}
+	mounted, err := overlay.IsMounted(rfs.Merged)
+	if err != nil {
+		return err
+	}
+	if !mounted {
+		if _, err := s.Mount(containerID); err != nil {
+			return err
+		}
+		defer func() {
+			if uerr := overlay.Unmount(rfs.Merged); err == nil {
+				err = uerr
+			}
+		}()
+	}
+	if err := overlay.WriteTree(w, rfs.Merged); err != nil {
+		return fmt.Errorf("export container %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// CommitOptions describe the image Commit makes.
+type CommitOptions struct {
+	Ref     string   // reference to tag the new image with; may be empty
+	Author  string   // config author
+	Comment string   // history comment
+	Changes []string // Dockerfile-like config changes: "CMD [\"sh\"]", "ENV A=b", ...
+}
+
+// Commit turns a container's changes into a new image: its upper dir
+// becomes one more layer (overlay.WriteDiff: whiteouts become .wh.
+// entries) on top of the container's image, and the image's config, with
+// the layer's diff ID appended, a history entry and the changes applied,
+// becomes the new config.
+func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
+	var refs []string
+	if opts.Ref != "" {
+		r, err := ParseReference(opts.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if r.Digest != "" {
+			return nil, fmt.Errorf("commit: reference %q cannot contain a digest", opts.Ref)
+		}
+		refs = []string{r.String()}
+	}
+	rfs, err := s.Rootfs(containerID)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(overlay.WriteDiff(pw, rfs.Upper)) }()
+	tb, err := s.spool(pr)
+	pr.CloseWithError(errors.New("spool stopped"))
+	if err != nil {
+		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+	}
+	defer os.Remove(tb.path)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cb, err := s.readBlob(rfs.ImageID)
+	if err != nil {
+		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return nil, fmt.Errorf("commit container %s: parse config: %w", containerID, err)
+	}
+	now := time.Now().UTC()
+	cfg.Created = &now
+	cfg.Author = opts.Author
+	cfg.RootFS.Type = "layers"
+	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, tb.digest)
+	cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: opts.Author, CreatedBy: "minidock commit " + containerID, Comment: opts.Comment})
+	if err := ApplyChanges(&cfg.Config, opts.Changes); err != nil {
+		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+	}
+	nb, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	layers := make([]layerBlob, 0, len(cfg.RootFS.DiffIDs))
+	for _, d := range cfg.RootFS.DiffIDs[:len(cfg.RootFS.DiffIDs)-1] {
+		st, err := os.Stat(s.blobPath(d))
+		if err != nil {
+			return nil, fmt.Errorf("commit container %s: layer blob of its image: %w", containerID, err)
+		}
+		layers = append(layers, layerBlob{diffID: d, size: st.Size()})
+	}
+	layers = append(layers, layerBlob{diffID: tb.digest, size: tb.size, temp: tb})
+	img, err := s.addImage(nb, layers, refs)
+	if err != nil {
+		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+	}
+	return img.clone(), nil
+}

@@ -1,0 +1,215 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Container is what the runtime remembers about a container between
+// commands, in <root>/<id>/state.json.
+type Container struct {
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	PidStart    uint64            `json:"pid_start"` // field 22 of /proc/<pid>/stat: tells a reused pid apart
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	CgroupPath  string            `json:"cgroup_path,omitempty"`
+	Config      *specs.Spec       `json:"config"`
+
+	dir string
+}
+
+// StateJSON is runc's `state` output, the OCI state plus "created".
+type StateJSON struct {
+	OCIVersion  string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      string            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// OOMKilled is minidock's addition: the kernel's OOM killer killed a
+	// process of the container (memory.events oom_kill, or oom_control).
+	OOMKilled bool `json:"oomKilled,omitempty"`
+}
+
+const (
+	stateFile = "state.json"
+	startSock = "start.sock" // exists while the container is "created"
+)
+
+// checkID refuses ids that are empty or would make a path of their own.
+func checkID(id string) error {
+	if id == "" {
+		return errors.New("container id cannot be empty")
+	}
+	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-") != "" || id == "." || id == ".." {
+		return fmt.Errorf("invalid container id %q: only letters, digits and _ + . - are allowed", id)
+	}
+	return nil
+}
+
+// errNotExist is returned for an id the runtime does not know.
+var errNotExist = errors.New("container does not exist")
+
+// load reads a container's state.
+func load(root, id string) (*Container, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, id)
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %s: %w", id, errNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &Container{dir: dir}
+	if err := json.Unmarshal(data, c); err != nil {
+		return nil, fmt.Errorf("read state of %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// save writes state.json atomically: temp file, fsync, rename.
+func (c *Container) save() error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.dir, stateFile), data, 0o600)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// Status is "created" (init waits for start), "running", "paused" or
+// "stopped", worked out from the init process and the start socket.
+func (c *Container) Status() string {
+	if !c.alive() {
+		return "stopped"
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, startSock)); err == nil {
+		return "created"
+	}
+	if c.frozen() {
+		return "paused"
+	}
+	return "running"
+}
+
+// alive reports whether the init process still runs (not a zombie, and the
+// pid not reused by another process).
+func (c *Container) alive() bool {
+	if c.Pid <= 0 {
+		return false
+	}
+	st, start, err := procStat(c.Pid)
+	if err != nil || st == "Z" || st == "X" {
+		return false
+	}
+	return c.PidStart == 0 || start == c.PidStart
+}
+
+// procStat reads a process's state letter and start time from
+// /proc/<pid>/stat.
+func procStat(pid int) (string, uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, err
+	}
+	// the command name is in parentheses and may contain spaces
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return "", 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	start, _ := strconv.ParseUint(f[19], 10, 64)
+	return f[0], start, nil
+}
+
+func (c *Container) state() StateJSON {
+	st := StateJSON{
+		OCIVersion: specs.Version, ID: c.ID, Status: c.Status(), Bundle: c.Bundle,
+		Rootfs: c.Rootfs, Created: c.Created, Owner: "", Annotations: c.Annotations,
+	}
+	if st.Status != "stopped" {
+		st.Pid = c.Pid
+	}
+	if cg, err := c.cgroup(); err == nil {
+		if n, err := cg.OOMKillCount(); err == nil && n > 0 {
+			st.OOMKilled = true
+		}
+	}
+	return st
+}
+
+// ociState is the state handed to hooks on stdin.
+func (c *Container) ociState(status string) specs.State {
+	return specs.State{Version: specs.Version, ID: c.ID, Status: specs.ContainerState(status), Pid: c.Pid, Bundle: c.Bundle, Annotations: c.Annotations}
+}
+
+// waitGone waits until pid has exited (pidfd_open + poll), up to timeout.
+func waitGone(pid int, timeout time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("process %d still running after %s", pid, timeout)
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parent↔init handshake travels over a socketpair(AF_UNIX,
+// SOCK_SEQPACKET): one JSON message per packet, a file descriptor alongside
+// when needed (SCM_RIGHTS). docs/runtime.md draws the whole exchange.
+//
+//	parent → init  (config pipe)  initConfig, then EOF
+//	parent → init  msgGo          id maps written, cgroup joined: go on
+//	init → parent  msgPty + fd    the pty master (process.terminal)
+//	init → parent  msgHooks       namespaces and mounts made: run createRuntime hooks
+//	parent → init  msgHooksDone
+//	init → parent  msgReady       everything but execve is done; init now waits for start
+//	init → parent  msgError       a step failed: {step, message}
+const (
+	msgGo        = "go"
+	msgPty       = "pty"
+	msgHooks     = "hooks"
+	msgHooksDone = "hooks-done"
+	msgReady     = "ready"
+	msgError     = "error"
+)
+
+type syncMsg struct {
+	Type    string `json:"type"`
+	Step    string `json:"step,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// The init's file descriptors, fixed by the order of exec.Cmd.ExtraFiles.
+const (
+	fdSync   = 3 // child end of the sync socketpair
+	fdConfig = 4 // read end of the config pipe
+	fdStart  = 5 // listening start socket (create only)
+	fdTrace  = 6 // where trace lines go (with --trace only)
+)
+
+// syncPair makes the socketpair; the child's end is returned as an *os.File
+// to hand to exec.Cmd.
+func syncPair() (parent int, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return fds[0], os.NewFile(uintptr(fds[1]), "sync"), nil
+}
+
+func sendMsg(fd int, m syncMsg, passFd int) error {
+	data, _ := json.Marshal(m)
+	var oob []byte
+	if passFd >= 0 {
+		oob = unix.UnixRights(passFd)
+	}
+	if err := unix.Sendmsg(fd, data, oob, nil, 0); err != nil {
+		return fmt.Errorf("sync send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// recvMsg reads one message and the fd that came with it (or -1). EOF
+// (the other side exited) is an error.
+func recvMsg(fd int) (syncMsg, int, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var m syncMsg
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return m, -1, fmt.Errorf("sync receive: %w", err)
+		}
+		if n == 0 {
+			return m, -1, fmt.Errorf("sync receive: the other side closed the connection")
+		}
+		passed := -1
+		if oobn > 0 {
+			scms, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err == nil && len(scms) > 0 {
+				if fds, err := unix.ParseUnixRights(&scms[0]); err == nil && len(fds) > 0 {
+					passed = fds[0]
+				}
+			}
+		}
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			return m, -1, fmt.Errorf("sync receive: %w", err)
+		}
+		return m, passed, nil
+	}
+}
+
+// expect receives a message of type want; an error message from init
+// becomes an error naming the failed step.
+func expect(fd int, want string) (int, error) {
+	m, passed, err := recvMsg(fd)
+	if err != nil {
+		return -1, err
+	}
+	if m.Type == msgError {
+		return -1, &stepError{Step: m.Step, Msg: m.Message}
+	}
+	if m.Type != want {
+		return -1, fmt.Errorf("sync: expected %q, got %q", want, m.Type)
+	}
+	return passed, nil
+}
+
+// stepError is a failure inside init, reported by the parent with the
+// step's name.
+type stepError struct{ Step, Msg string }
+
+func (e *stepError) Error() string { return fmt.Sprintf("container init: %s: %s", e.Step, e.Msg) }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages minidock's demo, tests and benchmarks use.
+# One list for the README's set-up command and for CI (.ci/run).
+set -euo pipefail
+pkgs=(
+  busybox-static   # the static busybox that test and demo images are made of
+  runc             # reference runtime: the tests also run against it
+  iproute2         # ip, for tests that look at links and namespaces
+  skopeo umoci     # third-party image tools for the interop tests
+  qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+go version
