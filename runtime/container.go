@@ -317,8 +317,14 @@ func initCommand(sync, config, start *os.File, preserve int) *exec.Cmd {
 // namespace of children, and only of the calling thread's: so a thread is
 // locked, joins, forks, and is then thrown away (never unlocked).
 func startInNamespace(cmd *exec.Cmd, pidns string) error {
+	return inPidNamespace(pidns, cmd.Start)
+}
+
+// inPidNamespace runs start (which forks) on a thread that has joined the
+// pid namespace at pidns, if any.
+func inPidNamespace(pidns string, start func() error) error {
 	if pidns == "" {
-		return cmd.Start()
+		return start()
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -327,7 +333,7 @@ func startInNamespace(cmd *exec.Cmd, pidns string) error {
 			errc <- err
 			return
 		}
-		errc <- cmd.Start()
+		errc <- start()
 	}()
 	return <-errc
 }
@@ -483,7 +489,7 @@ func run(root, id string, o createOpts, detach bool) (int, error) {
 		c.delete(true)
 		return 1, err
 	}
-	code := foreground(cmd, master)
+	code := foreground(cmd.Process, master)
 	if err := c.delete(true); err != nil {
 		fmt.Fprintf(os.Stderr, "delete %s: %v\n", id, err)
 	}
@@ -493,7 +499,7 @@ func run(root, id string, o createOpts, detach bool) (int, error) {
 // foreground waits for a process the runtime started and returns its exit
 // code, meanwhile forwarding the signals the runtime gets to it (as runc
 // does) and, with a pty, connecting the caller's terminal to it.
-func foreground(cmd *exec.Cmd, master *os.File) int {
+func foreground(proc *os.Process, master *os.File) int {
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
@@ -504,8 +510,13 @@ func foreground(cmd *exec.Cmd, master *os.File) int {
 		outDone = make(chan struct{})
 		go func() { io.Copy(os.Stdout, master); close(outDone) }()
 	}
+	var ps *os.ProcessState
 	waitc := make(chan error, 1)
-	go func() { waitc <- cmd.Wait() }()
+	go func() {
+		var err error
+		ps, err = proc.Wait()
+		waitc <- err
+	}()
 	for {
 		select {
 		case s := <-sigs:
@@ -513,7 +524,7 @@ func foreground(cmd *exec.Cmd, master *os.File) int {
 			if sig == unix.SIGCHLD || sig == unix.SIGWINCH || sig == unix.SIGURG || sig == unix.SIGPIPE {
 				continue
 			}
-			cmd.Process.Signal(sig)
+			proc.Signal(sig)
 		case werr := <-waitc:
 			if outDone != nil {
 				// the copy ends with EIO once the last holder of the pty's
@@ -523,7 +534,7 @@ func foreground(cmd *exec.Cmd, master *os.File) int {
 				case <-time.After(time.Second):
 				}
 			}
-			return exitCode(cmd.ProcessState, werr)
+			return exitCode(ps, werr)
 		}
 	}
 }

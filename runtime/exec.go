@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
@@ -134,16 +135,17 @@ func (c *Container) exec(p *specs.Process, consoleSocket, pidFile string, detach
 	}
 	self := os.Getpid()
 	var join []specs.LinuxNamespace
-	for _, t := range []specs.LinuxNamespaceType{specs.UserNamespace, specs.IPCNamespace, specs.UTSNamespace,
+	for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace,
 		specs.NetworkNamespace, specs.CgroupNamespace, specs.MountNamespace} {
 		theirs := ns.ProcPath(c.Pid, t)
 		if _, err := os.Stat(theirs); err != nil || ns.Same(theirs, ns.ProcPath(self, t)) {
 			continue
 		}
-		if t == specs.UserNamespace {
-			return 1, errors.New("exec into a container with its own user namespace is not supported yet: setns(2) into a user namespace needs a single-threaded process")
-		}
 		join = append(join, specs.LinuxNamespace{Type: t, Path: theirs})
+	}
+	userns := ns.ProcPath(c.Pid, specs.UserNamespace)
+	if ns.Same(userns, ns.ProcPath(self, specs.UserNamespace)) {
+		userns = ""
 	}
 	pidns := ns.ProcPath(c.Pid, specs.PIDNamespace)
 	if ns.Same(pidns, ns.ProcPath(self, specs.PIDNamespace)) {
@@ -160,17 +162,23 @@ func (c *Container) exec(p *specs.Process, consoleSocket, pidFile string, detach
 		return 1, err
 	}
 	cmd := initCommand(childSync, configR, nil, preserve)
-	err = startInNamespace(cmd, pidns)
+	var proc *os.Process
+	if userns == "" {
+		err = startInNamespace(cmd, pidns)
+		proc = cmd.Process
+	} else {
+		proc, err = startInUserNamespace(cmd, pidns, userns)
+	}
 	childSync.Close()
 	configR.Close()
 	if err != nil {
 		configW.Close()
 		return 1, fmt.Errorf("exec: start: %w", err)
 	}
-	trace.Step("exec-clone", fmt.Sprintf("fork+execve(/proc/self/exe init) in pid ns of %d = pid %d", c.Pid, cmd.Process.Pid), nil)
+	trace.Step("exec-clone", fmt.Sprintf("fork+execve(/proc/self/exe init) in pid ns of %d = pid %d", c.Pid, proc.Pid), nil)
 	fail := func(err error) (int, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
+		proc.Kill()
+		proc.Wait()
 		return 1, err
 	}
 	cfg := initConfig{ID: c.ID, Exec: true, Process: p, Spec: c.Config, Join: join, PreserveFds: preserve}
@@ -180,7 +188,7 @@ func (c *Container) exec(p *specs.Process, consoleSocket, pidFile string, detach
 		return fail(err)
 	}
 	if cg, err := c.cgroup(); err == nil && c.CgroupPath != "" {
-		if err := cg.AddProc(cmd.Process.Pid); err != nil {
+		if err := cg.AddProc(proc.Pid); err != nil {
 			return fail(err)
 		}
 	}
@@ -211,7 +219,7 @@ func (c *Container) exec(p *specs.Process, consoleSocket, pidFile string, detach
 		}
 	}
 	if pidFile != "" {
-		if err := writeFileAtomic(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		if err := writeFileAtomic(pidFile, []byte(strconv.Itoa(proc.Pid)), 0o644); err != nil {
 			return fail(err)
 		}
 	}
@@ -221,5 +229,35 @@ func (c *Container) exec(p *specs.Process, consoleSocket, pidFile string, detach
 		}
 		return 0, nil
 	}
-	return foreground(cmd, master), nil
+	return foreground(proc, master), nil
+}
+
+// startInUserNamespace starts the exec init described by cmd (its stdio,
+// ExtraFiles and Env) inside the container's user namespace, with
+// ns.StartInUserNamespace instead of os/exec (see there for why).
+func startInUserNamespace(cmd *exec.Cmd, pidns, userns string) (*os.Process, error) {
+	fd, err := unix.Open(userns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open user namespace %s: %w", userns, err)
+	}
+	defer unix.Close(fd)
+	files := []int{0, 1, 2}
+	for _, f := range cmd.ExtraFiles {
+		if f == nil {
+			files = append(files, -1)
+		} else {
+			files = append(files, int(f.Fd()))
+		}
+	}
+	var pid int
+	err = inPidNamespace(pidns, func() error {
+		var err error
+		pid, err = ns.StartInUserNamespace(fd, "/proc/self/exe", cmd.Args, cmd.Env, files)
+		return err
+	})
+	trace.Step("exec-userns", fmt.Sprintf("fork(); setns(%q, CLONE_NEWUSER); setresuid(0); execve(/proc/self/exe init) = pid %d", userns, pid), err)
+	if err != nil {
+		return nil, err
+	}
+	return os.FindProcess(pid)
 }

@@ -171,6 +171,7 @@ func (p *policy) program() ([]unix.SockFilter, error) {
 	return a.link()
 }
 
+// index is ab's position in p.abis, or -1.
 func (p *policy) index(ab *abi) int {
 	for i, x := range p.abis {
 		if x == ab {

@@ -104,7 +104,7 @@ func parse(cfg *specs.LinuxSeccomp) (*policy, error) {
 		default:
 			return nil, fmt.Errorf("architectures[%d]: unknown architecture %q", i, a)
 		}
-		if add != nil && !p.has(add) {
+		if add != nil && p.index(add) < 0 {
 			p.abis = append(p.abis, add)
 		}
 	}
@@ -130,15 +130,6 @@ func parse(cfg *specs.LinuxSeccomp) (*policy, error) {
 		p.rules = append(p.rules, splitSameArg(r)...)
 	}
 	return p, nil
-}
-
-func (p *policy) has(a *abi) bool {
-	for _, x := range p.abis {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
 
 // parseRule checks one syscalls[] entry.
@@ -193,38 +184,44 @@ func splitSameArg(r rule) []rule {
 
 // action turns an OCI action and its errnoRet into a SECCOMP_RET_* value.
 func action(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
-	if errnoRet != nil && a != specs.ActErrno && a != specs.ActTrace {
-		return 0, fmt.Errorf("errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not %s", a)
-	}
-	// ERRNO and TRACE carry 16 bits of data; both default to EPERM, as in runc.
-	data := uint32(unix.EPERM)
-	if errnoRet != nil {
-		if *errnoRet > unix.SECCOMP_RET_DATA {
-			return 0, fmt.Errorf("%s: errnoRet %d does not fit in 16 bits", a, *errnoRet)
-		}
-		data = uint32(*errnoRet)
-	}
+	var ret uint32
 	switch a {
 	case specs.ActKill, specs.ActKillThread:
-		return unix.SECCOMP_RET_KILL_THREAD, nil
+		ret = unix.SECCOMP_RET_KILL_THREAD
 	case specs.ActKillProcess:
-		return unix.SECCOMP_RET_KILL_PROCESS, nil
+		ret = unix.SECCOMP_RET_KILL_PROCESS
 	case specs.ActTrap:
-		return unix.SECCOMP_RET_TRAP, nil
+		ret = unix.SECCOMP_RET_TRAP
 	case specs.ActErrno:
-		return unix.SECCOMP_RET_ERRNO | data, nil
+		ret = unix.SECCOMP_RET_ERRNO
 	case specs.ActTrace:
-		return unix.SECCOMP_RET_TRACE | data, nil
+		ret = unix.SECCOMP_RET_TRACE
 	case specs.ActAllow:
-		return unix.SECCOMP_RET_ALLOW, nil
+		ret = unix.SECCOMP_RET_ALLOW
 	case specs.ActLog:
-		return unix.SECCOMP_RET_LOG, nil
+		ret = unix.SECCOMP_RET_LOG
 	case specs.ActNotify:
 		return 0, errors.New("SCMP_ACT_NOTIFY is not supported: it needs a user-notification listener (listenerPath), which minidock does not implement")
 	case "":
 		return 0, errors.New("no action")
+	default:
+		return 0, fmt.Errorf("unknown action %q", a)
 	}
-	return 0, fmt.Errorf("unknown action %q", a)
+	if a != specs.ActErrno && a != specs.ActTrace {
+		if errnoRet != nil {
+			return 0, fmt.Errorf("errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not %s", a)
+		}
+		return ret, nil
+	}
+	// ERRNO and TRACE carry 16 bits of data (the kernel caps an errno at
+	// 4095); both default to EPERM, as in runc.
+	if errnoRet == nil {
+		return ret | uint32(unix.EPERM), nil
+	}
+	if *errnoRet > unix.SECCOMP_RET_DATA {
+		return 0, fmt.Errorf("%s: errnoRet %d does not fit in 16 bits", a, *errnoRet)
+	}
+	return ret | uint32(*errnoRet), nil
 }
 
 // flag turns one cfg.Flags entry into its SECCOMP_FILTER_FLAG_* bit.

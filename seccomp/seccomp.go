@@ -71,7 +71,8 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 // and call Load from that same thread; TSYNC then sets it on the others.
 //
 // Call Load last, right before execve: from here on the init's own syscalls
-// are filtered too.
+// are filtered too. Without no_new_privs it must come before CAP_SYS_ADMIN
+// is dropped.
 func (f *Filter) Load() error {
 	if len(f.prog) == 0 {
 		return errors.New("seccomp: load: empty filter (use Compile)")

@@ -136,6 +136,18 @@ func TestUserNamespaceMapping(t *testing.T) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", st.Pid))
 	require.NoError(t, err)
 	assert.Regexp(t, `(?m)^Uid:\s+100000\s+100000`, string(status))
+
+	// exec enters the container's user namespace too
+	out2 := r.must("exec", id, "sh", "-c", "cat /proc/self/uid_map; id -u; readlink /proc/self/ns/user; readlink /proc/self/ns/mnt")
+	lines := strings.Split(strings.TrimSpace(out2), "\n")
+	require.Len(t, lines, 4, out2)
+	assert.Regexp(t, `^\s*0\s+100000\s+65536$`, lines[0])
+	assert.Equal(t, "0", lines[1])
+	for i, n := range []string{"user", "mnt"} {
+		want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", st.Pid, n))
+		require.NoError(t, err)
+		assert.Equal(t, want, lines[2+i], "exec'd process is in the container's %s namespace", n)
+	}
 }
 
 func TestReadonlyRootAndMaskedPaths(t *testing.T) {
