@@ -21,6 +21,7 @@ import (
 	"minidock/internal/trace"
 	"minidock/ns"
 	"minidock/rootfs"
+	"minidock/seccomp"
 )
 
 type createOpts struct {
@@ -95,7 +96,9 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 		return "", errors.New("a user namespace needs linux.uidMappings and linux.gidMappings")
 	}
 	if spec.Linux.Seccomp != nil {
-		return "", errors.New("linux.seccomp is not supported yet: refusing to run without the filter the config asks for")
+		if _, err := seccomp.Compile(spec.Linux.Seccomp); err != nil {
+			return "", err
+		}
 	}
 	for _, m := range spec.Mounts {
 		if !filepath.IsAbs(m.Destination) {

@@ -17,6 +17,7 @@ import (
 	"minidock/internal/trace"
 	"minidock/ns"
 	"minidock/rootfs"
+	"minidock/seccomp"
 )
 
 // initConfig is what the parent sends the init through the config pipe.
@@ -295,6 +296,23 @@ func finishProcess(cfg *initConfig, master, slave *os.File, waitStart bool) erro
 	if len(p.Args) == 0 {
 		return errors.New("process.args is empty")
 	}
+	var filter *seccomp.Filter
+	if cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
+		step("seccomp")
+		var err error
+		if filter, err = seccomp.Compile(cfg.Spec.Linux.Seccomp); err != nil {
+			return err
+		}
+		if !p.NoNewPrivileges {
+			// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN:
+			// load it now, while the init still has every capability (as
+			// runc does). The steps below then run under the filter.
+			if err := loadSeccomp(filter); err != nil {
+				return err
+			}
+			filter = nil
+		}
+	}
 	step("capabilities")
 	if err := DropBoundingSet(p.Capabilities); err != nil {
 		return err
@@ -333,6 +351,14 @@ func finishProcess(cfg *initConfig, master, slave *os.File, waitStart bool) erro
 		fmt.Fprint(report, err)
 		os.Exit(127)
 	}
+	if filter != nil {
+		// Last, so that the filter constrains the container's program and
+		// not the init's own set-up.
+		if err := loadSeccomp(filter); err != nil {
+			fmt.Fprint(report, err)
+			os.Exit(1)
+		}
+	}
 	trace.Step("execve", fmt.Sprintf("execve(%q, %q)", path, p.Args), nil)
 	if err := prepareFds(cfg.PreserveFds); err != nil {
 		fmt.Fprintf(report, "prepare fds: %v", err)
@@ -343,6 +369,14 @@ func finishProcess(cfg *initConfig, master, slave *os.File, waitStart bool) erro
 	fmt.Fprintf(report, "exec %s: %v", p.Args[0], err)
 	os.Exit(127)
 	return nil
+}
+
+// loadSeccomp installs the filter with seccomp(2) (SECCOMP_FILTER_FLAG_TSYNC:
+// on every thread of this Go process; see docs/seccomp.md).
+func loadSeccomp(f *seccomp.Filter) error {
+	err := f.Load()
+	trace.Step("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC, bpf)", err)
+	return err
 }
 
 // waitForStart blocks in accept(2) on the start socket until `runtime

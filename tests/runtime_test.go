@@ -493,16 +493,28 @@ func TestMountEscapesAreRefused(t *testing.T) {
 	assert.Equal(t, before, testutil.Mounts(t))
 }
 
-func TestSeccompRefused(t *testing.T) {
+func TestSeccomp(t *testing.T) {
 	r := newRuntime(t)
-	if r.runc {
-		t.Skip("runc supports seccomp")
-	}
 	out, code := r.runIn(t, func(s *specs.Spec) {
-		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+		s.Root.Readonly = false
+		s.Process.Args = []string{"sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x && echo MADE; echo still-running"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+		}
+	})
+	require.Equal(t, 0, code, out)
+	assert.Regexp(t, `Seccomp:\s+2`, out)
+	assert.Contains(t, out, "Operation not permitted")
+	assert.NotContains(t, out, "MADE")
+	assert.Contains(t, out, "still-running")
+
+	// a bad profile is refused at create
+	_, code = r.runIn(t, func(s *specs.Spec) {
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
 	})
 	assert.NotEqual(t, 0, code)
-	assert.Contains(t, out, "seccomp")
 }
 
 func TestTrace(t *testing.T) {
