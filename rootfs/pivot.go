@@ -12,6 +12,48 @@ import (
 	"minidock/internal/trace"
 )
 
+// MakeParentPrivate makes the mount that holds the rootfs directory private
+// when it is shared (rootfsPropagation "shared"). pivot_root(2) refuses
+// (EINVAL) a new root that is shared or whose parent mount is shared; done
+// before BindRootfs, the bind of the rootfs is then private too.
+func MakeParentPrivate(rootfs string) error {
+	mp, shared, err := mountOf(filepath.Dir(rootfs))
+	if err != nil || !shared {
+		return err
+	}
+	err = unix.Mount("", mp, "", unix.MS_PRIVATE, "")
+	return trace.Step("parent-private", fmt.Sprintf("mount(\"\", %q, MS_PRIVATE)", mp), wrapf(err, "make %s private", mp))
+}
+
+// mountOf finds the mount point holding path (the longest mount point that
+// is a prefix of it) in /proc/self/mountinfo, and whether it is shared.
+func mountOf(path string) (string, bool, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	best, shared := "", false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, shared = mp, false
+			for _, opt := range f[6:] {
+				if opt == "-" {
+					break
+				}
+				if strings.HasPrefix(opt, "shared:") {
+					shared = true
+				}
+			}
+		}
+	}
+	return best, shared, nil
+}
+
 // PivotRoot makes rootfs the root of the mount namespace with pivot_root(2)
 // and detaches the old root, so that nothing of the host's tree stays
 // reachable (chroot(2) would leave it one ".." or open fd away).

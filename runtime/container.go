@@ -62,10 +62,9 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	if spec.Root == nil || spec.Root.Path == "" {
 		return "", errors.New("root.path is missing")
 	}
-	if spec.Process == nil {
-		return "", errors.New("process is missing")
-	}
-	if len(spec.Process.Args) == 0 {
+	// process may be left out: the container is made, and start fails
+	// (the OCI spec's rule).
+	if spec.Process != nil && len(spec.Process.Args) == 0 {
 		return "", errors.New("process.args is empty")
 	}
 	if spec.Linux == nil {
@@ -77,6 +76,10 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	root := spec.Root.Path
 	if !filepath.IsAbs(root) {
 		root = filepath.Join(bundle, root)
+	}
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", fmt.Errorf("rootfs: %w", err)
 	}
 	fi, err := os.Stat(root)
 	if err != nil {
@@ -108,11 +111,13 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 			return "", fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
 	}
-	if err := checkRlimits(spec.Process.Rlimits); err != nil {
-		return "", err
-	}
-	if err := checkCaps(spec.Process.Capabilities); err != nil {
-		return "", err
+	if p := spec.Process; p != nil {
+		if err := checkRlimits(p.Rlimits); err != nil {
+			return "", err
+		}
+		if err := checkCaps(p.Capabilities); err != nil {
+			return "", err
+		}
 	}
 	own := map[string]bool{}
 	for _, n := range nss {
@@ -141,7 +146,7 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if spec.Process.Terminal && o.ConsoleSocket == "" && !o.KeepMaster {
+	if spec.Process != nil && spec.Process.Terminal && o.ConsoleSocket == "" && !o.KeepMaster {
 		return nil, nil, nil, errors.New("cannot allocate a tty without a console socket (--console-socket) when detached")
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -173,10 +178,6 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 		os.RemoveAll(dir)
 	}()
 
-	cg, err = createCgroup(c)
-	if err != nil {
-		return c, nil, nil, err
-	}
 	startL, err := listenStart(dir)
 	if err != nil {
 		return c, nil, nil, err
@@ -229,6 +230,11 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 	configW.Close()
 	if err != nil {
 		return c, cmd, nil, fmt.Errorf("send config to init: %w", err)
+	}
+	// The cgroup is made while the init's Go runtime starts up: the two
+	// overlap, and the init does nothing before "go".
+	if cg, err = createCgroup(c); err != nil {
+		return c, cmd, nil, err
 	}
 	if err = cg.AddProc(c.Pid); err != nil {
 		return c, cmd, nil, err

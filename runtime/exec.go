@@ -64,7 +64,9 @@ func cmdExec(args []string) (int, error) {
 		if fs.NArg() < 2 {
 			return 1, errors.New("exec: no command given (arguments or --process)")
 		}
-		p = *c.Config.Process
+		if c.Config.Process != nil {
+			p = *c.Config.Process
+		}
 		p.Args = fs.Args()[1:]
 		p.Terminal = *tty
 		p.Env = append(append([]string{}, p.Env...), env...)

@@ -111,6 +111,9 @@ func initSequence(cfg *initConfig) error {
 			return err
 		}
 		step("bind-rootfs")
+		if err := rootfs.MakeParentPrivate(root); err != nil {
+			return err
+		}
 		if err := rootfs.BindRootfs(root); err != nil {
 			return err
 		}
@@ -135,7 +138,7 @@ func initSequence(cfg *initConfig) error {
 				return err
 			}
 		}
-		if cfg.Process.Terminal {
+		if terminal(cfg) {
 			step("console")
 			var err error
 			if master, slave, err = openPty(filepath.Join(root, "dev/pts/ptmx")); err != nil {
@@ -157,16 +160,17 @@ func initSequence(cfg *initConfig) error {
 		} else if err := rootfs.PivotRoot(root); err != nil {
 			return err
 		}
-		step("masked-paths")
-		if err := rootfs.MaskPaths(spec.Linux.MaskedPaths); err != nil {
+		// sysctls first: /proc/sys becomes read-only just after
+		step("sysctl")
+		if err := rootfs.WriteSysctls(spec.Linux.Sysctl); err != nil {
 			return err
 		}
 		step("readonly-paths")
 		if err := rootfs.ReadonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
 			return err
 		}
-		step("sysctl")
-		if err := rootfs.WriteSysctls(spec.Linux.Sysctl); err != nil {
+		step("masked-paths")
+		if err := rootfs.MaskPaths(spec.Linux.MaskedPaths); err != nil {
 			return err
 		}
 		if spec.Root.Readonly {
@@ -180,7 +184,7 @@ func initSequence(cfg *initConfig) error {
 		if err := runHooksFromInit(spec, cfg.State); err != nil {
 			return err
 		}
-		if cfg.Process.Terminal {
+		if terminal(cfg) {
 			step("console")
 			var err error
 			if master, slave, err = openPty("/dev/ptmx"); err != nil {
@@ -266,6 +270,9 @@ func joinNamespaces(list []specs.LinuxNamespace) error {
 // container, it reports ready and waits for start; then execve(2).
 func finishProcess(cfg *initConfig, master, slave *os.File, waitStart bool) error {
 	p := cfg.Process
+	if p == nil {
+		return noProcess()
+	}
 	if master != nil {
 		step("console")
 		if err := sendMsg(fdSync, syncMsg{Type: msgPty}, int(master.Fd())); err != nil {
@@ -377,6 +384,23 @@ func loadSeccomp(f *seccomp.Filter) error {
 	err := f.Load()
 	trace.Step("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC, bpf)", err)
 	return err
+}
+
+func terminal(cfg *initConfig) bool { return cfg.Process != nil && cfg.Process.Terminal }
+
+// noProcess is the end of a container made from a config without process:
+// ready, then every start fails.
+func noProcess() error {
+	if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+		return err
+	}
+	unix.Close(fdSync)
+	conn, err := waitForStart(3)
+	if err == nil {
+		fmt.Fprint(conn, "config.json has no process to start")
+	}
+	os.Exit(1)
+	return nil
 }
 
 // waitForStart blocks in accept(2) on the start socket until `runtime
