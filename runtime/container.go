@@ -143,7 +143,7 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 		return nil, nil, nil, err
 	}
 	spec, rootPath, err := loadBundle(bundle)
-	if err != nil {
+	if trace.Step("load-bundle", fmt.Sprintf("read(%q) + check", filepath.Join(bundle, "config.json")), err) != nil {
 		return nil, nil, nil, err
 	}
 	if spec.Process != nil && spec.Process.Terminal && o.ConsoleSocket == "" && !o.KeepMaster {

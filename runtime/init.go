@@ -45,15 +45,17 @@ func InitMain(args []string) {
 	if os.Getenv("_MINIDOCK_TRACE") == "1" {
 		trace.Enable(os.NewFile(fdTrace, "trace"), "init")
 	}
+	trace.Step("init-start", "Go runtime up in the new namespaces", nil)
 	var cfg initConfig
-	if err := json.NewDecoder(os.NewFile(fdConfig, "config")).Decode(&cfg); err != nil {
+	err := json.NewDecoder(os.NewFile(fdConfig, "config")).Decode(&cfg)
+	if trace.Step("read-config", "read(fd 4) until EOF", err) != nil {
 		failInit("read-config", err)
 	}
 	unix.Close(fdConfig)
-	if _, err := expect(fdSync, msgGo); err != nil {
+	_, err = expect(fdSync, msgGo)
+	if trace.Step("wait-parent", "recvmsg(fd 3) = \"go\"", err) != nil {
 		failInit("wait-for-parent", err)
 	}
-	var err error
 	if cfg.Exec {
 		err = execSequence(&cfg)
 	} else {
