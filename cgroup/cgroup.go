@@ -1,8 +1,9 @@
 // Package cgroup puts a container's processes into a control group and
-// limits what they may use: memory, CPU time, CPUs, process count and block
-// I/O. A cgroup is nothing but a directory in a special filesystem; limits
-// are values written to the files the kernel shows in that directory, and a
-// process joins by having its PID written to cgroup.procs.
+// limits what they may use: memory, CPU time, CPUs, process count, block
+// I/O and device nodes. A cgroup is nothing but a directory in a special
+// filesystem; limits are values written to the files the kernel shows in
+// that directory (or, for devices on v2, an eBPF program attached to it),
+// and a process joins by having its PID written to cgroup.procs.
 //
 // Two drivers share one interface, Manager:
 //

@@ -96,7 +96,7 @@ func validate(r *specs.LinuxResources) error {
 	if len(r.Rdma) > 0 {
 		return fmt.Errorf("rdma limits are not supported by minidock")
 	}
-	return nil
+	return checkDevices(r.Devices) // devices.go
 }
 
 func checkBlkWeight(what string, w *uint16) error {

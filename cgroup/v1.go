@@ -17,7 +17,7 @@ import (
 
 // v1Controllers are the v1 hierarchies a container joins. Several may share
 // one mount (cpu,cpuacct); the directory is then made once.
-var v1Controllers = []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer"}
+var v1Controllers = []string{"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices"}
 
 // unifiedKey names the cgroup2 mount of a hybrid host in v1.mounts.
 const unifiedKey = "unified"
@@ -175,6 +175,9 @@ func (m *v1) check(r *specs.LinuxResources) error {
 			return fmt.Errorf("cgroup v1 controller %q is not mounted (see /proc/self/mountinfo)", c)
 		}
 	}
+	if len(r.Devices) > 0 && m.dir("devices") == "" {
+		return fmt.Errorf("linux.resources.devices: cgroup v1 controller \"devices\" is not mounted (see /proc/self/mountinfo)")
+	}
 	return nil
 }
 
@@ -195,7 +198,10 @@ func (m *v1) set(r *specs.LinuxResources) error {
 	if err := m.setPids(r.Pids); err != nil {
 		return err
 	}
-	return m.setBlkio(r.BlockIO)
+	if err := m.setBlkio(r.BlockIO); err != nil {
+		return err
+	}
+	return m.setDevices(r.Devices) // devices_v1.go
 }
 
 // setMemory writes memory.limit_in_bytes (the hard limit),

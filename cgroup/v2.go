@@ -152,7 +152,10 @@ func (m *v2) set(r *specs.LinuxResources) error {
 	if err := m.setIO(r.BlockIO); err != nil {
 		return err
 	}
-	return m.setUnified(r.Unified)
+	if err := m.setUnified(r.Unified); err != nil {
+		return err
+	}
+	return m.setDevices(r.Devices) // devices_v2.go: an eBPF program, not a file
 }
 
 // setMemory writes memory.swap.max (OCI's swap is memory+swap, v2's is
@@ -544,8 +547,11 @@ func (m *v2) OOMKillCount() (uint64, error) {
 	return ev["oom_kill"], nil
 }
 
-// Destroy removes the directory (and any cgroups made below it).
-func (m *v2) Destroy() error { return removeTree(m.dir) }
+// Destroy detaches the device program (devices_v2.go) and removes the
+// directory (and any cgroups made below it).
+func (m *v2) Destroy() error {
+	return errors.Join(m.detachDevicePrograms(), removeTree(m.dir))
+}
 
 // OpenDir opens the cgroup directory; pass its descriptor as
 // SysProcAttr.CgroupFD (with UseCgroupFD) and clone3 starts the child

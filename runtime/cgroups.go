@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -24,11 +25,24 @@ func createCgroup(c *Container) (cgroupHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cg.Create(c.Config.Linux.Resources); err != nil {
+	if err := cg.Create(withDefaultDevices(c.Config.Linux.Resources)); err != nil {
 		return nil, err
 	}
 	c.CgroupPath = cg.Path()
 	return cg, nil
+}
+
+// withDefaultDevices appends cgroup.DefaultDeviceRules (the nodes every
+// container gets: null, zero, full, random, urandom, tty, ptmx, pts, tun)
+// after the config's device rules, as runc does, so that a config that
+// denies all devices still leaves those usable. r is not modified.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	if r == nil || len(r.Devices) == 0 {
+		return r
+	}
+	out := *r
+	out.Devices = append(slices.Clone(r.Devices), cgroup.DefaultDeviceRules...)
+	return &out
 }
 
 // cgroup reopens the container's cgroup from its saved path.
@@ -159,7 +173,7 @@ func cmdUpdate(args []string) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	return 0, cg.Update(r)
+	return 0, cg.Update(withDefaultDevices(r))
 }
 
 // event is one line of `events`, runc's shape.

@@ -77,10 +77,11 @@ func validateSpec(spec *specs.Spec, bundle string) (string, error) {
 	if !filepath.IsAbs(root) {
 		root = filepath.Join(bundle, root)
 	}
-	root, err := filepath.EvalSymlinks(root)
+	resolved, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return "", fmt.Errorf("rootfs: %w", err)
+		return "", fmt.Errorf("rootfs %s: %w", root, err)
 	}
+	root = resolved
 	fi, err := os.Stat(root)
 	if err != nil {
 		return "", fmt.Errorf("rootfs %s: %w", root, err)

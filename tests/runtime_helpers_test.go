@@ -193,3 +193,22 @@ func processGone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
+
+// runDetached runs a container with --detach, its output going to a file,
+// and deletes it at the end of the test. It returns a reader of the output
+// so far.
+func (r *rt) runDetached(t *testing.T, dir, id string) func() string {
+	t.Helper()
+	logf := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(logf)
+	require.NoError(t, err)
+	c := r.cmd("run", "--detach", "--bundle", dir, id)
+	c.Stdout, c.Stderr = f, f
+	require.NoError(t, c.Run())
+	f.Close()
+	t.Cleanup(func() { r.run("delete", "--force", id) })
+	return func() string {
+		data, _ := os.ReadFile(logf)
+		return string(data)
+	}
+}

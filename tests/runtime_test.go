@@ -71,17 +71,9 @@ func TestIPCNamespaceIsolated(t *testing.T) {
 	name := fmt.Sprintf("mdt-ipc-%d", os.Getpid())
 	dir := bundle(t, sh("touch /dev/mqueue/"+name+" && ls /dev/mqueue && sleep 100"))
 	id := newID(t)
-	logf := filepath.Join(t.TempDir(), "out")
-	f, err := os.Create(logf)
-	require.NoError(t, err)
-	c := r.cmd("run", "--detach", "--bundle", dir, id)
-	c.Stdout, c.Stderr = f, f
-	require.NoError(t, c.Run())
-	f.Close()
-	defer r.run("delete", "--force", id)
+	output := r.runDetached(t, dir, id)
 	require.Eventually(t, func() bool {
-		data, _ := os.ReadFile(logf)
-		return strings.Contains(string(data), name)
+		return strings.Contains(output(), name)
 	}, 5*time.Second, 20*time.Millisecond, "the queue made inside is listed inside")
 	// The same name opened from the host's IPC namespace does not exist.
 	p, _ := unix.BytePtrFromString(name)
@@ -116,18 +108,10 @@ func TestUserNamespaceMapping(t *testing.T) {
 		s.Mounts = mounts
 	})
 	id := newID(t)
-	out := filepath.Join(t.TempDir(), "out")
-	f, err := os.Create(out)
-	require.NoError(t, err)
-	c := r.cmd("run", "--detach", "--bundle", dir, id)
-	c.Stdout, c.Stderr = f, f
-	require.NoError(t, c.Run())
-	f.Close()
-	defer r.run("delete", "--force", id)
+	output := r.runDetached(t, dir, id)
 	var text string
 	require.Eventually(t, func() bool {
-		data, _ := os.ReadFile(out)
-		text = string(data)
+		text = output()
 		return strings.Count(text, "\n") >= 2
 	}, 5*time.Second, 20*time.Millisecond)
 	assert.Regexp(t, `^\s*0\s+100000\s+65536\n0\n`, text)
@@ -501,7 +485,7 @@ func TestSeccomp(t *testing.T) {
 		s.Linux.Seccomp = &specs.LinuxSeccomp{
 			DefaultAction: specs.ActAllow,
 			Architectures: []specs.Arch{specs.ArchX86_64},
-			Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
 		}
 	})
 	require.Equal(t, 0, code, out)
