@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet test-go test-runc vm-test oci-validation
+test: build vet oci-validation vm-test test-runc test-go
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime.
 # -p 1: one package at a time, so that the leak checks (mount table,
