@@ -46,7 +46,7 @@ func Main(args []string) int {
 	fs.StringVar(&g.root, "root", DefaultRoot, "directory for container state")
 	fs.StringVar(&g.logFile, "log", "", "log file (errors are also printed on stderr)")
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVar(&g.debug, "debug", false, "debug logging")
+	fs.BoolVar(&g.debug, "debug", false, "write the trace of every step to the --log file (or stderr)")
 	traceOn := fs.Bool("trace", false, "print every set-up step (also MINIDOCK_TRACE=1)")
 	systemd := fs.Bool("systemd-cgroup", false, "use systemd for cgroups (not supported)")
 	fs.String("rootless", "auto", "ignored: minidock runs as root")
@@ -66,6 +66,16 @@ func Main(args []string) int {
 	}
 	if *traceOn || isTrue(os.Getenv("MINIDOCK_TRACE")) {
 		trace.Enable(os.Stderr, "runtime")
+	} else if g.debug {
+		// --debug, as callers of runc pass it: the same trace, into a text
+		// log (a JSON log stays JSON lines, for callers that parse it)
+		out := os.Stderr
+		if g.logFile != "" && g.logFormat != "json" {
+			if f, err := os.OpenFile(g.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+				out = f
+			}
+		}
+		trace.Enable(out, "runtime")
 	}
 	if *systemd {
 		return fail(errors.New("--systemd-cgroup: the systemd cgroup driver is not supported; minidock writes cgroup files itself"))
