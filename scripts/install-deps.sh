@@ -6,6 +6,7 @@ pkgs=(
   busybox-static   # the static busybox that test and demo images are made of
   runc             # reference runtime: the tests also run against it
   iproute2         # ip, for tests that look at links and namespaces
+  nftables         # nft: the bridge firewall (bridge/firewall.go)
   skopeo umoci     # third-party image tools for the interop tests
   qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
 )
