@@ -220,7 +220,7 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 	c.Pid = cmd.Process.Pid
 	_, c.PidStart, _ = procStat(c.Pid)
 
-	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: o.PreserveFds,
+	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: forInit(spec), Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: o.PreserveFds,
 		State: c.ociState(string(specs.StateCreating))}
 	for _, n := range nss {
 		if n.Path != "" && n.Type != specs.PIDNamespace {
@@ -288,6 +288,20 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 			return c, cmd, master, fmt.Errorf("sync: unexpected %q from init", m.Type)
 		}
 	}
+}
+
+// forInit is the part of the spec the init uses: the process travels on
+// its own, and cgroup resources and id maps are the parent's business.
+// Less to decode makes the init's first JSON decode (cold, reflection)
+// faster.
+func forInit(spec *specs.Spec) *specs.Spec {
+	s := *spec
+	s.Process = nil
+	s.Annotations = nil
+	linux := *spec.Linux
+	linux.Resources, linux.UIDMappings, linux.GIDMappings, linux.CgroupsPath = nil, nil, nil, ""
+	s.Linux = &linux
+	return &s
 }
 
 func pidOf(cmd *exec.Cmd) int {
