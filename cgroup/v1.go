@@ -121,20 +121,29 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 		isCpuset := mp == m.mounts["cpuset"]
 		err := mkdirAll(mp, m.path, func(dir string) error {
 			made = append(made, dir)
-			if isCpuset {
-				return copyCpuset(dir)
-			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		if isCpuset {
+			// Every level, not only the new ones: a parent made a moment
+			// ago by a concurrent Create may still have an empty cpuset.
+			dir := mp
+			for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
+				dir = filepath.Join(dir, e)
+				if err := copyCpuset(dir); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return m.set(r)
 }
 
-// copyCpuset fills an empty cpuset.cpus and cpuset.mems of a new directory
-// with its parent's values.
+// copyCpuset fills an empty cpuset.cpus and cpuset.mems of a directory
+// with its parent's values: a v1 cpuset cgroup with no CPUs or memory nodes
+// takes no process.
 func copyCpuset(dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		v, err := readFile(dir, f)

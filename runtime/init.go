@@ -143,7 +143,7 @@ func initSequence(cfg *initConfig) error {
 		if terminal(cfg) {
 			step("console")
 			var err error
-			if master, slave, err = openPty(filepath.Join(root, "dev/pts/ptmx")); err != nil {
+			if master, slave, err = openPty(filepath.Join(root, "dev/pts/ptmx"), filepath.Join(root, "dev/pts")); err != nil {
 				return err
 			}
 			if err := rootfs.BindConsole(root, slave.Name()); err != nil {
@@ -189,7 +189,7 @@ func initSequence(cfg *initConfig) error {
 		if terminal(cfg) {
 			step("console")
 			var err error
-			if master, slave, err = openPty("/dev/ptmx"); err != nil {
+			if master, slave, err = openPty("/dev/ptmx", "/dev/pts"); err != nil {
 				return err
 			}
 		}
@@ -220,7 +220,7 @@ func execSequence(cfg *initConfig) error {
 	if cfg.Process.Terminal {
 		step("console")
 		var err error
-		if master, slave, err = openPty("/dev/ptmx"); err != nil {
+		if master, slave, err = openPty("/dev/ptmx", "/dev/pts"); err != nil {
 			return err
 		}
 	}

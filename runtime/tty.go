@@ -13,10 +13,10 @@ import (
 	"minidock/internal/trace"
 )
 
-// openPty opens a new pseudo-terminal pair from the ptmx of the container's
-// own devpts instance: open(ptmx), unlockpt (TIOCSPTLCK 0), then the slave
-// by its number (TIOCGPTN).
-func openPty(ptmx string) (master, slave *os.File, err error) {
+// openPty opens a new pseudo-terminal pair: open(ptmx), unlockpt
+// (TIOCSPTLCK 0), then the slave by its number (TIOCGPTN) in ptsDir, the
+// devpts instance that ptmx belongs to.
+func openPty(ptmx, ptsDir string) (master, slave *os.File, err error) {
 	mfd, err := unix.Open(ptmx, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", ptmx, err)
@@ -30,7 +30,7 @@ func openPty(ptmx string) (master, slave *os.File, err error) {
 		unix.Close(mfd)
 		return nil, nil, fmt.Errorf("ptsname: %w", err)
 	}
-	slavePath := filepath.Join(filepath.Dir(ptmx), fmt.Sprint(n))
+	slavePath := filepath.Join(ptsDir, fmt.Sprint(n))
 	sfd, err := unix.Open(slavePath, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(mfd)

@@ -20,3 +20,20 @@ cd "$b"
 sed -i -e 's/"terminal": true/"terminal": false/' \
        -e 's/"sh"$/"sh", "-c", "echo \\"hostname: $(hostname)\\"; ps; echo; mount"/' config.json
 "$bin" runtime ${TRACE:+--trace} run "demo-$$"
+
+# The engine: a daemon on a private data root and socket, a busybox image
+# imported from the same rootfs, and a container run through the Engine API
+# by minidock's client (docker -H unix://... works the same).
+echo
+echo "== minidock daemon + client"
+d=$(mktemp -d /tmp/minidock-demo-engine.XXXXXX)
+host=unix://$d/minidock.sock
+run=/run/minidock-demo-$$   # short: shim sockets are named by the 64-hex container id
+"$bin" daemon --data-root "$d/data" --exec-root "$run" -H "$host" > "$d/daemon.log" 2>&1 &
+dpid=$!
+cleanup() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$d" "$run"; }
+trap cleanup EXIT
+for _ in $(seq 50); do [ -S "$d/minidock.sock" ] && break; sleep 0.1; done
+tar -C "$b/rootfs" -c . | "$bin" -H "$host" import - busybox
+"$bin" -H "$host" images
+"$bin" -H "$host" run --rm busybox sh -c 'echo "hello from $(hostname): pid $$, $(ls /sys/class/net) only"'

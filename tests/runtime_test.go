@@ -328,12 +328,13 @@ func TestExec(t *testing.T) {
 	assert.Equal(t, 3, code)
 }
 
-func TestConsoleSocket(t *testing.T) {
-	r := newRuntime(t)
+// consoleSocket listens on a console socket like containerd's shim does and
+// returns its path and a channel that delivers the pty master sent to it.
+func consoleSocket(t *testing.T) (string, <-chan *os.File) {
 	sockPath := filepath.Join(t.TempDir(), "console.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
 	require.NoError(t, err)
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	got := make(chan *os.File, 1)
 	go func() {
 		conn, err := l.AcceptUnix()
@@ -352,6 +353,39 @@ func TestConsoleSocket(t *testing.T) {
 		fds, _ := unix.ParseUnixRights(&scms[0])
 		got <- os.NewFile(uintptr(fds[0]), "master")
 	}()
+	return sockPath, got
+}
+
+func receiveMaster(t *testing.T, got <-chan *os.File) *os.File {
+	select {
+	case m := <-got:
+		require.NotNil(t, m)
+		t.Cleanup(func() { m.Close() })
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pty master arrived on the console socket")
+		return nil
+	}
+}
+
+// readUntil reads lines from the pty master until one contains want.
+func readUntil(t *testing.T, master *os.File, want string) string {
+	var out strings.Builder
+	sc := bufio.NewScanner(master)
+	deadline := time.AfterFunc(5*time.Second, func() { master.Close() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), want) {
+			break
+		}
+	}
+	return out.String()
+}
+
+func TestConsoleSocket(t *testing.T) {
+	r := newRuntime(t)
+	sockPath, got := consoleSocket(t)
 	dir := bundle(t, func(s *specs.Spec) {
 		s.Process.Terminal = true
 		s.Process.Args = []string{"sh", "-c", "tty; [ -t 0 ] && echo stdin-is-tty; read line; echo got:$line"}
@@ -359,30 +393,30 @@ func TestConsoleSocket(t *testing.T) {
 	id := newID(t)
 	r.must("create", "--console-socket", sockPath, "--bundle", dir, id)
 	defer r.run("delete", "--force", id)
-	var master *os.File
-	select {
-	case master = <-got:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no pty master arrived on the console socket")
-	}
-	require.NotNil(t, master)
-	defer master.Close()
+	master := receiveMaster(t, got)
 	r.must("start", id)
-	_, err = master.Write([]byte("hello\n"))
+	_, err := master.Write([]byte("hello\n"))
 	require.NoError(t, err)
-	var out strings.Builder
-	sc := bufio.NewScanner(master)
-	deadline := time.AfterFunc(5*time.Second, func() { master.Close() })
-	defer deadline.Stop()
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "got:") {
-			break
-		}
-	}
-	assert.Regexp(t, `/dev/pts/\d+`, out.String())
-	assert.Contains(t, out.String(), "stdin-is-tty")
-	assert.Contains(t, out.String(), "got:hello")
+	out := readUntil(t, master, "got:")
+	assert.Regexp(t, `/dev/pts/\d+`, out)
+	assert.Contains(t, out, "stdin-is-tty")
+	assert.Contains(t, out, "got:hello")
+}
+
+func TestExecTTY(t *testing.T) {
+	r := newRuntime(t)
+	id := newID(t)
+	r.must("run", "--detach", "--bundle", bundle(t, sh("sleep 100")), id)
+	defer r.must("delete", "--force", id)
+	sockPath, got := consoleSocket(t)
+	r.must("exec", "--tty", "--detach", "--console-socket", sockPath, id, "sh", "-c", "tty; [ -t 0 ] && echo exec-stdin-is-tty; read line; echo got:$line")
+	master := receiveMaster(t, got)
+	_, err := master.Write([]byte("hi\n"))
+	require.NoError(t, err)
+	out := readUntil(t, master, "got:")
+	assert.Regexp(t, `/dev/pts/\d+`, out)
+	assert.Contains(t, out, "exec-stdin-is-tty")
+	assert.Contains(t, out, "got:hi")
 }
 
 func TestHooks(t *testing.T) {

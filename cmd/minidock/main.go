@@ -1,14 +1,16 @@
 // Command minidock is one binary with five roles (see ../shared/design.md and
-// docs/architecture.md): client, daemon, shim, runtime and the hidden init.
+// docs/runtime.md, docs/daemon.md): client, daemon, shim, runtime and the hidden init.
 // main only picks the role from argv and hands over.
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 
+	"minidock/client"
+	"minidock/daemon"
 	"minidock/runtime"
+	"minidock/shim"
 )
 
 func main() {
@@ -27,8 +29,13 @@ func main() {
 		runtime.InitMain(args)
 	case "runtime":
 		os.Exit(runtime.Main(args))
+	case "daemon":
+		os.Exit(daemon.Main(args))
+	case "shim":
+		// Started by the daemon, one per running container.
+		os.Exit(shim.Main(args))
 	default:
-		fmt.Fprintf(os.Stderr, "minidock: unknown command %q (try: minidock runtime --help)\n", role)
-		os.Exit(2)
+		// Everything else is the client: `minidock run ...`, `minidock ps`.
+		os.Exit(client.Main(os.Args[1:]))
 	}
 }

@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"minidock/api"
+)
+
+// defaultCaps are the capabilities Docker gives a container by default.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// command is the process a container runs: the entrypoint and command of
+// its config, each falling back to the image's (a given entrypoint drops
+// the image's command, as in Docker).
+func command(cfg *api.ContainerConfig, img ocispec.ImageConfig) []string {
+	ep, cmd := cfg.Entrypoint, cfg.Cmd
+	if ep == nil {
+		ep = img.Entrypoint
+		if cmd == nil {
+			cmd = img.Cmd
+		}
+	}
+	return append(append([]string{}, ep...), cmd...)
+}
+
+// mergeEnv puts the container's variables over the image's, by name.
+func mergeEnv(image, ctr []string) []string {
+	out := append([]string{}, image...)
+	for _, kv := range ctr {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if ok, _, _ := strings.Cut(old, "="); ok == k {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// buildSpec makes the OCI runtime config of a container whose root
+// filesystem is mounted at rootfs. Networking is not there yet (issue 6):
+// every container gets a new network namespace with only lo, as with
+// Docker's --network none.
+func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent string) (*specs.Spec, error) {
+	cfg := &c.Config
+	uid, gid, extra, err := resolveUser(rootfs, firstNonEmpty(cfg.User, img.User))
+	if err != nil {
+		return nil, err
+	}
+	env := mergeEnv(img.Env, cfg.Env)
+	hasPath := false
+	for _, kv := range env {
+		hasPath = hasPath || strings.HasPrefix(kv, "PATH=")
+	}
+	if !hasPath {
+		env = append([]string{defaultPath}, env...)
+	}
+	env = append(env, "HOSTNAME="+c.hostname())
+	if cfg.Tty {
+		env = append(env, "TERM=xterm")
+	}
+	cwd := firstNonEmpty(cfg.WorkingDir, img.WorkingDir, "/")
+	if !filepath.IsAbs(cwd) {
+		return nil, badRequest("the working directory %q is not an absolute path", cwd)
+	}
+	caps := append([]string{}, defaultCaps...)
+	s := &specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Terminal: cfg.Tty,
+			User:     specs.User{UID: uid, GID: gid, AdditionalGids: extra},
+			Args:     c.argv(),
+			Env:      env,
+			Cwd:      cwd,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: caps, Effective: caps, Permitted: caps,
+			},
+		},
+		Root:     &specs.Root{Path: rootfs, Readonly: c.HostConfig.ReadonlyRootfs},
+		Hostname: c.hostname(),
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: cgroupParent + "/" + c.ID,
+			Resources:   resources(&c.HostConfig),
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
+				{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+			},
+			MaskedPaths: []string{"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"},
+			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	return s, nil
+}
+
+func resources(h *api.HostConfig) *specs.LinuxResources {
+	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	for _, d := range [][2]int64{{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}, {136, -1}} {
+		dev := specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(d[0]), Access: "rwm"}
+		if d[1] >= 0 {
+			dev.Minor = ptr(d[1])
+		}
+		r.Devices = append(r.Devices, dev)
+	}
+	if h.Memory > 0 {
+		r.Memory = &specs.LinuxMemory{Limit: ptr(h.Memory)}
+	}
+	if h.NanoCPUs > 0 || h.CPUShares > 0 {
+		r.CPU = &specs.LinuxCPU{}
+		if h.NanoCPUs > 0 {
+			period := uint64(100000)
+			r.CPU.Period = &period
+			r.CPU.Quota = ptr(h.NanoCPUs * int64(period) / 1e9)
+		}
+		if h.CPUShares > 0 {
+			sh := uint64(h.CPUShares)
+			r.CPU.Shares = &sh
+		}
+	}
+	if h.PidsLimit != nil && *h.PidsLimit > 0 {
+		r.Pids = &specs.LinuxPids{Limit: ptr(*h.PidsLimit)}
+	}
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// resolveUser turns Docker's user[:group] (names or numbers) into ids,
+// looking names up in the container's /etc/passwd and /etc/group.
+func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err error) {
+	if user == "" {
+		return 0, 0, nil, nil
+	}
+	u, g, hasGroup := strings.Cut(user, ":")
+	passwd := readDB(rootfs, "/etc/passwd")
+	if n, perr := strconv.ParseUint(u, 10, 32); perr == nil {
+		uid = uint32(n)
+		for _, f := range passwd {
+			if len(f) > 3 && f[2] == u {
+				if n, err := strconv.ParseUint(f[3], 10, 32); err == nil {
+					gid = uint32(n)
+				}
+				break
+			}
+		}
+	} else {
+		found := false
+		for _, f := range passwd {
+			if len(f) > 3 && f[0] == u {
+				a, e1 := strconv.ParseUint(f[2], 10, 32)
+				b, e2 := strconv.ParseUint(f[3], 10, 32)
+				if e1 == nil && e2 == nil {
+					uid, gid, found = uint32(a), uint32(b), true
+				}
+				break
+			}
+		}
+		if !found {
+			return 0, 0, nil, badRequest("unable to find user %s: no matching entries in passwd file", u)
+		}
+	}
+	if hasGroup {
+		if n, perr := strconv.ParseUint(g, 10, 32); perr == nil {
+			gid = uint32(n)
+		} else {
+			found := false
+			for _, f := range readDB(rootfs, "/etc/group") {
+				if len(f) > 2 && f[0] == g {
+					if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+						gid, found = uint32(n), true
+					}
+					break
+				}
+			}
+			if !found {
+				return 0, 0, nil, badRequest("unable to find group %s: no matching entries in group file", g)
+			}
+		}
+	}
+	return uid, gid, nil, nil
+}
+
+// readDB reads a colon-separated database file of the container's root,
+// refusing symlinks, which could point outside it.
+func readDB(rootfs, name string) [][]string {
+	p := filepath.Join(rootfs, name)
+	if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out [][]string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if line := strings.TrimSpace(s.Text()); line != "" && !strings.HasPrefix(line, "#") {
+			out = append(out, strings.Split(line, ":"))
+		}
+	}
+	return out
+}

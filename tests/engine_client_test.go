@@ -1,0 +1,89 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// minidock's own client against the daemon, as a user types it.
+func TestEngineClientCLI(t *testing.T) {
+	e := newEngine(t)
+	run := func(stdin string, args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "MINIDOCK_HOST=unix://"+e.sock)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	require.NoError(t, os.WriteFile(tarball, busyboxTar(t), 0o644))
+	out, code := run("", "import", tarball, "busybox:latest")
+	require.Equal(t, 0, code, out)
+	require.True(t, strings.HasPrefix(out, "sha256:"), out)
+	out, code = run("", "images")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "busybox")
+
+	out, code = run("", "run", "--rm", "busybox", "echo", "hi")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "hi\n", out)
+	out, code = run("hello\n", "run", "-i", "--rm", "busybox", "cat")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "hello\n", out)
+	out, code = run("", "run", "-t", "--rm", "busybox", "tty")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "/dev/pts/0\r\n", out)
+	out, code = run("", "run", "--rm", "busybox", "nosuchprogram")
+	require.Equal(t, 127, code, out)
+	require.Contains(t, out, "executable file not found")
+	out, code = run("", "run", "--name", "three", "-e", "X=y", "-w", "/tmp", "busybox", "sh", "-c", `echo $X $(pwd); exit 3`)
+	require.Equal(t, 3, code, out)
+	require.Equal(t, "y /tmp\n", out)
+	out, code = run("", "logs", "three")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "y /tmp\n", out)
+	out, code = run("", "ps", "-a")
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "Exited (3)")
+	require.Contains(t, out, "three")
+
+	out, code = run("", "run", "-d", "--name", "bg", "busybox", "sleep", "300")
+	require.Equal(t, 0, code, out)
+	require.Len(t, strings.TrimSpace(out), 64)
+	out, code = run("", "exec", "-e", "A=b", "bg", "sh", "-c", "echo $A; exit 4")
+	require.Equal(t, 4, code, out)
+	require.Equal(t, "b\n", out)
+	out, code = run("in\n", "exec", "-i", "bg", "cat")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "in\n", out)
+	out, code = run("", "restart", "-t", "0", "bg")
+	require.Equal(t, 0, code, out)
+	out, code = run("", "rm", "bg")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "container is running")
+	out, code = run("", "stop", "-t", "0", "bg")
+	require.Equal(t, 0, code, out)
+	out, code = run("", "wait", "bg")
+	require.Equal(t, 0, code, out)
+	require.Equal(t, "137\n", out)
+	out, code = run("", "rm", "bg", "three")
+	require.Equal(t, 0, code, out)
+	out, code = run("", "ps", "-a", "-q")
+	require.Equal(t, 0, code, out)
+	require.Empty(t, out)
+	out, code = run("", "inspect", "nosuch")
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "No such container: nosuch")
+}
