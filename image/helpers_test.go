@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -24,14 +23,14 @@ import (
 func newStore(t testing.TB) *Store {
 	t.Helper()
 	testutil.RequireRoot(t)
-	before := testutil.Mounts(t)
-	s, err := Open(filepath.Join(t.TempDir(), "data"))
+	root := filepath.Join(t.TempDir(), "data")
+	s, err := Open(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if after := testutil.Mounts(t); !reflect.DeepEqual(before, after) {
-			t.Errorf("mounts leaked: %d before, %d after", len(before), len(after))
+		if left := testutil.MountsUnder(t, root); len(left) > 0 {
+			t.Errorf("mounts leaked: %v", left)
 		}
 	})
 	return s

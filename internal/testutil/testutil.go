@@ -108,3 +108,16 @@ func Mounts(t testing.TB) []string {
 	sort.Strings(m)
 	return m
 }
+
+// MountsUnder returns the mount points at or below dir: a leak check that
+// other tests mounting elsewhere at the same time cannot disturb.
+func MountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	var m []string
+	for _, p := range Mounts(t) {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			m = append(m, p)
+		}
+	}
+	return m
+}
