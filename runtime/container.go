@@ -514,7 +514,10 @@ func run(root, id string, o createOpts, detach bool) (int, error) {
 		return 1, err
 	}
 	code := foreground(cmd.Process, master)
-	if err := c.delete(true); err != nil {
+	trace.Step("wait", fmt.Sprintf("wait4(%d) = exit code %d", c.Pid, code), nil)
+	err = c.delete(true)
+	trace.Step("delete", "rmdir(cgroup), rm -r "+c.dir, err)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "delete %s: %v\n", id, err)
 	}
 	return code, nil
