@@ -137,6 +137,27 @@ func readPids(dir string) ([]int, error) {
 	return pids, nil
 }
 
+// removeDefaultParent removes the shared DefaultParent directory under
+// root once the last container in it is gone, so that nothing of minidock
+// stays behind. While any cgroup is left in it, rmdir fails harmlessly.
+func removeDefaultParent(root, path string) {
+	if strings.HasPrefix(path, DefaultParent+"/") {
+		_ = unix.Rmdir(filepath.Join(root, DefaultParent))
+	}
+}
+
+// retryOnENOENT runs makeDirs again when an ancestor directory vanished
+// while it ran (removeDefaultParent of a concurrent Destroy).
+func retryOnENOENT(makeDirs func() error) error {
+	var err error
+	for i := 0; i < 5; i++ {
+		if err = makeDirs(); !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return err
+}
+
 // mkdirAll makes dir and any missing parents down from root, calling made
 // for each directory it created (outermost first) so the caller can undo.
 func mkdirAll(root, rel string, made func(dir string) error) error {

@@ -645,3 +645,41 @@ func TestCloneIntoCgroup(t *testing.T) {
 		}
 	})
 }
+
+// TestDefaultParentRemovedWithLastContainer: the shared /minidock parent
+// goes away with the last container in it, and a Create racing with that
+// removal still succeeds.
+func TestDefaultParentRemovedWithLastContainer(t *testing.T) {
+	testutil.RequireRoot(t)
+	parent := filepath.Join(Root, "pids", DefaultParent)
+	if _, err := os.Stat(parent); err == nil {
+		t.Skipf("%s is in use by something else here; cannot test its removal", parent)
+	}
+	for i := 0; i < 20; i++ {
+		a, err := New("", fmt.Sprintf("mdtest-parent-%d-a%d", os.Getpid(), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := New("", fmt.Sprintf("mdtest-parent-%d-b%d", os.Getpid(), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Create(nil); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() { done <- b.Create(nil) }()
+		if err := a.Destroy(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Create racing with the parent's removal: %v", err)
+		}
+		if err := b.Destroy(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(parent); !os.IsNotExist(err) {
+			t.Fatalf("%s still there after its last container was destroyed (%v)", parent, err)
+		}
+	}
+}

@@ -119,14 +119,14 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 	}()
 	for _, mp := range m.hierarchies() {
 		isCpuset := mp == m.mounts["cpuset"]
-		err := mkdirAll(mp, m.path, func(dir string) error {
-			made = append(made, dir)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if isCpuset {
+		err := retryOnENOENT(func() error {
+			err := mkdirAll(mp, m.path, func(dir string) error {
+				made = append(made, dir)
+				return nil
+			})
+			if err != nil || !isCpuset {
+				return err
+			}
 			// Every level, not only the new ones: a parent made a moment
 			// ago by a concurrent Create may still have an empty cpuset.
 			dir := mp
@@ -136,6 +136,10 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 					return err
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return m.set(r)
@@ -660,6 +664,7 @@ func (m *v1) Destroy() error {
 	var errs []error
 	for _, mp := range m.hierarchies() {
 		errs = append(errs, removeTree(filepath.Join(mp, m.path)))
+		removeDefaultParent(mp, m.path)
 	}
 	return errors.Join(errs...)
 }

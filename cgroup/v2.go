@@ -51,17 +51,25 @@ func (m *v2) Create(r *specs.LinuxResources) (err error) {
 			}
 		}
 	}()
-	dir := m.root
-	for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
-		if err := enableControllers(dir, need); err != nil {
-			return err
+	// An ancestor can vanish under us when the last container of the shared
+	// parent is destroyed at that moment (removeDefaultParent): start over.
+	err = retryOnENOENT(func() error {
+		dir := m.root
+		for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
+			if err := enableControllers(dir, need); err != nil {
+				return err
+			}
+			dir = filepath.Join(dir, e)
+			if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("mkdir %s: %w", dir, err)
+			} else if err == nil {
+				made = append(made, dir)
+			}
 		}
-		dir = filepath.Join(dir, e)
-		if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("mkdir %s: %w", dir, err)
-		} else if err == nil {
-			made = append(made, dir)
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	return m.set(r)
 }
@@ -550,7 +558,9 @@ func (m *v2) OOMKillCount() (uint64, error) {
 // Destroy detaches the device program (devices_v2.go) and removes the
 // directory (and any cgroups made below it).
 func (m *v2) Destroy() error {
-	return errors.Join(m.detachDevicePrograms(), removeTree(m.dir))
+	err := errors.Join(m.detachDevicePrograms(), removeTree(m.dir))
+	removeDefaultParent(m.root, m.path)
+	return err
 }
 
 // OpenDir opens the cgroup directory; pass its descriptor as
