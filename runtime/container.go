@@ -221,7 +221,7 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 	_, c.PidStart, _ = procStat(c.Pid)
 
 	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: forInit(spec), Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: o.PreserveFds,
-		State: c.ociState(string(specs.StateCreating))}
+		State: c.ociState(string(specs.StateCreated))}
 	for _, n := range nss {
 		if n.Path != "" && n.Type != specs.PIDNamespace {
 			cfg.Join = append(cfg.Join, n)
@@ -264,7 +264,9 @@ func create(root, id string, o createOpts) (c *Container, cmd *exec.Cmd, master 
 				}
 			}
 		case msgHooks:
-			st := c.ociState(string(specs.StateCreating))
+			// "created", as runc passes it and the OCI validation suite
+			// (hooks_stdin) expects, though create has not returned yet
+			st := c.ociState(string(specs.StateCreated))
 			if err = runHooks("prestart", spec.Hooks.Prestart, st); err != nil {
 				return c, cmd, master, err
 			}
