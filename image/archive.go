@@ -253,12 +253,12 @@ func (a *archive) uncompressed(tb *tempBlob) (*tempBlob, error) {
 // blobs/sha256/<hex>, <hex>.json, <hex>.tar.
 func digestFromName(name string) digest.Digest {
 	n := archiveName(name)
-	if strings.HasPrefix(n, "blobs/sha256/") && hexRE.MatchString(path.Base(n)) {
+	if strings.HasPrefix(n, "blobs/sha256/") && hexRE().MatchString(path.Base(n)) {
 		return digest.NewDigestFromEncoded(digest.SHA256, path.Base(n))
 	}
 	b := path.Base(n)
 	for _, ext := range []string{".json", ".tar"} {
-		if h := strings.TrimSuffix(b, ext); h != b && hexRE.MatchString(h) {
+		if h := strings.TrimSuffix(b, ext); h != b && hexRE().MatchString(h) {
 			return digest.NewDigestFromEncoded(digest.SHA256, h)
 		}
 	}

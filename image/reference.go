@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -31,11 +32,13 @@ const (
 var (
 	// A path component: lowercase alphanumerics joined by '.', '_', '__'
 	// or any run of '-' (the distribution spec's grammar).
-	componentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`)
+	componentRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$`) })
 	// A registry: a DNS name or IPv4, or a bracketed IPv6, and a port.
-	domainRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
-	tagRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	hex64RE  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	domainRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$`)
+	})
+	tagRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`) })
+	hex64RE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 )
 
 // ParseReference parses and normalises an image reference such as
@@ -59,7 +62,7 @@ func ParseReference(s string) (Reference, error) {
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
 		r.Tag = name[i+1:]
 		name = name[:i]
-		if !tagRE.MatchString(r.Tag) {
+		if !tagRE().MatchString(r.Tag) {
 			return r, fmt.Errorf("invalid reference %q: bad tag %q (want [A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)", s, r.Tag)
 		}
 	}
@@ -69,13 +72,13 @@ func ParseReference(s string) (Reference, error) {
 	if len(name) > maxNameLength {
 		return r, fmt.Errorf("invalid reference %q: repository name longer than %d characters", s, maxNameLength)
 	}
-	if hex64RE.MatchString(name) {
+	if hex64RE().MatchString(name) {
 		return r, fmt.Errorf("invalid repository name %q: 64 hexadecimal characters are reserved for image IDs", name)
 	}
 	parts := strings.Split(name, "/")
 	if len(parts) > 1 && (strings.ContainsAny(parts[0], ".:") || parts[0] == "localhost") {
 		r.Domain, parts = parts[0], parts[1:]
-		if !domainRE.MatchString(r.Domain) {
+		if !domainRE().MatchString(r.Domain) {
 			return r, fmt.Errorf("invalid reference %q: bad registry host %q", s, r.Domain)
 		}
 	} else {
@@ -85,7 +88,7 @@ func ParseReference(s string) (Reference, error) {
 		r.Domain = defaultDomain
 	}
 	for _, c := range parts {
-		if !componentRE.MatchString(c) {
+		if !componentRE().MatchString(c) {
 			if strings.ToLower(c) != c {
 				return r, fmt.Errorf("invalid reference %q: repository name must be lowercase", s)
 			}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -42,7 +43,7 @@ type rootfsRecord struct {
 	DiffIDs     []digest.Digest `json:"diff_ids"`
 }
 
-var containerIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+var containerIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`) })
 
 func (s *Store) recordPath(id string) string {
 	return filepath.Join(s.imageDir, "rootfs", id+".json")
@@ -68,7 +69,7 @@ func (s *Store) rootfsRecords() ([]rootfsRecord, error) {
 }
 
 func (s *Store) readRecord(id string) (*rootfsRecord, error) {
-	if !containerIDRE.MatchString(id) {
+	if !containerIDRE().MatchString(id) {
 		return nil, fmt.Errorf("invalid container ID %q", id)
 	}
 	b, err := os.ReadFile(s.recordPath(id))
@@ -101,7 +102,7 @@ func (s *Store) rootfsOf(r *rootfsRecord) (*Rootfs, error) {
 // image ref resolves to: empty upper, work and merged directories, and a
 // record that keeps the image's layers alive. It does not mount; see Mount.
 func (s *Store) PrepareRootfs(containerID, ref string) (*Rootfs, error) {
-	if !containerIDRE.MatchString(containerID) {
+	if !containerIDRE().MatchString(containerID) {
 		return nil, fmt.Errorf("prepare rootfs: invalid container ID %q", containerID)
 	}
 	s.mu.Lock()

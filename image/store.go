@@ -530,7 +530,7 @@ func (s *Store) counts() (map[digest.Digest]int, map[digest.Digest]bool, error) 
 	return layers, blobs, nil
 }
 
-var hexRE = regexp.MustCompile(`^[a-f0-9]{64}$`)
+var hexRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 
 // gc removes every unpacked layer, short link and blob that nothing
 // counts any more, and returns the chain IDs of the layers removed.
@@ -545,7 +545,7 @@ func (s *Store) gc() ([]digest.Digest, error) {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	for _, e := range ents {
-		if !hexRE.MatchString(e.Name()) {
+		if !hexRE().MatchString(e.Name()) {
 			continue
 		}
 		chain := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
