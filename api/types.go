@@ -263,3 +263,80 @@ type ExecProcessConfig struct {
 	Arguments  []string `json:"arguments"`
 	User       string   `json:"user,omitempty"`
 }
+
+// ContainerTopResponse is GET /containers/{id}/top: ps's columns and one
+// row per process.
+type ContainerTopResponse struct {
+	Titles    []string   `json:"Titles"`
+	Processes [][]string `json:"Processes"`
+}
+
+// StatsJSON is one sample of GET /containers/{id}/stats; PreCPUStats is
+// the previous sample's, for the CPU percentage.
+type StatsJSON struct {
+	Name        string      `json:"name"`
+	ID          string      `json:"id"`
+	Read        string      `json:"read"`
+	PreRead     string      `json:"preread"`
+	PidsStats   PidsStats   `json:"pids_stats"`
+	CPUStats    CPUStats    `json:"cpu_stats"`
+	PreCPUStats CPUStats    `json:"precpu_stats"`
+	MemoryStats MemoryStats `json:"memory_stats"`
+}
+
+// PidsStats counts a container's tasks.
+type PidsStats struct {
+	Current uint64 `json:"current,omitempty"`
+	Limit   uint64 `json:"limit,omitempty"`
+}
+
+// CPUStats is a container's CPU time and the host's, in nanoseconds.
+type CPUStats struct {
+	CPUUsage       CPUUsage       `json:"cpu_usage"`
+	SystemUsage    uint64         `json:"system_cpu_usage,omitempty"`
+	OnlineCPUs     uint32         `json:"online_cpus,omitempty"`
+	ThrottlingData ThrottlingData `json:"throttling_data"`
+}
+
+// CPUUsage is the container's CPU time.
+type CPUUsage struct {
+	TotalUsage        uint64   `json:"total_usage"`
+	PercpuUsage       []uint64 `json:"percpu_usage,omitempty"`
+	UsageInKernelmode uint64   `json:"usage_in_kernelmode"`
+	UsageInUsermode   uint64   `json:"usage_in_usermode"`
+}
+
+// ThrottlingData counts CFS periods throttled by the CPU quota.
+type ThrottlingData struct {
+	Periods          uint64 `json:"periods"`
+	ThrottledPeriods uint64 `json:"throttled_periods"`
+	ThrottledTime    uint64 `json:"throttled_time"`
+}
+
+// MemoryStats is the container's memory use; Limit is the host's memory
+// when the container has no limit.
+type MemoryStats struct {
+	Usage    uint64            `json:"usage,omitempty"`
+	MaxUsage uint64            `json:"max_usage,omitempty"`
+	Stats    map[string]uint64 `json:"stats,omitempty"`
+	Limit    uint64            `json:"limit,omitempty"`
+}
+
+// EventMessage is one line of GET /events.
+type EventMessage struct {
+	Status   string     `json:"status,omitempty"`
+	ID       string     `json:"id,omitempty"`
+	From     string     `json:"from,omitempty"`
+	Type     string     `json:"Type"`
+	Action   string     `json:"Action"`
+	Actor    EventActor `json:"Actor"`
+	Scope    string     `json:"scope"`
+	Time     int64      `json:"time"`
+	TimeNano int64      `json:"timeNano"`
+}
+
+// EventActor is what an event is about.
+type EventActor struct {
+	ID         string            `json:"ID"`
+	Attributes map[string]string `json:"Attributes"`
+}

@@ -47,6 +47,12 @@ func init() {
 		"rm":      {"rm [-f] CONTAINER...: remove containers", cmdRm},
 		"inspect": {"inspect CONTAINER...: a container's details as JSON", cmdInspect},
 		"wait":    {"wait CONTAINER...: wait for containers to stop, print their exit codes", cmdWait},
+		"pause":   {"pause CONTAINER...: freeze every process of containers", cmdPause},
+		"unpause": {"unpause CONTAINER...: thaw paused containers", cmdUnpause},
+		"rename":  {"rename CONTAINER NEW_NAME: rename a container", cmdRename},
+		"top":     {"top CONTAINER: list a container's processes", cmdTop},
+		"stats":   {"stats [--no-stream] CONTAINER...: CPU, memory and pids use", cmdStats},
+		"events":  {"events [--since T] [--until T] [-f KEY=VALUE]: stream the daemon's container events", cmdEvents},
 	}
 }
 

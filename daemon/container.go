@@ -38,11 +38,14 @@ type Container struct {
 	// created, and how many attach requests still have to connect to it
 	shimSocket string
 	attaching  int
+	oom        *oomWatch // while it runs: watches its memory cgroup
 }
 
 // State is the saved part of a container's state.
 type State struct {
 	Status     string // created, running, exited
+	Paused     bool   // running, but frozen
+	OOMKilled  bool   // the OOM killer hit its cgroup during the last run
 	Pid        int
 	ExitCode   int
 	Error      string
@@ -146,6 +149,7 @@ func (d *Daemon) reconnect(c *Container) {
 		d.exited(c)
 		return
 	}
+	c.oom = d.watchOOM(c)
 	conn, err := dialShim(d.shimSocket(c.ID), shim.Request{Wait: true})
 	if err != nil {
 		d.exited(c)
@@ -182,7 +186,7 @@ func (d *Daemon) lookup(ref string) (*Container, error) {
 	return found, nil
 }
 
-var nameRE = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 var (
 	adjectives = []string{"brave", "calm", "eager", "fond", "jolly", "keen", "lucid", "quiet", "sharp", "witty"}
@@ -216,7 +220,7 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := strings.TrimPrefix(r.URL.Query().Get("name"), "/")
-	if name != "" && !nameRE.MatchString(name) {
+	if name != "" && !nameRE().MatchString(name) {
 		writeError(w, badRequest("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
 		return
 	}
@@ -291,6 +295,7 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.containers[c.ID] = c
+	d.emit(c, "create", nil)
 	writeJSON(w, http.StatusCreated, api.CreateResponse{ID: c.ID, Warnings: []string{}})
 }
 
@@ -329,7 +334,7 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) {
 	out := api.ContainerJSON{
 		ID: c.ID, Created: formatTime(c.Created), Path: argv[0], Args: argv[1:],
 		State: &api.ContainerState{
-			Status: c.State.Status, Running: c.State.Status == "running", Pid: c.State.Pid,
+			Status: c.State.status(), Running: c.State.Status == "running", Paused: c.State.Paused, OOMKilled: c.State.OOMKilled, Pid: c.State.Pid,
 			ExitCode: c.State.ExitCode, Error: c.State.Error,
 			StartedAt: formatTime(c.State.StartedAt), FinishedAt: formatTime(c.State.FinishedAt),
 		},
@@ -346,6 +351,9 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) {
 func statusText(s State, now time.Time) string {
 	switch s.Status {
 	case "running":
+		if s.Paused {
+			return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (Paused)"
+		}
 		return "Up " + humanDuration(now.Sub(s.StartedAt))
 	case "exited":
 		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
@@ -421,7 +429,7 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, api.ContainerSummary{
 			ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageRef, ImageID: c.Image,
-			Command: strings.Join(c.argv(), " "), Created: c.Created.Unix(), State: c.State.Status,
+			Command: strings.Join(c.argv(), " "), Created: c.Created.Unix(), State: c.State.status(),
 			Status: statusText(c.State, now), Ports: []any{}, Labels: labels, Mounts: []any{},
 		})
 	}
@@ -444,7 +452,7 @@ func matches(c *Container, filters map[string][]string) bool {
 	}
 	return anyOf(filters["id"], func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
 		anyOf(filters["name"], func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
-		anyOf(filters["status"], func(v string) bool { return c.State.Status == v }) &&
+		anyOf(filters["status"], func(v string) bool { return c.State.status() == v }) &&
 		allLabels(c.Config.Labels, filters["label"])
 }
 

@@ -48,6 +48,8 @@ type Daemon struct {
 	containers map[string]*Container // by ID
 	names      map[string]string     // name (no slash) -> ID
 	execs      map[string]*Exec      // by exec ID, while the daemon runs
+
+	events events // GET /events
 }
 
 type hostsFlag []string

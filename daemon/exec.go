@@ -58,6 +58,10 @@ func (d *Daemon) execCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, conflict("container %s is not running", c.ID))
 		return
 	}
+	if c.State.Paused {
+		writeError(w, conflict("Container %s is paused, unpause the container before exec", c.ID))
+		return
+	}
 	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg}
 	d.execs[e.ID] = e
 	writeJSON(w, http.StatusCreated, api.CreateResponse{ID: e.ID, Warnings: []string{}})

@@ -80,6 +80,7 @@ func (d *Daemon) start(c *Container) (err error) {
 		c.exits++
 		d.save(c)
 		c.notify()
+		d.emit(c, "die", map[string]string{"exitCode": strconv.Itoa(c.State.ExitCode)})
 		auto := c.HostConfig.AutoRemove
 		d.mu.Unlock()
 		if auto {
@@ -92,6 +93,7 @@ func (d *Daemon) start(c *Container) (err error) {
 	defer ctl.Close()
 	defer statusPipe.Close()
 	status := bufio.NewReader(statusPipe)
+	c.oom = d.watchOOM(c) // the cgroup exists now
 
 	// Let attach requests made before start connect first, so they see
 	// all of the output.
@@ -125,6 +127,7 @@ func (d *Daemon) start(c *Container) (err error) {
 	c.State = State{Status: "running", Pid: pid, StartedAt: time.Now().UTC()}
 	err = d.save(c)
 	c.notify()
+	d.emit(c, "start", nil)
 	d.mu.Unlock()
 	go d.monitor(c)
 	return err
@@ -259,8 +262,12 @@ func (d *Daemon) exited(c *Container) {
 		d.runtimeCmd("delete", "--force", c.ID).Run()
 	}
 	d.images.Unmount(c.ID)
+	oom := c.oom.oomKilled()
+	c.oom = nil
 	d.mu.Lock()
 	c.State.Status = "exited"
+	c.State.Paused = false
+	c.State.OOMKilled = oom
 	c.State.Pid = 0
 	c.State.ExitCode = exit.ExitCode
 	c.State.FinishedAt = exit.FinishedAt
@@ -271,6 +278,10 @@ func (d *Daemon) exited(c *Container) {
 	c.exits++
 	d.save(c)
 	c.notify()
+	if oom {
+		d.emit(c, "oom", nil)
+	}
+	d.emit(c, "die", map[string]string{"exitCode": strconv.Itoa(exit.ExitCode)})
 	auto := c.HostConfig.AutoRemove && !c.removed
 	d.mu.Unlock()
 	if auto {
@@ -375,6 +386,7 @@ func (d *Daemon) signal(c *Container, sig unix.Signal) error {
 	if err != nil {
 		return fmt.Errorf("kill container %s with signal %d: %v: %s", c.ID, sig, err, strings.TrimSpace(string(out)))
 	}
+	d.thawForSignal(c)
 	return nil
 }
 
@@ -575,6 +587,7 @@ func (d *Daemon) remove(c *Container, force bool) error {
 	}
 	delete(d.names, c.Name)
 	c.notify()
+	d.emit(c, "destroy", nil)
 	d.mu.Unlock()
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -24,7 +25,7 @@ const ServerVersion = "0.1.0"
 // maxJSONBody bounds request bodies decoded as JSON.
 const maxJSONBody = 1 << 20
 
-var versionPrefix = regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`)
+var versionPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`) })
 
 // Handler is the Engine API: the version prefix is checked and stripped,
 // Docker's headers are set on every reply, then the routes below.
@@ -34,6 +35,7 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("HEAD /_ping", ping)
 	mux.HandleFunc("GET /version", d.version)
 	mux.HandleFunc("GET /info", d.info)
+	mux.HandleFunc("GET /events", d.systemEvents)
 
 	mux.HandleFunc("/images/", d.imagesRoute)
 
@@ -49,6 +51,11 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /containers/{id}/logs", d.containerLogs)
 	mux.HandleFunc("POST /containers/{id}/attach", d.containerAttach)
 	mux.HandleFunc("POST /containers/{id}/resize", d.containerResize)
+	mux.HandleFunc("POST /containers/{id}/pause", d.containerPause)
+	mux.HandleFunc("POST /containers/{id}/unpause", d.containerUnpause)
+	mux.HandleFunc("GET /containers/{id}/top", d.containerTop)
+	mux.HandleFunc("GET /containers/{id}/stats", d.containerStats)
+	mux.HandleFunc("POST /containers/{id}/rename", d.containerRename)
 	mux.HandleFunc("POST /containers/{id}/exec", d.execCreate)
 	mux.HandleFunc("POST /exec/{id}/start", d.execStart)
 	mux.HandleFunc("POST /exec/{id}/resize", d.execResize)
@@ -63,7 +70,7 @@ func (d *Daemon) Handler() http.Handler {
 		h.Set("Ostype", "linux")
 		h.Set("Docker-Experimental", "false")
 		h.Set("Server", "Minidock/"+ServerVersion+" ("+runtime.GOOS+")")
-		if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+		if m := versionPrefix().FindStringSubmatch(r.URL.Path); m != nil {
 			if versionLess(api.Version, m[1]) {
 				writeError(w, badRequest("client version %s is too new. Maximum supported API version is %s", m[1], api.Version))
 				return
@@ -186,7 +193,7 @@ func (d *Daemon) info(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	for _, c := range d.containers {
 		in.Containers++
-		switch c.State.Status {
+		switch c.State.status() {
 		case "running":
 			in.ContainersRunning++
 		case "paused":
