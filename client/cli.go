@@ -367,8 +367,14 @@ func each(names []string, f func(string) error) error {
 	return nil
 }
 
-func cmdStop(c *Client, args []string) error {
-	fs := newFlags("stop")
+func cmdStop(c *Client, args []string) error { return stopOrRestart(c, "stop", args) }
+
+func cmdRestart(c *Client, args []string) error { return stopOrRestart(c, "restart", args) }
+
+// stopOrRestart is `stop` and `restart`: POST /containers/{name}/{action}?t=
+// for each name.
+func stopOrRestart(c *Client, action string, args []string) error {
+	fs := newFlags(action)
 	t := fs.Int("t", -1, "seconds to wait before SIGKILL (default: the daemon's 10)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -378,7 +384,7 @@ func cmdStop(c *Client, args []string) error {
 		q.Set("t", strconv.Itoa(*t))
 	}
 	return each(fs.Args(), func(n string) error {
-		return c.JSON(context.Background(), "POST", "/containers/"+url.PathEscape(n)+"/stop", q, nil, nil)
+		return c.JSON(context.Background(), "POST", "/containers/"+url.PathEscape(n)+"/"+action, q, nil, nil)
 	})
 }
 
@@ -655,21 +661,6 @@ func cmdRun(c *Client, args []string) error {
 		return exitError(w.StatusCode)
 	}
 	return nil
-}
-
-func cmdRestart(c *Client, args []string) error {
-	fs := newFlags("restart")
-	t := fs.Int("t", -1, "seconds to wait before SIGKILL (default: the daemon's 10)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	q := url.Values{}
-	if *t >= 0 {
-		q.Set("t", strconv.Itoa(*t))
-	}
-	return each(fs.Args(), func(n string) error {
-		return c.JSON(context.Background(), "POST", "/containers/"+url.PathEscape(n)+"/restart", q, nil, nil)
-	})
 }
 
 func cmdExec(c *Client, args []string) error {

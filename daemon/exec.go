@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/api"
+	"minidock/shim"
 )
 
 // Exec is one process run inside a running container (docker exec). It
@@ -279,7 +280,7 @@ func (d *Daemon) runExec(e *Exec, prog string, args []string, containerID string
 		// the runtime sends the pty master, or fails and exits
 		ptys := make(chan *os.File, 1)
 		go func() {
-			m, _ := receivePty(consoleLn)
+			m, _ := shim.ReceiveConsole(consoleLn)
 			ptys <- m
 		}()
 		select {
@@ -413,30 +414,6 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-// receivePty takes the pty master the runtime sends on the console socket.
-func receivePty(l *net.UnixListener) (*os.File, error) {
-	c, err := l.AcceptUnix()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return nil, fmt.Errorf("read console message: %w", err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) == 0 {
-		return nil, fmt.Errorf("console message has no file descriptor")
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) == 0 {
-		return nil, fmt.Errorf("console message has no file descriptor")
-	}
-	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
 func (d *Daemon) execResize(w http.ResponseWriter, r *http.Request) {

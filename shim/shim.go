@@ -262,7 +262,7 @@ func (s *shim) create(status *os.File) ([3]*os.File, error) {
 		args = append(args, "--console-socket", sock)
 		console = make(chan *os.File, 1)
 		go func() {
-			f, err := receiveConsole(cl)
+			f, err := ReceiveConsole(cl)
 			consoleErr = err
 			console <- f
 		}()
@@ -324,9 +324,10 @@ func (s *shim) create(status *os.File) ([3]*os.File, error) {
 	return outputs, nil
 }
 
-// receiveConsole accepts one connection on the console socket and takes
-// the pty master the runtime passes as SCM_RIGHTS.
-func receiveConsole(l *net.UnixListener) (*os.File, error) {
+// ReceiveConsole accepts one connection on a console socket and takes the
+// pty master the runtime passes as SCM_RIGHTS (runc's --console-socket
+// protocol). The daemon uses it for exec with a TTY too.
+func ReceiveConsole(l *net.UnixListener) (*os.File, error) {
 	c, err := l.AcceptUnix()
 	if err != nil {
 		return nil, err
