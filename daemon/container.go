@@ -388,21 +388,10 @@ func plural(n int, unit string) string {
 // containerList is GET /containers/json: running ones, or all; filters
 // by id, name, status and label.
 func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
-	filters := map[string][]string{}
-	if f := r.URL.Query().Get("filters"); f != "" {
-		if err := json.Unmarshal([]byte(f), &filters); err != nil {
-			// older clients send {"status":{"exited":true}}
-			var old map[string]map[string]bool
-			if json.Unmarshal([]byte(f), &old) != nil {
-				writeError(w, badRequest("invalid filters %q: %v", f, err))
-				return
-			}
-			for k, m := range old {
-				for v := range m {
-					filters[k] = append(filters[k], v)
-				}
-			}
-		}
+	filters, err := parseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	for k := range filters {
 		switch k {
@@ -466,4 +455,25 @@ func allLabels(labels map[string]string, wanted []string) bool {
 		}
 	}
 	return true
+}
+
+// parseFilters reads the filters query parameter: {"key":["value",...]},
+// or the older {"key":{"value":true}} that some clients still send.
+func parseFilters(f string) (map[string][]string, error) {
+	filters := map[string][]string{}
+	if f == "" {
+		return filters, nil
+	}
+	if err := json.Unmarshal([]byte(f), &filters); err != nil {
+		var old map[string]map[string]bool
+		if json.Unmarshal([]byte(f), &old) != nil {
+			return nil, badRequest("invalid filters %q: %v", f, err)
+		}
+		for k, m := range old {
+			for v := range m {
+				filters[k] = append(filters[k], v)
+			}
+		}
+	}
+	return filters, nil
 }

@@ -117,20 +117,10 @@ func (d *Daemon) systemEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	filters := map[string][]string{}
-	if f := q.Get("filters"); f != "" {
-		if err := json.Unmarshal([]byte(f), &filters); err != nil {
-			var old map[string]map[string]bool
-			if json.Unmarshal([]byte(f), &old) != nil {
-				writeError(w, badRequest("invalid filters %q: %v", f, err))
-				return
-			}
-			for k, m := range old {
-				for v := range m {
-					filters[k] = append(filters[k], v)
-				}
-			}
-		}
+	filters, err := parseFilters(q.Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	for k := range filters {
 		switch k {

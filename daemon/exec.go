@@ -422,10 +422,9 @@ func (d *Daemon) execResize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	h, herr := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
-	wd, werr := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
-	if herr != nil || werr != nil {
-		writeError(w, badRequest("resize: h and w must be numbers of rows and columns"))
+	h, wd, err := terminalSize(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	e.mu.Lock()

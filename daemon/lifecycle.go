@@ -396,14 +396,10 @@ func (d *Daemon) containerStop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	timeout := 10 * time.Second
-	if t := r.URL.Query().Get("t"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil {
-			writeError(w, badRequest("invalid stop timeout t=%q", t))
-			return
-		}
-		timeout = time.Duration(n) * time.Second
+	timeout, err := stopTimeout(r.URL.Query().Get("t"))
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	sig := unix.SIGTERM
 	if s := r.URL.Query().Get("signal"); s != "" {
@@ -421,6 +417,19 @@ func (d *Daemon) containerStop(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// stopTimeout reads the t= of stop and restart: seconds, 10 by default,
+// negative for no limit.
+func stopTimeout(t string) (time.Duration, error) {
+	if t == "" {
+		return 10 * time.Second, nil
+	}
+	n, err := strconv.Atoi(t)
+	if err != nil {
+		return 0, badRequest("invalid stop timeout t=%q", t)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // stop sends sig, waits up to timeout (a negative one: for ever), then
@@ -458,14 +467,10 @@ func (d *Daemon) containerRestart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	timeout := 10 * time.Second
-	if t := r.URL.Query().Get("t"); t != "" {
-		n, err := strconv.Atoi(t)
-		if err != nil {
-			writeError(w, badRequest("invalid stop timeout t=%q", t))
-			return
-		}
-		timeout = time.Duration(n) * time.Second
+	timeout, err := stopTimeout(r.URL.Query().Get("t"))
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	if err := d.stop(c, unix.SIGTERM, timeout); err != nil && statusOf(err) != http.StatusNotModified {
 		writeError(w, err)

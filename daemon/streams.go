@@ -271,6 +271,16 @@ func (d *Daemon) containerAttach(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// terminalSize reads the h= (rows) and w= (columns) of a resize request.
+func terminalSize(r *http.Request) (h, w uint64, err error) {
+	h, herr := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
+	w, werr := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
+	if herr != nil || werr != nil {
+		return 0, 0, badRequest("resize: h and w must be numbers of rows and columns")
+	}
+	return h, w, nil
+}
+
 // containerResize is POST /containers/{id}/resize?h=&w=: the shim sets
 // the size of the container's terminal.
 func (d *Daemon) containerResize(w http.ResponseWriter, r *http.Request) {
@@ -279,10 +289,9 @@ func (d *Daemon) containerResize(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	h, herr := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
-	wd, werr := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
-	if herr != nil || werr != nil {
-		writeError(w, badRequest("resize: h and w must be numbers of rows and columns"))
+	h, wd, err := terminalSize(r)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
 	d.mu.Lock()
