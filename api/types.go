@@ -119,25 +119,64 @@ type ContainerConfig struct {
 	Entrypoint   []string          `json:"Entrypoint"`
 	Labels       map[string]string `json:"Labels"`
 	StopSignal   string            `json:"StopSignal,omitempty"`
+	// ExposedPorts: "80/tcp" -> {}; published with -P.
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 }
 
 // HostConfig is the host-dependent part (Docker's container.HostConfig),
 // the subset minidock applies.
 type HostConfig struct {
-	NetworkMode    string `json:"NetworkMode"`
-	AutoRemove     bool   `json:"AutoRemove"`
-	ReadonlyRootfs bool   `json:"ReadonlyRootfs"`
-	Memory         int64  `json:"Memory"`
-	NanoCPUs       int64  `json:"NanoCpus"`
-	CPUShares      int64  `json:"CpuShares"`
-	PidsLimit      *int64 `json:"PidsLimit"`
+	NetworkMode     string                   `json:"NetworkMode"`
+	PortBindings    map[string][]PortBinding `json:"PortBindings"`
+	PublishAllPorts bool                     `json:"PublishAllPorts"`
+	ExtraHosts      []string                 `json:"ExtraHosts"`
+	AutoRemove      bool                     `json:"AutoRemove"`
+	ReadonlyRootfs  bool                     `json:"ReadonlyRootfs"`
+	Memory          int64                    `json:"Memory"`
+	NanoCPUs        int64                    `json:"NanoCpus"`
+	CPUShares       int64                    `json:"CpuShares"`
+	PidsLimit       *int64                   `json:"PidsLimit"`
+	RestartPolicy   RestartPolicy            `json:"RestartPolicy"`
 }
 
 // ContainerCreateRequest is the body of POST /containers/create: a
 // ContainerConfig with the HostConfig beside it.
 type ContainerCreateRequest struct {
 	ContainerConfig
-	HostConfig *HostConfig `json:"HostConfig"`
+	HostConfig       *HostConfig       `json:"HostConfig"`
+	NetworkingConfig *NetworkingConfig `json:"NetworkingConfig"`
+}
+
+// PortBinding is one host side of a published port: "" HostIp = every
+// address, "" or "0" HostPort = any free port.
+type PortBinding struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
+}
+
+// NetworkingConfig names, at create, the networks a container joins and
+// how (--ip, --network-alias).
+type NetworkingConfig struct {
+	EndpointsConfig map[string]*EndpointSettings `json:"EndpointsConfig"`
+}
+
+// EndpointSettings is a container's place on one network: what was asked
+// (IPAMConfig, Aliases) and, while it runs, what it got.
+type EndpointSettings struct {
+	IPAMConfig  *EndpointIPAMConfig `json:"IPAMConfig"`
+	Aliases     []string            `json:"Aliases"`
+	NetworkID   string              `json:"NetworkID"`
+	EndpointID  string              `json:"EndpointID"`
+	Gateway     string              `json:"Gateway"`
+	IPAddress   string              `json:"IPAddress"`
+	IPPrefixLen int                 `json:"IPPrefixLen"`
+	MacAddress  string              `json:"MacAddress"`
+	DNSNames    []string            `json:"DNSNames"`
+}
+
+// EndpointIPAMConfig is the address asked for with --ip.
+type EndpointIPAMConfig struct {
+	IPv4Address string `json:"IPv4Address,omitempty"`
 }
 
 // CreateResponse is the 201 reply of a create.
@@ -183,10 +222,107 @@ type ContainerJSON struct {
 	Mounts          []any
 }
 
-// NetworkSettings is empty until networking exists (issue 6).
+// NetworkSettings is a container's networking in inspect: the ports
+// ("80/tcp" -> bindings; null = exposed, not published) and one entry per
+// network. The top-level address fields are the default bridge's.
 type NetworkSettings struct {
-	Networks map[string]any
-	Ports    map[string]any
+	Bridge      string
+	SandboxKey  string
+	Ports       map[string][]PortBinding
+	IPAddress   string
+	IPPrefixLen int
+	Gateway     string
+	MacAddress  string
+	Networks    map[string]*EndpointSettings
+}
+
+// Port is one published or exposed port in a container list.
+type Port struct {
+	IP          string `json:"IP,omitempty"`
+	PrivatePort uint16 `json:"PrivatePort"`
+	PublicPort  uint16 `json:"PublicPort,omitempty"`
+	Type        string `json:"Type"`
+}
+
+// SummaryNetworkSettings is NetworkSettings in a container list.
+type SummaryNetworkSettings struct {
+	Networks map[string]*EndpointSettings
+}
+
+// Network is GET /networks/{id}.
+type Network struct {
+	Name       string                     `json:"Name"`
+	ID         string                     `json:"Id"`
+	Created    string                     `json:"Created"`
+	Scope      string                     `json:"Scope"`
+	Driver     string                     `json:"Driver"`
+	EnableIPv6 bool                       `json:"EnableIPv6"`
+	IPAM       IPAM                       `json:"IPAM"`
+	Internal   bool                       `json:"Internal"`
+	Attachable bool                       `json:"Attachable"`
+	Ingress    bool                       `json:"Ingress"`
+	Containers map[string]NetworkEndpoint `json:"Containers"`
+	Options    map[string]string          `json:"Options"`
+	Labels     map[string]string          `json:"Labels"`
+}
+
+// IPAM is a network's address configuration.
+type IPAM struct {
+	Driver  string            `json:"Driver"`
+	Options map[string]string `json:"Options"`
+	Config  []IPAMConfig      `json:"Config"`
+}
+
+// IPAMConfig is one subnet of a network.
+type IPAMConfig struct {
+	Subnet  string `json:"Subnet,omitempty"`
+	IPRange string `json:"IPRange,omitempty"`
+	Gateway string `json:"Gateway,omitempty"`
+}
+
+// NetworkEndpoint is one container in a network inspect.
+type NetworkEndpoint struct {
+	Name        string `json:"Name"`
+	EndpointID  string `json:"EndpointID"`
+	MacAddress  string `json:"MacAddress"`
+	IPv4Address string `json:"IPv4Address"`
+	IPv6Address string `json:"IPv6Address"`
+}
+
+// NetworkCreateRequest is the body of POST /networks/create.
+type NetworkCreateRequest struct {
+	Name           string            `json:"Name"`
+	Driver         string            `json:"Driver"`
+	Internal       bool              `json:"Internal"`
+	Attachable     bool              `json:"Attachable"`
+	EnableIPv6     *bool             `json:"EnableIPv6"`
+	CheckDuplicate bool              `json:"CheckDuplicate"`
+	IPAM           *IPAM             `json:"IPAM"`
+	Options        map[string]string `json:"Options"`
+	Labels         map[string]string `json:"Labels"`
+}
+
+// NetworkCreateResponse is the 201 reply of a network create.
+type NetworkCreateResponse struct {
+	ID      string `json:"Id"`
+	Warning string `json:"Warning"`
+}
+
+// NetworkConnectRequest is the body of POST /networks/{id}/connect.
+type NetworkConnectRequest struct {
+	Container      string            `json:"Container"`
+	EndpointConfig *EndpointSettings `json:"EndpointConfig"`
+}
+
+// NetworkDisconnectRequest is the body of POST /networks/{id}/disconnect.
+type NetworkDisconnectRequest struct {
+	Container string `json:"Container"`
+	Force     bool   `json:"Force"`
+}
+
+// NetworksPruneReport is the reply of POST /networks/prune.
+type NetworksPruneReport struct {
+	NetworksDeleted []string `json:"NetworksDeleted"`
 }
 
 // ContainerSummary is one entry of GET /containers/json.
@@ -199,9 +335,14 @@ type ContainerSummary struct {
 	Created int64             `json:"Created"`
 	State   string            `json:"State"`
 	Status  string            `json:"Status"`
-	Ports   []any             `json:"Ports"`
+	Ports   []Port            `json:"Ports"`
 	Labels  map[string]string `json:"Labels"`
 	Mounts  []any             `json:"Mounts"`
+
+	NetworkSettings *SummaryNetworkSettings `json:"NetworkSettings"`
+	HostConfig      struct {
+		NetworkMode string `json:"NetworkMode"`
+	} `json:"HostConfig"`
 }
 
 // WaitResponse is the body of POST /containers/{id}/wait.

@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -26,12 +25,23 @@ import (
 // maxIfName is the longest interface name the kernel accepts (IFNAMSIZ-1).
 const maxIfName = 15
 
-// ifName is what minidock accepts as an interface name: stricter than the
-// kernel, so that a name can go into an nft script or a /proc path as is.
-var ifName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// plainName reports whether s is a letter or digit followed by letters,
+// digits, '_', '.' or '-': what minidock accepts as an interface or
+// network name, stricter than the kernel, so that a name can go into an
+// nft script, a file name or a /proc path as is. (No regexp: every role
+// of the binary would pay its compilation at start.)
+func plainName(s string) bool {
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || (r != '_' && r != '.' && r != '-')) {
+			return false
+		}
+	}
+	return s != ""
+}
 
 func checkIfName(name string) error {
-	if len(name) > maxIfName || !ifName.MatchString(name) {
+	if len(name) > maxIfName || !plainName(name) {
 		return fmt.Errorf("interface name %q: want 1 to %d letters, digits, '_', '.' or '-'", name, maxIfName)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"regexp"
 	"strings"
 )
 
@@ -17,6 +16,9 @@ type Network struct {
 	Bridge   string
 	Subnet   netip.Prefix
 	Internal bool // no traffic in or out of the bridge, only between its containers
+	// DNS, if valid, is where the network's DNS server listens (port 53):
+	// only the bridge's containers and the host itself may ask it
+	DNS netip.Addr
 }
 
 // PortMapping publishes ContainerIP:ContainerPort on HostIP:HostPort.
@@ -37,10 +39,16 @@ type Ruleset struct {
 	Ports    []PortMapping
 }
 
-var tableName = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,63}$`)
+// validTable: a letter, then up to 63 letters, digits or '_'.
+func validTable(s string) bool {
+	if s == "" || len(s) > 64 || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	return plainName(s) && !strings.ContainsAny(s, ".-")
+}
 
 func (r Ruleset) validate() error {
-	if !tableName.MatchString(r.Table) {
+	if !validTable(r.Table) {
 		return fmt.Errorf("nft table name %q: letters, digits and '_' only", r.Table)
 	}
 	bridges := map[string]bool{}
@@ -50,6 +58,9 @@ func (r Ruleset) validate() error {
 		}
 		if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() {
 			return fmt.Errorf("ruleset: bridge %s: subnet %v is not IPv4", n.Bridge, n.Subnet)
+		}
+		if n.DNS.IsValid() && !n.DNS.Is4() {
+			return fmt.Errorf("ruleset: bridge %s: DNS address %v is not IPv4", n.Bridge, n.DNS)
 		}
 		bridges[n.Bridge] = true
 	}
@@ -107,6 +118,18 @@ func (r Ruleset) Render() string {
 	// With route_localnet on, the kernel no longer treats packets to
 	// 127.0.0.0/8 arriving on a bridge (or the LAN) as martians: drop them,
 	// so that nothing but the host itself reaches 127.0.0.1 (CVE-2020-8558).
+	// The embedded DNS servers answer their own network only: not the LAN,
+	// not other networks (input to a host address is not forwarded, so
+	// the isolation above does not cover it).
+	w("\tchain input {")
+	w("\t\ttype filter hook input priority filter; policy accept;")
+	for _, n := range r.Networks {
+		if n.DNS.IsValid() {
+			w("\t\tip daddr %s meta l4proto { tcp, udp } th dport 53 iifname != { %q, \"lo\" } drop", n.DNS, n.Bridge)
+		}
+	}
+	w("\t}")
+
 	w("\tchain prerouting_filter {")
 	w("\t\ttype filter hook prerouting priority raw; policy accept;")
 	w("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop")
@@ -170,7 +193,7 @@ func (r Ruleset) Apply() error {
 
 // DeleteTable removes the table inet table, if it exists.
 func DeleteTable(table string) error {
-	if !tableName.MatchString(table) {
+	if !validTable(table) {
 		return fmt.Errorf("nft table name %q: letters, digits and '_' only", table)
 	}
 	return nft(fmt.Sprintf("table inet %s\ndelete table inet %s\n", table, table))

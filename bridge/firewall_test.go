@@ -10,7 +10,7 @@ func TestRulesetRender(t *testing.T) {
 	rs := Ruleset{Table: "minidock",
 		Networks: []Network{
 			{Bridge: "minidock0", Subnet: netip.MustParsePrefix("172.30.0.0/16")},
-			{Bridge: "mdbr1", Subnet: netip.MustParsePrefix("10.213.9.0/24"), Internal: true},
+			{Bridge: "mdbr1", Subnet: netip.MustParsePrefix("10.213.9.0/24"), Internal: true, DNS: netip.MustParseAddr("10.213.9.1")},
 		},
 		Ports: []PortMapping{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080,
 			ContainerIP: netip.MustParseAddr("172.30.0.2"), ContainerPort: 80, Bridge: "minidock0"}},
@@ -26,6 +26,7 @@ func TestRulesetRender(t *testing.T) {
 		`oifname "mdbr1" iifname != "mdbr1" drop`,
 		`ip saddr 172.30.0.0/16 oifname != "minidock0" masquerade`,
 		`ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 172.30.0.2:80`,
+		`ip daddr 10.213.9.1 meta l4proto { tcp, udp } th dport 53 iifname != { "mdbr1", "lo" } drop`,
 	} {
 		if !strings.Contains(got, line) {
 			t.Errorf("ruleset lacks %q:\n%s", line, got)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 
@@ -33,8 +32,6 @@ type ipamState struct {
 	// Allocated maps each address in use to its owner (e.g. an endpoint id).
 	Allocated map[netip.Addr]string `json:"allocated"`
 }
-
-var networkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // ValidateSubnet checks that subnet is an IPv4 network address (host bits
 // zero) with room for a gateway and a container (/30 or larger), and that
@@ -67,7 +64,7 @@ func DefaultGateway(subnet netip.Prefix) netip.Addr { return subnet.Masked().Add
 // and gateway must match what the file recorded, if it exists. The gateway
 // is never handed out.
 func OpenIPAM(dir, network string, subnet netip.Prefix, gateway netip.Addr) (*IPAM, error) {
-	if !networkName.MatchString(network) {
+	if !plainName(network) {
 		return nil, fmt.Errorf("ipam: invalid network name %q", network)
 	}
 	if !gateway.IsValid() {

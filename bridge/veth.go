@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -12,13 +13,23 @@ import (
 
 // Endpoint is one container's interface on one bridge network.
 type Endpoint struct {
-	Bridge  string       // the bridge to plug the host end into
-	HostIf  string       // name of the host end, e.g. from VethName
-	NetNS   string       // path of the container's network namespace, e.g. /proc/<pid>/ns/net
-	IfName  string       // name inside the container; "eth0" if empty
-	Address netip.Prefix // the container's address with the subnet's length, e.g. 10.213.1.2/24
-	Gateway netip.Addr   // the default route's next hop (the bridge's address); none if invalid
-	MTU     int          // 0: the bridge's MTU
+	Bridge  string           // the bridge to plug the host end into
+	HostIf  string           // name of the host end, e.g. from VethName
+	NetNS   string           // path of the container's network namespace, e.g. /proc/<pid>/ns/net
+	IfName  string           // name inside the container; "eth0" if empty
+	Address netip.Prefix     // the container's address with the subnet's length, e.g. 10.213.1.2/24
+	Gateway netip.Addr       // the default route's next hop (the bridge's address); none if invalid
+	MTU     int              // 0: the bridge's MTU
+	MAC     net.HardwareAddr // the container end's; nil: the kernel picks one
+}
+
+// MACFor is a stable MAC address for a container's address ip, as
+// Docker makes them: 02:42 (locally administered) and the four bytes of
+// the IPv4 address, so that a restarted container keeps its MAC with
+// its address and neighbours' ARP caches stay right.
+func MACFor(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
 }
 
 // VethName is a stable host-side interface name for seed (say, container
@@ -77,6 +88,9 @@ func Attach(ep Endpoint) error {
 		PeerName:      ep.IfName,
 		PeerMTU:       uint32(mtu),
 		PeerNamespace: netlink.NsFd(ns),
+	}
+	if ep.MAC != nil {
+		veth.PeerHardwareAddr = ep.MAC
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("attach: create veth pair %s (host) / %s (in %s): %w", ep.HostIf, ep.IfName, ep.NetNS, err)
@@ -146,8 +160,33 @@ func Detach(hostIf string) error {
 	if link.Type() != "veth" {
 		return fmt.Errorf("detach %s: the link is a %q, not a veth", hostIf, link.Type())
 	}
-	if err := netlink.LinkDel(link); err != nil {
+	if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+		// not found: the container's namespace died meanwhile, taking the pair
 		return fmt.Errorf("detach: delete %s: %w", hostIf, err)
+	}
+	return nil
+}
+
+// LoopbackUp brings lo up in the network namespace at nsPath (a new
+// namespace's lo starts down): RTM_NEWLINK with IFF_UP through a netlink
+// socket opened in that namespace. For --network none, whatever the runtime.
+func LoopbackUp(nsPath string) error {
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("lo up: open network namespace %s: %w", nsPath, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("lo up: netlink socket in %s: %w", nsPath, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("lo up in %s: %w", nsPath, err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("lo up in %s: %w", nsPath, err)
 	}
 	return nil
 }

@@ -31,28 +31,38 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"version": {"version: client and daemon versions", cmdVersion},
-		"ps":      {"ps [-a] [-q]: list containers", cmdPs},
-		"images":  {"images [-q]: list images", cmdImages},
-		"import":  {"import FILE|- [REPOSITORY[:TAG]]: make an image of a rootfs tarball", cmdImport},
-		"load":    {"load [-i FILE]: load images from a docker save archive (stdin by default)", cmdLoad},
-		"run":     {"run [OPTIONS] IMAGE [COMMAND...]: create and start a container", cmdRun},
-		"create":  {"create [OPTIONS] IMAGE [COMMAND...]: create a container, print its ID", cmdCreate},
-		"start":   {"start CONTAINER...: start created or stopped containers", cmdStart},
-		"restart": {"restart [-t SECONDS] CONTAINER...: stop, then start", cmdRestart},
-		"exec":    {"exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND...: run a command in a running container", cmdExec},
-		"logs":    {"logs [-f] [--tail N] [-t] CONTAINER: print a container's output", cmdLogs},
-		"stop":    {"stop [-t SECONDS] CONTAINER...: SIGTERM, then SIGKILL", cmdStop},
-		"kill":    {"kill [-s SIGNAL] CONTAINER...: send a signal", cmdKill},
-		"rm":      {"rm [-f] CONTAINER...: remove containers", cmdRm},
-		"inspect": {"inspect CONTAINER...: a container's details as JSON", cmdInspect},
-		"wait":    {"wait CONTAINER...: wait for containers to stop, print their exit codes", cmdWait},
-		"pause":   {"pause CONTAINER...: freeze every process of containers", cmdPause},
-		"unpause": {"unpause CONTAINER...: thaw paused containers", cmdUnpause},
-		"rename":  {"rename CONTAINER NEW_NAME: rename a container", cmdRename},
-		"top":     {"top CONTAINER: list a container's processes", cmdTop},
-		"stats":   {"stats [--no-stream] CONTAINER...: CPU, memory and pids use", cmdStats},
-		"events":  {"events [--since T] [--until T] [-f KEY=VALUE]: stream the daemon's container events", cmdEvents},
+		"version":   {"version: client and daemon versions", cmdVersion},
+		"ps":        {"ps [-a] [-q] [--format TEMPLATE]: list containers", cmdPs},
+		"images":    {"images [-q] [--format TEMPLATE]: list images", cmdImages},
+		"import":    {"import FILE|- [REPOSITORY[:TAG]]: make an image of a rootfs tarball", cmdImport},
+		"load":      {"load [-i FILE]: load images from a docker save archive (stdin by default)", cmdLoad},
+		"run":       {"run [OPTIONS] IMAGE [COMMAND...]: create and start a container", cmdRun},
+		"create":    {"create [OPTIONS] IMAGE [COMMAND...]: create a container, print its ID", cmdCreate},
+		"start":     {"start CONTAINER...: start created or stopped containers", cmdStart},
+		"restart":   {"restart [-t SECONDS] CONTAINER...: stop, then start", cmdRestart},
+		"exec":      {"exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND...: run a command in a running container", cmdExec},
+		"logs":      {"logs [-f] [--tail N] [-t] CONTAINER: print a container's output", cmdLogs},
+		"stop":      {"stop [-t SECONDS] CONTAINER...: SIGTERM, then SIGKILL", cmdStop},
+		"kill":      {"kill [-s SIGNAL] CONTAINER...: send a signal", cmdKill},
+		"rm":        {"rm [-f] CONTAINER...: remove containers", cmdRm},
+		"inspect":   {"inspect [-f TEMPLATE] [--type container|image] NAME...: details as JSON", cmdInspect},
+		"wait":      {"wait CONTAINER...: wait for containers to stop, print their exit codes", cmdWait},
+		"pause":     {"pause CONTAINER...: freeze every process of containers", cmdPause},
+		"unpause":   {"unpause CONTAINER...: thaw paused containers", cmdUnpause},
+		"rename":    {"rename CONTAINER NEW_NAME: rename a container", cmdRename},
+		"top":       {"top CONTAINER: list a container's processes", cmdTop},
+		"stats":     {"stats [--no-stream] CONTAINER...: CPU, memory and pids use", cmdStats},
+		"network":   {"network create|ls|inspect|rm|prune|connect|disconnect: manage networks", cmdNetwork},
+		"port":      {"port CONTAINER [PORT[/PROTO]]: list a container's published ports", cmdPort},
+		"cp":        {"cp [-L] [-a] CONTAINER:PATH HOSTPATH|-, or cp HOSTPATH|- CONTAINER:PATH: copy files", cmdCp},
+		"export":    {"export [-o FILE] CONTAINER: the container's filesystem as a tar", cmdExport},
+		"diff":      {"diff CONTAINER: files changed, added (A), deleted (D) over the image", cmdDiff},
+		"commit":    {"commit [-m MSG] [-a AUTHOR] [-c INSTRUCTION] CONTAINER [REPOSITORY[:TAG]]: make an image of a container", cmdCommit},
+		"history":   {"history [-q] [--no-trunc] IMAGE: an image's layers", cmdHistory},
+		"rmi":       {"rmi [-f] IMAGE...: remove images", cmdRmi},
+		"image":     {"image inspect|history|rm|prune [-a] [-f]|ls|import|load: manage images", cmdImage},
+		"container": {"container prune [-f]|ls|inspect|cp|export|diff|commit|rm: manage containers", cmdContainer},
+		"events":    {"events [--since T] [--until T] [-f KEY=VALUE]: stream the daemon's container events", cmdEvents},
 	}
 }
 
@@ -66,7 +76,7 @@ func Main(args []string) int {
 	fs.StringVar(&host, "H", host, "daemon socket (also MINIDOCK_HOST)")
 	fs.StringVar(&host, "host", host, "daemon socket (also MINIDOCK_HOST)")
 	fs.Usage = func() { usage(os.Stderr) }
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return 2
 	}
 	if fs.NArg() == 0 {
@@ -159,7 +169,8 @@ func cmdPs(c *Client, args []string) error {
 	fs := newFlags("ps")
 	all := fs.Bool("a", false, "show all containers, not only running ones")
 	quiet := fs.Bool("q", false, "only IDs")
-	if err := fs.Parse(args); err != nil {
+	format := fs.String("format", "", "Go template per container, \"table ...\" for columns, or json")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -176,6 +187,9 @@ func cmdPs(c *Client, args []string) error {
 		}
 		return nil
 	}
+	if *format != "" {
+		return printFormatted(os.Stdout, *format, psTable, psItems(list), psHeaders)
+	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
 	for _, s := range list {
@@ -183,7 +197,7 @@ func cmdPs(c *Client, args []string) error {
 		if len(cmd) > 20 {
 			cmd = cmd[:19] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t\t%s\n", s.ID[:12], s.Image, cmd, ago(time.Unix(s.Created, 0)), s.Status, strings.TrimPrefix(strings.Join(s.Names, ","), "/"))
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%s\t%s\n", s.ID[:12], s.Image, cmd, ago(time.Unix(s.Created, 0)), s.Status, formatPorts(s.Ports), strings.TrimPrefix(strings.Join(s.Names, ","), "/"))
 	}
 	return tw.Flush()
 }
@@ -202,12 +216,16 @@ func humanSize(n int64) string {
 func cmdImages(c *Client, args []string) error {
 	fs := newFlags("images")
 	quiet := fs.Bool("q", false, "only IDs")
-	if err := fs.Parse(args); err != nil {
+	format := fs.String("format", "", "Go template per image, \"table ...\" for columns, or json")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var list []api.ImageSummary
 	if err := c.JSON(context.Background(), "GET", "/images/json", nil, nil, &list); err != nil {
 		return err
+	}
+	if *format != "" && !*quiet {
+		return printFormatted(os.Stdout, *format, imagesTable, imageItems(list), imageHeaders)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 3, ' ', 0)
 	if !*quiet {
@@ -265,7 +283,7 @@ func cmdImport(c *Client, args []string) error {
 	var changes listFlag
 	fs.Var(&changes, "c", "Dockerfile instruction to apply (repeatable)")
 	fs.Var(&changes, "change", "same as -c")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 {
@@ -278,14 +296,7 @@ func cmdImport(c *Client, args []string) error {
 	}
 	defer in.Close()
 	q := url.Values{"fromSrc": {"-"}, "changes": changes}
-	if ref := fs.Arg(1); ref != "" {
-		repo, tag := ref, ""
-		if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-			repo, tag = ref[:i], ref[i+1:]
-		}
-		q.Set("repo", repo)
-		q.Set("tag", tag)
-	}
+	setRepoTag(q, fs.Arg(1))
 	resp, err := c.Do(context.Background(), "POST", "/images/create", q, in, "application/x-tar")
 	if err != nil {
 		return err
@@ -297,7 +308,7 @@ func cmdImport(c *Client, args []string) error {
 func cmdLoad(c *Client, args []string) error {
 	fs := newFlags("load")
 	input := fs.String("i", "", "archive to read instead of stdin")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	in, err := openInput(*input)
@@ -318,7 +329,7 @@ func cmdLogs(c *Client, args []string) error {
 	follow := fs.Bool("f", false, "follow the output")
 	tail := fs.String("tail", "all", "number of lines from the end")
 	ts := fs.Bool("t", false, "show timestamps")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -376,7 +387,7 @@ func cmdRestart(c *Client, args []string) error { return stopOrRestart(c, "resta
 func stopOrRestart(c *Client, action string, args []string) error {
 	fs := newFlags(action)
 	t := fs.Int("t", -1, "seconds to wait before SIGKILL (default: the daemon's 10)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -391,7 +402,7 @@ func stopOrRestart(c *Client, action string, args []string) error {
 func cmdKill(c *Client, args []string) error {
 	fs := newFlags("kill")
 	sig := fs.String("s", "KILL", "signal to send")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	return each(fs.Args(), func(n string) error {
@@ -402,7 +413,7 @@ func cmdKill(c *Client, args []string) error {
 func cmdRm(c *Client, args []string) error {
 	fs := newFlags("rm")
 	force := fs.Bool("f", false, "kill a running container first")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -412,23 +423,6 @@ func cmdRm(c *Client, args []string) error {
 	return each(fs.Args(), func(n string) error {
 		return c.JSON(context.Background(), "DELETE", "/containers/"+url.PathEscape(n), q, nil, nil)
 	})
-}
-
-func cmdInspect(c *Client, args []string) error {
-	out := []json.RawMessage{}
-	var firstErr error
-	for _, n := range args {
-		var raw json.RawMessage
-		if err := c.JSON(context.Background(), "GET", "/containers/"+url.PathEscape(n)+"/json", nil, nil, &raw); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			firstErr = exitError(1)
-			continue
-		}
-		out = append(out, raw)
-	}
-	data, _ := json.MarshalIndent(out, "", "    ")
-	fmt.Println(string(data))
-	return firstErr
 }
 
 func cmdWait(c *Client, args []string) error {
@@ -497,10 +491,12 @@ func createFromFlags(c *Client, cmdName string, args []string) (string, runOptio
 	shares := fs.Int64("cpu-shares", 0, "CPU shares (relative weight)")
 	pids := fs.Int64("pids-limit", 0, "maximum number of processes")
 	readOnly := fs.Bool("read-only", false, "read-only root filesystem")
+	restart := fs.String("restart", "no", "restart policy: no, on-failure[:MAX-RETRIES], always, unless-stopped")
 	var env, labels listFlag
 	fs.Var(&env, "e", "environment variable KEY=VALUE (repeatable)")
 	fs.Var(&labels, "l", "label KEY=VALUE (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	nf := addNetworkFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
 		return "", o, err
 	}
 	if fs.NArg() < 1 {
@@ -529,9 +525,15 @@ func createFromFlags(c *Client, cmdName string, args []string) (string, runOptio
 	if *pids != 0 {
 		req.HostConfig.PidsLimit = pids
 	}
+	if req.HostConfig.RestartPolicy, err = parseRestartPolicy(*restart); err != nil {
+		return "", o, err
+	}
 	for _, l := range labels {
 		k, v, _ := strings.Cut(l, "=")
 		req.Labels[k] = v
+	}
+	if err := nf.apply(&req); err != nil {
+		return "", o, err
 	}
 	q := url.Values{}
 	if *name != "" {
@@ -672,7 +674,7 @@ func cmdExec(c *Client, args []string) error {
 	user := fs.String("u", "", "user[:group]")
 	var env listFlag
 	fs.Var(&env, "e", "environment variable KEY=VALUE (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 {
@@ -749,4 +751,47 @@ func startCode(err error) int {
 		return 126
 	}
 	return 125
+}
+
+// parseFlags parses args as docker does: besides the flag package's
+// syntax, boolean short flags may be combined (-it, -aq, -fq). Expansion
+// stops where parsing stops, at the first argument that is not a flag.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	isBool := func(name string) bool {
+		f := fs.Lookup(name)
+		if f == nil {
+			return false
+		}
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		return ok && b.IsBoolFlag()
+	}
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			out = append(out, args[i:]...)
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if fs.Lookup(name) != nil {
+			out = append(out, a)
+			if !hasValue && !isBool(name) && i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+			continue
+		}
+		combined := !strings.HasPrefix(a, "--") && len(a) > 2
+		for _, r := range a[1:] {
+			combined = combined && isBool(string(r))
+		}
+		if !combined {
+			out = append(out, a) // the flag package reports it
+			continue
+		}
+		for _, r := range a[1:] {
+			out = append(out, "-"+string(r))
+		}
+	}
+	return fs.Parse(out)
 }

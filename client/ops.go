@@ -73,7 +73,7 @@ const statsHeader = "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tPIDS"
 func cmdStats(c *Client, args []string) error {
 	fs := newFlags("stats")
 	noStream := fs.Bool("no-stream", false, "print one sample and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -127,7 +127,7 @@ func cmdEvents(c *Client, args []string) error {
 	var filters listFlag
 	fs.Var(&filters, "f", "filter key=value (type, event, container, image, label)")
 	fs.Var(&filters, "filter", "same as -f")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
@@ -138,13 +138,7 @@ func cmdEvents(c *Client, args []string) error {
 		q.Set("until", *until)
 	}
 	if len(filters) > 0 {
-		m := map[string][]string{}
-		for _, f := range filters {
-			k, v, _ := strings.Cut(f, "=")
-			m[k] = append(m[k], v)
-		}
-		data, _ := json.Marshal(m)
-		q.Set("filters", string(data))
+		q.Set("filters", encodeFilters(filters))
 	}
 	resp, err := c.Do(context.Background(), "GET", "/events", q, nil, "")
 	if err != nil {
@@ -167,4 +161,16 @@ func cmdEvents(c *Client, args []string) error {
 		fmt.Printf("%s %s %s %s (%s)\n", time.Unix(0, m.TimeNano).Format("2006-01-02T15:04:05.000000000Z07:00"),
 			m.Type, m.Action, m.Actor.ID, strings.Join(attrs, ", "))
 	}
+}
+
+// encodeFilters turns -f KEY=VALUE flags into the API's filters
+// parameter, {"KEY":["VALUE",...]}.
+func encodeFilters(filters []string) string {
+	m := map[string][]string{}
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		m[k] = append(m[k], v)
+	}
+	data, _ := json.Marshal(m)
+	return string(data)
 }

@@ -29,11 +29,22 @@ type Container struct {
 	Config     api.ContainerConfig
 	HostConfig api.HostConfig
 	State      State
+	Networks   map[string]*Endpoint // bridge networks, by network name (netcontainer.go)
+	Ports      []PublishedPort      // while it runs
+	// RestartCount counts the restarts its restart policy made since the
+	// user last started it; ManuallyStopped is set by stop, kill and rm,
+	// so that the policy lets it be (Docker's HasBeenManuallyStopped).
+	RestartCount    int
+	ManuallyStopped bool
 
 	op      sync.Mutex    // serialises start, stop and remove
 	changed chan struct{} // closed and replaced on every state change
 	exits   int           // exits seen since the daemon started
 	removed bool
+	// the restart policy's backoff, and a counter that drops a restart
+	// scheduled before a later stop or start
+	restartDelay time.Duration
+	restartSeq   int
 	// while a start runs: the shim's socket once the container is
 	// created, and how many attach requests still have to connect to it
 	shimSocket string
@@ -51,6 +62,7 @@ type State struct {
 	Error      string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	Restarting bool `json:"-"` // waiting for its restart policy's backoff
 }
 
 func (c *Container) hostname() string {
@@ -237,8 +249,8 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) {
 	if req.HostConfig != nil {
 		hc = *req.HostConfig
 	}
-	if hc.NetworkMode != "" && hc.NetworkMode != "none" && hc.NetworkMode != "default" && hc.NetworkMode != "bridge" {
-		writeError(w, badRequest("network mode %q is not supported yet: containers get a private network namespace with only lo", hc.NetworkMode))
+	if err := checkRestartPolicy(&hc); err != nil {
+		writeError(w, err)
 		return
 	}
 	if hc.Memory < 0 || hc.NanoCPUs < 0 || hc.CPUShares < 0 {
@@ -273,6 +285,16 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) {
 		ID: newID(), Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: req.Image,
 		Config: cfg, HostConfig: hc, State: State{Status: "created"}, changed: make(chan struct{}),
 	}
+	d.netMu.Lock()
+	warnings, err := d.planNetworks(c, req.NetworkingConfig, img.Config.Config)
+	d.netMu.Unlock()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if warnings == nil {
+		warnings = []string{}
+	}
 	d.mu.Lock()
 	if name == "" {
 		name = d.newName(c.ID)
@@ -296,7 +318,7 @@ func (d *Daemon) containerCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	d.containers[c.ID] = c
 	d.emit(c, "create", nil)
-	writeJSON(w, http.StatusCreated, api.CreateResponse{ID: c.ID, Warnings: []string{}})
+	writeJSON(w, http.StatusCreated, api.CreateResponse{ID: c.ID, Warnings: warnings})
 }
 
 // createFiles makes the container's rootfs and its config.v2.json; on
@@ -334,13 +356,15 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) {
 	out := api.ContainerJSON{
 		ID: c.ID, Created: formatTime(c.Created), Path: argv[0], Args: argv[1:],
 		State: &api.ContainerState{
-			Status: c.State.status(), Running: c.State.Status == "running", Paused: c.State.Paused, OOMKilled: c.State.OOMKilled, Pid: c.State.Pid,
+			Status: c.State.status(), Running: c.State.Status == "running", Paused: c.State.Paused, Restarting: c.State.Restarting, OOMKilled: c.State.OOMKilled, Pid: c.State.Pid,
 			ExitCode: c.State.ExitCode, Error: c.State.Error,
 			StartedAt: formatTime(c.State.StartedAt), FinishedAt: formatTime(c.State.FinishedAt),
 		},
 		Image: c.Image, Name: "/" + c.Name, LogPath: filepath.Join(d.containerDir(c.ID), c.ID+"-json.log"),
-		Driver: "overlay2", Platform: "linux", Config: &cfg, HostConfig: &hc,
-		NetworkSettings: &api.NetworkSettings{Networks: map[string]any{}, Ports: map[string]any{}}, Mounts: []any{},
+		HostsPath: filepath.Join(d.containerDir(c.ID), "hosts"), HostnamePath: filepath.Join(d.containerDir(c.ID), "hostname"),
+		ResolvConfPath: filepath.Join(d.containerDir(c.ID), "resolv.conf"),
+		Driver:         "overlay2", Platform: "linux", Config: &cfg, HostConfig: &hc, RestartCount: c.RestartCount,
+		NetworkSettings: d.networkSettings(c), Mounts: []any{},
 	}
 	out.Config.Image = c.ImageRef
 	d.mu.Unlock()
@@ -349,13 +373,15 @@ func (d *Daemon) containerInspect(w http.ResponseWriter, r *http.Request) {
 
 // statusText is the STATUS column of docker ps.
 func statusText(s State, now time.Time) string {
-	switch s.Status {
-	case "running":
+	switch {
+	case s.Restarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
+	case s.Status == "running":
 		if s.Paused {
 			return "Up " + humanDuration(now.Sub(s.StartedAt)) + " (Paused)"
 		}
 		return "Up " + humanDuration(now.Sub(s.StartedAt))
-	case "exited":
+	case s.Status == "exited":
 		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, humanDuration(now.Sub(s.FinishedAt)))
 	}
 	return "Created"
@@ -419,8 +445,10 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
 		out = append(out, api.ContainerSummary{
 			ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageRef, ImageID: c.Image,
 			Command: strings.Join(c.argv(), " "), Created: c.Created.Unix(), State: c.State.status(),
-			Status: statusText(c.State, now), Ports: []any{}, Labels: labels, Mounts: []any{},
+			Status: statusText(c.State, now), Ports: summaryPorts(c), Labels: labels, Mounts: []any{},
+			NetworkSettings: &api.SummaryNetworkSettings{Networks: d.networkSettings(c).Networks},
 		})
+		out[len(out)-1].HostConfig.NetworkMode = c.HostConfig.NetworkMode
 	}
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Created > out[j].Created })
@@ -428,20 +456,9 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
 }
 
 func matches(c *Container, filters map[string][]string) bool {
-	anyOf := func(vals []string, ok func(string) bool) bool {
-		if len(vals) == 0 {
-			return true
-		}
-		for _, v := range vals {
-			if ok(v) {
-				return true
-			}
-		}
-		return false
-	}
-	return anyOf(filters["id"], func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
-		anyOf(filters["name"], func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
-		anyOf(filters["status"], func(v string) bool { return c.State.status() == v }) &&
+	return anyMatch(filters["id"], func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
+		anyMatch(filters["name"], func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) &&
+		anyMatch(filters["status"], func(v string) bool { return c.State.status() == v }) &&
 		allLabels(c.Config.Labels, filters["label"])
 }
 

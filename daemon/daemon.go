@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"minidock/bridge"
 	"minidock/image"
 )
 
@@ -35,6 +37,11 @@ type Config struct {
 	Hosts        []string // -H unix:///path (repeatable)
 	Runtime      string   // --runtime: runc-compatible binary; "" = our own
 	CgroupParent string   // --cgroup-parent: parent cgroup of every container
+	Bridge       string   // --bridge: the default network's Linux bridge
+	BIP          string   // --bip: the default bridge's address and prefix
+	AddressPools []string // --default-address-pool base=CIDR,size=N (repeatable)
+	NftTable     string   // --nft-table: the nftables table (inet) of our rules
+	DNS          []string // --dns: upstream resolvers of the embedded DNS; "none": no upstream
 }
 
 // Daemon is one running engine.
@@ -50,6 +57,14 @@ type Daemon struct {
 	execs      map[string]*Exec      // by exec ID, while the daemon runs
 
 	events events // GET /events
+
+	// networking (network.go): netMu serialises network changes and the
+	// firewall; it is taken before mu, never while holding it
+	netMu     sync.Mutex
+	networks  map[string]*network              // by ID
+	ports     map[string][]*bridge.Reservation // held host ports, by container ID
+	pools     []addressPool
+	upstreams []netip.AddrPort
 }
 
 type hostsFlag []string
@@ -68,10 +83,20 @@ func Main(args []string) int {
 	fs.Var(&hosts, "host", "same as -H")
 	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime binary (default: minidock's own runtime)")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/minidock", "parent cgroup of the containers")
+	fs.StringVar(&cfg.Bridge, "bridge", "minidock0", "Linux bridge of the default network")
+	fs.StringVar(&cfg.BIP, "bip", "", "address and prefix of the default bridge, such as 172.30.0.1/16 (default: a free subnet of the pools)")
+	var pools, dns hostsFlag
+	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
+	fs.StringVar(&cfg.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
+	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg.Hosts = hosts
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg.Hosts, cfg.AddressPools, cfg.DNS = hosts, pools, dns
 	if len(cfg.Hosts) == 0 {
 		cfg.Hosts = []string{"unix://" + filepath.Join(cfg.ExecRoot, "minidock.sock")}
 	}
@@ -118,7 +143,11 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
 	}
-	d := &Daemon{cfg: cfg, self: self, containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{}}
+	d := &Daemon{cfg: cfg, self: self, containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{},
+		ports: map[string][]*bridge.Reservation{}}
+	if err := d.networkConfig(); err != nil {
+		return nil, err
+	}
 	lockPath := filepath.Join(cfg.DataRoot, "minidock.lock")
 	d.lock, err = os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -138,16 +167,78 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	if err := d.initNetworks(); err != nil {
+		d.lock.Close()
+		return nil, err
+	}
 	if err := d.restore(); err != nil {
 		d.lock.Close()
 		return nil, err
 	}
+	if err := d.finishNetworks(); err != nil {
+		d.lock.Close()
+		return nil, err
+	}
+	go d.autoStart() // restart policies, as the daemon comes up
 	return d, nil
 }
 
-// Close releases the data root. Running containers keep running under
-// their shims; the next daemon reconnects to them.
+// networkConfig checks the networking flags: address pools, upstream
+// resolvers (the host's, from /etc/resolv.conf, by default).
+func (d *Daemon) networkConfig() error {
+	if d.cfg.Bridge == "" {
+		d.cfg.Bridge = "minidock0"
+	}
+	if d.cfg.NftTable == "" {
+		d.cfg.NftTable = bridge.DefaultTable
+	}
+	d.pools = defaultPools
+	if len(d.cfg.AddressPools) > 0 {
+		d.pools = nil
+		for _, s := range d.cfg.AddressPools {
+			p, err := parseAddressPool(s)
+			if err != nil {
+				return err
+			}
+			d.pools = append(d.pools, p)
+		}
+	}
+	servers := d.cfg.DNS
+	if len(servers) == 0 {
+		data, _ := os.ReadFile("/etc/resolv.conf")
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "nameserver" {
+				servers = append(servers, f[1])
+			}
+		}
+	}
+	for _, s := range servers {
+		if s == "none" {
+			if len(servers) > 1 {
+				return fmt.Errorf("--dns none: no other --dns may be given")
+			}
+			return nil
+		}
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			ip, err2 := netip.ParseAddr(s)
+			if err2 != nil || !ip.Is4() {
+				return fmt.Errorf("--dns %q: want an IPv4 address, with an optional :port", s)
+			}
+			ap = netip.AddrPortFrom(ip, 53)
+		}
+		d.upstreams = append(d.upstreams, ap)
+	}
+	return nil
+}
+
+// Close releases the data root and, when no container runs, the network
+// the daemon made. Running containers keep running under their shims; the
+// next daemon reconnects to them.
 func (d *Daemon) Close() {
+	if d.networks != nil {
+		d.closeNetworks()
+	}
 	if d.lock != nil {
 		d.lock.Close()
 	}

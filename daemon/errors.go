@@ -28,6 +28,10 @@ func badRequest(format string, a ...any) error {
 	return &statusError{http.StatusBadRequest, fmt.Sprintf(format, a...)}
 }
 
+func forbidden(format string, a ...any) error {
+	return &statusError{http.StatusForbidden, fmt.Sprintf(format, a...)}
+}
+
 func notModified() error { return &statusError{http.StatusNotModified, ""} }
 
 // statusOf picks the HTTP status of an error: its own, or the image

@@ -32,11 +32,27 @@ func (d *Daemon) emit(c *Container, action string, attrs map[string]string) {
 	for k, v := range attrs {
 		a[k] = v
 	}
-	m := api.EventMessage{
+	d.publish(api.EventMessage{
 		Status: action, ID: c.ID, From: c.ImageRef, Type: "container", Action: action,
 		Actor: api.EventActor{ID: c.ID, Attributes: a}, Scope: "local",
 		Time: now.Unix(), TimeNano: now.UnixNano(),
+	})
+}
+
+// emitNetwork records a network event: create, destroy, and connect or
+// disconnect of container containerID.
+func (d *Daemon) emitNetwork(n *network, action, containerID string) {
+	now := time.Now()
+	a := map[string]string{"name": n.Name, "type": n.Driver}
+	if containerID != "" {
+		a["container"] = containerID
 	}
+	d.publish(api.EventMessage{Type: "network", Action: action, Actor: api.EventActor{ID: n.ID, Attributes: a},
+		Scope: "local", Time: now.Unix(), TimeNano: now.UnixNano()})
+}
+
+// publish keeps m in the backlog and sends it to every subscriber.
+func (d *Daemon) publish(m api.EventMessage) {
 	e := &d.events
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -78,23 +94,18 @@ func parseEventTime(s string) (int64, error) {
 // eventMatches applies the filters type, event (action), container (ID,
 // ID prefix or name), image and label.
 func eventMatches(m api.EventMessage, f map[string][]string) bool {
-	anyOf := func(vals []string, ok func(string) bool) bool {
-		if len(vals) == 0 {
-			return true
-		}
-		for _, v := range vals {
-			if ok(v) {
-				return true
+	return anyMatch(f["type"], func(v string) bool { return v == m.Type }) &&
+		anyMatch(f["event"], func(v string) bool { return v == m.Action }) &&
+		anyMatch(f["container"], func(v string) bool {
+			if m.Type == "network" {
+				return v != "" && strings.HasPrefix(m.Actor.Attributes["container"], v)
 			}
-		}
-		return false
-	}
-	return anyOf(f["type"], func(v string) bool { return v == m.Type }) &&
-		anyOf(f["event"], func(v string) bool { return v == m.Action }) &&
-		anyOf(f["container"], func(v string) bool {
-			return strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == strings.TrimPrefix(v, "/")
+			return m.Type == "container" && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == strings.TrimPrefix(v, "/"))
 		}) &&
-		anyOf(f["image"], func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
+		anyMatch(f["network"], func(v string) bool {
+			return m.Type == "network" && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == v)
+		}) &&
+		anyMatch(f["image"], func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
 		allLabels(m.Actor.Attributes, f["label"])
 }
 
@@ -124,7 +135,7 @@ func (d *Daemon) systemEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	for k := range filters {
 		switch k {
-		case "type", "event", "container", "image", "label":
+		case "type", "event", "container", "network", "image", "label":
 		default:
 			writeError(w, badRequest("invalid filter '%s'", k))
 			return

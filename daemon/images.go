@@ -24,6 +24,10 @@ func (d *Daemon) imagesRoute(w http.ResponseWriter, r *http.Request) {
 		d.imageLoad(w, r)
 	case rest == "get" && r.Method == http.MethodGet:
 		d.imageSave(w, r, r.URL.Query()["names"])
+	case rest == "prune" && r.Method == http.MethodPost:
+		d.imagesPrune(w, r)
+	case strings.HasSuffix(rest, "/history") && r.Method == http.MethodGet:
+		d.imageHistory(w, r, strings.TrimSuffix(rest, "/history"))
 	case strings.HasSuffix(rest, "/json") && r.Method == http.MethodGet:
 		d.imageInspect(w, r, strings.TrimSuffix(rest, "/json"))
 	case strings.HasSuffix(rest, "/tag") && r.Method == http.MethodPost:

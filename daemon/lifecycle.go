@@ -39,6 +39,7 @@ func (d *Daemon) containerStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	d.userStart(c)
 	if err := d.start(c); err != nil {
 		writeError(w, err)
 		return
@@ -72,6 +73,7 @@ func (d *Daemon) start(c *Container) (err error) {
 		if err == nil {
 			return
 		}
+		d.releaseNetwork(c)
 		d.images.Unmount(c.ID)
 		d.mu.Lock()
 		c.shimSocket = ""
@@ -94,6 +96,9 @@ func (d *Daemon) start(c *Container) (err error) {
 	defer statusPipe.Close()
 	status := bufio.NewReader(statusPipe)
 	c.oom = d.watchOOM(c) // the cgroup exists now
+	if err := d.wireNetwork(c, pid); err != nil {
+		return fmt.Errorf("start container %s: network: %w", c.ID, err)
+	}
 
 	// Let attach requests made before start connect first, so they see
 	// all of the output.
@@ -157,8 +162,12 @@ func (d *Daemon) startShim(c *Container) (int, io.WriteCloser, *os.File, error) 
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("image %s of container %s: %w", c.Image, c.ID, err)
 	}
+	plan, err := d.prepareNetwork(c)
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	d.mu.Lock()
-	spec, err := buildSpec(c, img.Config.Config, rootfs, d.cfg.CgroupParent)
+	spec, err := buildSpec(c, img.Config.Config, rootfs, d.cfg.CgroupParent, plan)
 	d.mu.Unlock()
 	if err != nil {
 		return 0, nil, nil, err
@@ -261,6 +270,7 @@ func (d *Daemon) exited(c *Container) {
 		// a shim killed under its container: do not leave the container
 		d.runtimeCmd("delete", "--force", c.ID).Run()
 	}
+	d.releaseNetwork(c)
 	d.images.Unmount(c.ID)
 	oom := c.oom.oomKilled()
 	c.oom = nil
@@ -288,6 +298,7 @@ func (d *Daemon) exited(c *Container) {
 		// not forced: a container restarted meanwhile stays
 		d.remove(c, false)
 	}
+	d.maybeRestart(c)
 }
 
 // dialShim connects to a shim's socket and sends a request.
@@ -435,11 +446,15 @@ func stopTimeout(t string) (time.Duration, error) {
 // stop sends sig, waits up to timeout (a negative one: for ever), then
 // kills; 304 when the container was not running.
 func (d *Daemon) stop(c *Container, sig unix.Signal, timeout time.Duration) error {
+	wasRestarting := d.cancelRestart(c)
 	d.mu.Lock()
 	running := c.State.Status == "running"
 	d.mu.Unlock()
-	if !running {
+	if !running && !wasRestarting {
 		return notModified()
+	}
+	if !running {
+		return nil // the restart it waited for is off: stopped
 	}
 	if err := d.signal(c, sig); err != nil && !d.waitStopped(c, time.Second) {
 		return err
@@ -477,6 +492,7 @@ func (d *Daemon) containerRestart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// the exit is recorded (and AutoRemove done) before stop returns
+	d.userStart(c)
 	if err := d.start(c); err != nil {
 		writeError(w, err)
 		return
@@ -504,6 +520,7 @@ func (d *Daemon) containerKill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, conflict("Cannot kill container: %s: container %s is not running", r.PathValue("id"), c.ID))
 		return
 	}
+	d.cancelRestart(c)
 	if err := d.signal(c, sig); err != nil {
 		writeError(w, err)
 		return

@@ -17,10 +17,13 @@ import (
 )
 
 // status is the Status Docker shows: a running container that is frozen
-// is "paused".
+// is "paused"; one waiting for its restart policy is "restarting".
 func (s State) status() string {
 	if s.Status == "running" && s.Paused {
 		return "paused"
+	}
+	if s.Restarting {
+		return "restarting"
 	}
 	return s.Status
 }

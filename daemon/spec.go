@@ -56,10 +56,9 @@ func mergeEnv(image, ctr []string) []string {
 }
 
 // buildSpec makes the OCI runtime config of a container whose root
-// filesystem is mounted at rootfs. Networking is not there yet (issue 6):
-// every container gets a new network namespace with only lo, as with
-// Docker's --network none.
-func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent string) (*specs.Spec, error) {
+// filesystem is mounted at rootfs, with the network namespace and the
+// /etc files of plan (prepareNetwork).
+func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent string, plan netPlan) (*specs.Spec, error) {
 	cfg := &c.Config
 	uid, gid, extra, err := resolveUser(rootfs, firstNonEmpty(cfg.User, img.User))
 	if err != nil {
@@ -73,7 +72,7 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 	if !hasPath {
 		env = append([]string{defaultPath}, env...)
 	}
-	env = append(env, "HOSTNAME="+c.hostname())
+	env = append(env, "HOSTNAME="+plan.hostname)
 	if cfg.Tty {
 		env = append(env, "TERM=xterm")
 	}
@@ -95,7 +94,7 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 			},
 		},
 		Root:     &specs.Root{Path: rootfs, Readonly: c.HostConfig.ReadonlyRootfs},
-		Hostname: c.hostname(),
+		Hostname: plan.hostname,
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -116,6 +115,24 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"},
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+	// the network namespace: the host's (none listed), another's, or new
+	ns := s.Linux.Namespaces[:0]
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace {
+			if plan.hostNS {
+				continue
+			}
+			n.Path = plan.join
+		}
+		ns = append(ns, n)
+	}
+	s.Linux.Namespaces = ns
+	if plan.etcDir != "" {
+		for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
+				Source: filepath.Join(plan.etcDir, f), Options: []string{"rbind", "rprivate"}})
+		}
 	}
 	return s, nil
 }

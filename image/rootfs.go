@@ -92,6 +92,9 @@ func (s *Store) rootfsOf(r *rootfsRecord) (*Rootfs, error) {
 		return nil, fmt.Errorf("rootfs of container %s: %w", r.ContainerID, err)
 	}
 	dir := filepath.Join(s.ctrDir, r.ContainerID)
+	if _, err := os.Stat(filepath.Join(dir, "init")); err == nil {
+		lower = append([]string{filepath.Join(dir, "init")}, lower...)
+	}
 	return &Rootfs{
 		ContainerID: r.ContainerID, ImageID: r.ImageID, ChainIDs: r.ChainIDs, Lower: lower,
 		Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work"), Merged: filepath.Join(dir, "merged"),
@@ -130,11 +133,38 @@ func (s *Store) PrepareRootfs(containerID, ref string) (*Rootfs, error) {
 			return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
 		}
 	}
+	if err := makeInitLayer(filepath.Join(filepath.Dir(rfs.Upper), "init")); err != nil {
+		return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+	}
+	if rfs, err = s.rootfsOf(rec); err != nil {
+		return nil, err
+	}
 	b, _ := json.Marshal(rec)
 	if err := writeFileAtomic(s.recordPath(containerID), b); err != nil {
 		return nil, err
 	}
 	return rfs, nil
+}
+
+// initFiles are the mount points the daemon binds its own files on.
+var initFiles = []string{"etc/hosts", "etc/hostname", "etc/resolv.conf"}
+
+// makeInitLayer makes a container's init layer, as Docker does: a
+// read-only layer between the image and the container's upper dir that
+// holds the mount points of /etc/hosts, /etc/hostname and
+// /etc/resolv.conf, so that the runtime need not create them in the upper
+// dir, where they would show in diff and be committed into images.
+func makeInitLayer(dir string) error {
+	for _, f := range initFiles {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Rootfs returns the root filesystem prepared for a container.
@@ -188,7 +218,7 @@ func (s *Store) RemoveRootfs(containerID string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, d := range []string{rfs.Upper, rfs.Work, rfs.Merged} {
+	for _, d := range []string{rfs.Upper, rfs.Work, rfs.Merged, filepath.Join(filepath.Dir(rfs.Upper), "init")} {
 		if err := os.RemoveAll(d); err != nil {
 			return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
 		}
@@ -241,10 +271,11 @@ func (s *Store) Export(containerID string, w io.Writer) (err error) {
 
 // CommitOptions describe the image Commit makes.
 type CommitOptions struct {
-	Ref     string   // reference to tag the new image with; may be empty
-	Author  string   // config author
-	Comment string   // history comment
-	Changes []string // Dockerfile-like config changes: "CMD [\"sh\"]", "ENV A=b", ...
+	Ref       string   // reference to tag the new image with; may be empty
+	Author    string   // config author
+	Comment   string   // history comment
+	Changes   []string // Dockerfile-like config changes: "CMD [\"sh\"]", "ENV A=b", ...
+	CreatedBy string   // history created_by (docker: the container's command); default "minidock commit ID"
 }
 
 // Commit turns a container's changes into a new image: its upper dir
@@ -292,7 +323,11 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 	cfg.Author = opts.Author
 	cfg.RootFS.Type = "layers"
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, tb.digest)
-	cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: opts.Author, CreatedBy: "minidock commit " + containerID, Comment: opts.Comment})
+	createdBy := opts.CreatedBy
+	if createdBy == "" {
+		createdBy = "minidock commit " + containerID
+	}
+	cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: opts.Author, CreatedBy: createdBy, Comment: opts.Comment})
 	if err := ApplyChanges(&cfg.Config, opts.Changes); err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
 	}

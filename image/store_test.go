@@ -414,7 +414,8 @@ func TestFortyLayerImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rfs.Lower) != 40 || !strings.HasSuffix(filepath.Dir(rfs.Lower[0]), "/overlay/l") {
+	// the container's init layer on top, then the image's 40 short links
+	if len(rfs.Lower) != 41 || filepath.Base(rfs.Lower[0]) != "init" || !strings.HasSuffix(filepath.Dir(rfs.Lower[1]), "/overlay/l") {
 		t.Fatalf("lower dirs %v", rfs.Lower)
 	}
 	m, err := s.Mount("deep")

@@ -30,14 +30,31 @@ func WriteTree(w io.Writer, dir string) error {
 	return writeTar(w, dir, false)
 }
 
+// WriteEntry writes the entry name of dir, and everything below it when
+// it is a directory, to w as a tarball, each name in it passed through
+// rename: docker cp names the entries after the path asked for, which
+// may differ from the name on disk.
+func WriteEntry(w io.Writer, dir, name string, rename func(string) string) error {
+	t := &tarWriter{tw: tar.NewWriter(w), root: dir, rename: rename, links: map[inode]string{}, buf: make([]byte, 1<<20)}
+	if err := t.entry(name); err != nil {
+		return err
+	}
+	if err := t.tw.Close(); err != nil {
+		return fmt.Errorf("write tar of %q: %w", filepath.Join(dir, name), err)
+	}
+	return nil
+}
+
 type inode struct{ dev, ino uint64 }
 
 type tarWriter struct {
-	tw    *tar.Writer
-	root  string
-	diff  bool
-	links map[inode]string
-	buf   []byte
+	tw   *tar.Writer
+	root string
+	diff bool
+	// rename maps names under root to names in the tar (nil: the same)
+	rename func(string) string
+	links  map[inode]string
+	buf    []byte
 }
 
 func writeTar(w io.Writer, root string, diff bool) error {
@@ -75,8 +92,12 @@ func (t *tarWriter) entry(name string) error {
 	if err := unix.Lstat(full, &st); err != nil {
 		return fmt.Errorf("write tar: stat %q: %w", full, err)
 	}
+	tarName := name
+	if t.rename != nil {
+		tarName = t.rename(name)
+	}
 	hdr := &tar.Header{
-		Name:    name,
+		Name:    tarName,
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
@@ -89,12 +110,12 @@ func (t *tarWriter) entry(name string) error {
 			hdr.Typeflag, hdr.Linkname = tar.TypeLink, first
 		} else {
 			if st.Nlink > 1 {
-				t.links[key] = name
+				t.links[key] = tarName
 			}
 			hdr.Typeflag, hdr.Size = tar.TypeReg, st.Size
 		}
 	case unix.S_IFDIR:
-		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+		hdr.Typeflag, hdr.Name = tar.TypeDir, tarName+"/"
 	case unix.S_IFLNK:
 		target, err := os.Readlink(full)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,13 @@ type UnpackOptions struct {
 	MaxFileSize int64
 	// MaxLayerSize is the largest total of regular file sizes accepted.
 	MaxLayerSize int64
+	// Root makes Unpack extract into dst, an existing directory at or
+	// below Root, as docker cp does: paths resolve as if Root were "/"
+	// (openat2 RESOLVE_IN_ROOT: a symlink met on the way, absolute or
+	// with "..", stays inside Root), names are plain (".wh." entries are
+	// files like others), a "." entry leaves dst as it is, and what was
+	// written before a failure stays.
+	Root string
 }
 
 // UnpackError names the tar entry that made Unpack refuse a layer.
@@ -73,7 +81,7 @@ func (e *UnpackError) Unwrap() error { return e.Err }
 // the limits are refused with an *UnpackError naming the entry, and dst is
 // removed.
 func Unpack(dst string, r io.Reader, opts *UnpackOptions) (size int64, err error) {
-	u := &unpacker{dst: dst, cacheFd: -1, root: -1}
+	u := &unpacker{dst: dst, cacheFd: -1, root: -1, inRoot: -1}
 	if opts != nil {
 		u.opts = *opts
 	}
@@ -82,6 +90,9 @@ func Unpack(dst string, r io.Reader, opts *UnpackOptions) (size int64, err error
 	}
 	if u.opts.MaxLayerSize <= 0 {
 		u.opts.MaxLayerSize = DefaultMaxLayerSize
+	}
+	if u.opts.Root != "" {
+		return u.into(r)
 	}
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		return 0, fmt.Errorf("unpack layer: %w", err)
@@ -96,6 +107,30 @@ func Unpack(dst string, r io.Reader, opts *UnpackOptions) (size int64, err error
 	if err != nil {
 		return 0, fmt.Errorf("unpack layer: open %q: %w", dst, err)
 	}
+	return u.run(r)
+}
+
+// into is Unpack with a Root: dst exists and is opened through Root.
+func (u *unpacker) into(r io.Reader) (int64, error) {
+	rel, err := filepath.Rel(u.opts.Root, u.dst)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return 0, fmt.Errorf("extract into %q: not below %q", u.dst, u.opts.Root)
+	}
+	defer u.close()
+	u.inRoot, err = unix.Open(u.opts.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("extract into %q: open %q: %w", u.dst, u.opts.Root, err)
+	}
+	u.prefix = rel
+	if u.root, err = u.openBeneath("."); err != nil {
+		return 0, fmt.Errorf("extract into %q: %w", u.dst, err)
+	}
+	return u.run(r)
+}
+
+// run extracts every entry of the tar read from r.
+func (u *unpacker) run(r io.Reader) (int64, error) {
+	dst := u.dst
 	u.buf = make([]byte, 1<<20)
 	tr := tar.NewReader(r)
 	for {
@@ -134,6 +169,10 @@ type unpacker struct {
 	dst  string
 	opts UnpackOptions
 	root int // O_PATH descriptor of dst; every path is resolved from it
+	// with opts.Root: its descriptor, paths resolve from it in root mode,
+	// and dst relative to it
+	inRoot int
+	prefix string
 
 	// One-entry cache of the last parent directory opened, since tar
 	// entries of one directory usually come together.
@@ -147,9 +186,11 @@ type unpacker struct {
 
 func (u *unpacker) close() {
 	u.dropCache()
-	if u.root >= 0 {
-		unix.Close(u.root)
-		u.root = -1
+	for _, fd := range []*int{&u.root, &u.inRoot} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
 	}
 }
 
@@ -160,9 +201,10 @@ func (u *unpacker) dropCache() {
 	u.cacheFd, u.cacheDir = -1, ""
 }
 
-// cleanName checks a name from the tarball and returns it cleaned,
-// relative to the layer root ("." for the root itself).
-func cleanName(n string) (string, error) {
+// CleanName checks a name from a tarball and returns it cleaned,
+// relative to the root it is extracted into ("." for the root itself):
+// empty names, NUL bytes, absolute names and ".." are refused.
+func CleanName(n string) (string, error) {
 	if n == "" {
 		return "", errors.New("empty name")
 	}
@@ -188,8 +230,13 @@ func (u *unpacker) openBeneath(p string) (int, error) {
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
 	}
+	from, name := u.root, p
+	if u.inRoot >= 0 {
+		how.Resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
+		from, name = u.inRoot, path.Join(u.prefix, p)
+	}
 	for i := 0; ; i++ {
-		fd, err := unix.Openat2(u.root, p, &how)
+		fd, err := unix.Openat2(from, name, &how)
 		if (err == unix.EAGAIN || err == unix.EINTR) && i < 10 {
 			continue
 		}
@@ -280,7 +327,7 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 	case tar.TypeXGlobalHeader:
 		return nil
 	}
-	name, err := cleanName(hdr.Name)
+	name, err := CleanName(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -288,10 +335,16 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("the layer root must be a directory")
 		}
+		if u.inRoot >= 0 {
+			return nil
+		}
 		return u.dirMeta(u.root, ".", name, hdr)
 	}
 	dir, base := path.Split(name)
-	if base == OpaqueMarker {
+	switch {
+	case u.inRoot >= 0:
+		// extracting into a container's files: plain names, no whiteouts
+	case base == OpaqueMarker:
 		fd, err := u.parent(dir)
 		if err != nil {
 			return err
@@ -301,8 +354,7 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 			return fmt.Errorf("set %s on %q: %w", OpaqueXattr, dir, err)
 		}
 		return nil
-	}
-	if strings.HasPrefix(base, WhiteoutPrefix) {
+	case strings.HasPrefix(base, WhiteoutPrefix):
 		return u.whiteout(dir, strings.TrimPrefix(base, WhiteoutPrefix))
 	}
 	pfd, err := u.parent(dir)
@@ -542,7 +594,7 @@ func (u *unpacker) nodeMeta(pfd int, base string, hdr *tar.Header) error {
 
 // hardlink makes base a second name of an earlier entry of this layer.
 func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
-	target, err := cleanName(hdr.Linkname)
+	target, err := CleanName(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 	}

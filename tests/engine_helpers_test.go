@@ -37,6 +37,11 @@ type engine struct {
 	runtime      string
 	cmd          *exec.Cmd
 	http         *http.Client
+
+	// networking of its own: the default bridge, the address pools, the
+	// nftables table; links present before it started (leak check)
+	bridge, bip, pool, nftTable string
+	linksBefore                 map[string]bool
 }
 
 var engineSeq atomic.Int64
@@ -51,6 +56,11 @@ func newEngine(t *testing.T) *engine {
 		cgroupParent: fmt.Sprintf("/minidock-test-%d-e%d", os.Getpid(), n),
 	}
 	e.sock = filepath.Join(e.execRoot, "d.sock")
+	e.bridge = fmt.Sprintf("mdt%d", (int64(os.Getpid())%10000)*100+n%100)
+	e.bip = fmt.Sprintf("10.213.%d.1/24", n%250+1)
+	e.pool = fmt.Sprintf("base=10.%d.0.0/16,size=24", 214+n%40)
+	e.nftTable = fmt.Sprintf("minidock_test_%d_%d", os.Getpid(), n)
+	e.linksBefore = hostLinks()
 	e.logPath = filepath.Join(t.TempDir(), "daemon.log")
 	switch name := os.Getenv("MINIDOCK_TEST_RUNTIME"); name {
 	case "", "minidock":
@@ -76,7 +86,9 @@ func newEngine(t *testing.T) *engine {
 func (e *engine) start() {
 	e.t.Helper()
 	args := []string{"daemon", "--data-root", e.dataRoot, "--exec-root", e.execRoot,
-		"-H", "unix://" + e.sock, "--cgroup-parent", e.cgroupParent}
+		"-H", "unix://" + e.sock, "--cgroup-parent", e.cgroupParent,
+		"--bridge", e.bridge, "--bip", e.bip, "--default-address-pool", e.pool,
+		"--nft-table", e.nftTable, "--dns", "none"}
 	if e.runtime != "" {
 		args = append(args, "--runtime", e.runtime)
 	}
@@ -196,10 +208,68 @@ func (e *engine) cleanup() {
 			os.Remove(dir)
 		}
 	}
+	e.checkNetworkLeaks()
+	// a daemon built with -race (make test-race) reports races in its log
+	if strings.Contains(e.log(), "WARNING: DATA RACE") {
+		t.Errorf("the daemon found a data race")
+	}
 	if t.Failed() {
 		t.Logf("daemon log:\n%s", e.log())
 	}
 	os.RemoveAll(e.execRoot)
+}
+
+// checkNetworkLeaks, once the daemon has stopped with no container
+// running: no link (bridge, veth) it made is left, and no nftables table.
+func (e *engine) checkNetworkLeaks() {
+	t := e.t
+	deadline := time.Now().Add(3 * time.Second) // a dead namespace's veth goes asynchronously
+	var leaked []string
+	for {
+		leaked = leaked[:0]
+		for name := range hostLinks() {
+			if !e.linksBefore[name] && daemonLink(name, e.bridge) {
+				leaked = append(leaked, name)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, name := range leaked {
+		t.Errorf("leak: network link %s", name)
+		exec.Command("ip", "link", "del", name).Run()
+	}
+	if out, err := exec.Command("nft", "list", "table", "inet", e.nftTable).CombinedOutput(); err == nil {
+		t.Errorf("leak: nftables table inet %s:\n%s", e.nftTable, out)
+		exec.Command("nft", "delete", "table", "inet", e.nftTable).Run()
+	}
+}
+
+// daemonLink reports whether a link's name is one a daemon with default
+// bridge bridge makes: that bridge, br-<12 hex> (a network's bridge) or
+// md<12 hex> (a container's veth).
+func daemonLink(name, bridge string) bool {
+	hex12 := func(s string) bool {
+		for _, r := range s {
+			if !strings.ContainsRune("0123456789abcdef", r) {
+				return false
+			}
+		}
+		return len(s) == 12
+	}
+	return name == bridge || (strings.HasPrefix(name, "br-") && hex12(name[3:])) || (strings.HasPrefix(name, "md") && hex12(name[2:]))
+}
+
+// hostLinks lists the host's network interfaces.
+func hostLinks() map[string]bool {
+	out := map[string]bool{}
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, en := range ents {
+		out[en.Name()] = true
+	}
+	return out
 }
 
 // waitNoProcesses waits up to timeout for the processes whose command
@@ -413,4 +483,51 @@ func (e *engine) attachMedia(id, query, media string) (*net.UnixConn, *bufio.Rea
 		e.t.Fatalf("attach: %s %v", resp.Status, resp.Header)
 	}
 	return conn.(*net.UnixConn), br
+}
+
+// cli runs the minidock client against the engine; it returns the
+// combined output and the exit code.
+func (e *engine) cli(args ...string) (string, int) {
+	e.t.Helper()
+	return e.command(exec.Command(binary, append([]string{"-H", "unix://" + e.sock}, args...)...))
+}
+
+// dockerCLI is the official docker CLI, when installed.
+const dockerCLI = "/usr/local/bin/docker"
+
+// requireDockerCLI skips the test when the docker CLI is not installed.
+func requireDockerCLI(t *testing.T) {
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("%s not installed: skipping the docker CLI scenario", dockerCLI)
+	}
+}
+
+// docker runs the docker CLI against the engine, with a config dir of its
+// own; it returns the combined output and the exit code.
+func (e *engine) docker(args ...string) (string, int) {
+	e.t.Helper()
+	cmd := exec.Command(dockerCLI, append([]string{"-H", "unix://" + e.sock}, args...)...)
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+e.t.TempDir())
+	return e.command(cmd)
+}
+
+func (e *engine) command(cmd *exec.Cmd) (string, int) {
+	e.t.Helper()
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// mustCLI runs the client and fails the test unless it exits 0.
+func (e *engine) mustCLI(args ...string) string {
+	e.t.Helper()
+	out, code := e.cli(args...)
+	if code != 0 {
+		e.t.Fatalf("minidock %s: exit %d: %s", strings.Join(args, " "), code, out)
+	}
+	return out
 }

@@ -170,23 +170,10 @@ func TestEngineOOMKilled(t *testing.T) {
 
 // The docker CLI's pause, unpause, top, stats, rename and events.
 func TestEngineDockerCLIOps(t *testing.T) {
-	const docker = "/usr/local/bin/docker"
-	if _, err := os.Stat(docker); err != nil {
-		t.Skipf("%s not installed: skipping the docker CLI scenario", docker)
-	}
+	requireDockerCLI(t)
 	e := newEngine(t)
 	e.importBusybox("busybox:latest")
-	run := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(docker, append([]string{"-H", "unix://" + e.sock}, args...)...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		require.NoError(t, err)
-		return string(out), 0
-	}
+	run := e.docker
 	since := strconv.FormatInt(time.Now().Unix(), 10)
 	out, code := run("run", "-d", "--name", "bg", "-m", "64m", "busybox", "sleep", "300")
 	require.Equal(t, 0, code, out)

@@ -344,24 +344,10 @@ func leftCgroups(e *engine) []string {
 
 // The official docker CLI against our daemon, when it is installed.
 func TestEngineDockerCLI(t *testing.T) {
-	const docker = "/usr/local/bin/docker"
-	if _, err := os.Stat(docker); err != nil {
-		t.Skipf("%s not installed: skipping the docker CLI scenario", docker)
-	}
+	requireDockerCLI(t)
 	e := newEngine(t)
 	e.importBusybox("busybox:latest")
-	run := func(args ...string) (string, int) {
-		cmd := exec.Command(docker, append([]string{"-H", "unix://" + e.sock}, args...)...)
-		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
-	}
+	run := e.docker
 	out, code := run("run", "--rm", "--pull", "never", "busybox", "echo", "hi")
 	require.Equal(t, 0, code, out)
 	require.Equal(t, "hi\n", out)
@@ -426,7 +412,7 @@ func TestEngineConcurrentRuns(t *testing.T) {
 	e.must(204, "POST", "/containers/"+warm+"/start", nil, nil)
 	require.Equal(t, 0, waitCode(t, wait))
 	e.must(204, "DELETE", "/containers/"+warm, nil, nil)
-	const n = 12
+	const n = 20 // the issue asks for 20 at once
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func(i int) {

@@ -1,0 +1,143 @@
+package daemon
+
+import (
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+
+	"minidock/api"
+	"minidock/image"
+)
+
+// containersPrune is POST /containers/prune: every container that is not
+// running (created or exited) is removed.
+func (d *Daemon) containersPrune(w http.ResponseWriter, r *http.Request) {
+	filters, err := parseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	for k := range filters {
+		if k != "label" {
+			writeError(w, badRequest("invalid filter '%s'", k))
+			return
+		}
+	}
+	var doomed []*Container
+	d.mu.Lock()
+	for _, c := range d.containers {
+		if c.State.Status != "running" && !c.State.Restarting && allLabels(c.Config.Labels, filters["label"]) {
+			doomed = append(doomed, c)
+		}
+	}
+	d.mu.Unlock()
+	out := api.ContainersPruneReport{ContainersDeleted: []string{}}
+	for _, c := range doomed {
+		size := d.upperSize(c.ID)
+		// not forced: one started meanwhile stays
+		if err := d.remove(c, false); err != nil {
+			continue
+		}
+		out.ContainersDeleted = append(out.ContainersDeleted, c.ID)
+		out.SpaceReclaimed += size
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// upperSize is the bytes of file content a container wrote.
+func (d *Daemon) upperSize(id string) int64 {
+	rfs, err := d.images.Rootfs(id)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	filepath.WalkDir(rfs.Upper, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// imagesPrune is POST /images/prune: dangling images (no tag), or with
+// the filter dangling=false every image no container uses. An image a
+// container uses is always kept.
+func (d *Daemon) imagesPrune(w http.ResponseWriter, r *http.Request) {
+	filters, err := parseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	danglingOnly := true
+	for k, vs := range filters {
+		switch k {
+		case "dangling":
+			for _, v := range vs {
+				switch v {
+				case "true", "1":
+				case "false", "0":
+					danglingOnly = false
+				default:
+					writeError(w, badRequest("invalid filter 'dangling=%s'", v))
+					return
+				}
+			}
+		case "label":
+		default:
+			writeError(w, badRequest("invalid filter '%s'", k))
+			return
+		}
+	}
+	used := map[string]bool{}
+	d.mu.Lock()
+	for _, c := range d.containers {
+		used[c.Image] = true
+	}
+	d.mu.Unlock()
+	out := api.ImagesPruneReport{ImagesDeleted: []api.ImageDeleteItem{}}
+	for _, img := range d.images.List() {
+		if used[img.ID.String()] || (danglingOnly && len(img.Refs) > 0) || !allLabels(img.Config.Config.Labels, filters["label"]) {
+			continue
+		}
+		items, reclaimed, err := d.removeImage(img)
+		if err != nil {
+			continue // a container took it meanwhile: it stays
+		}
+		out.ImagesDeleted = append(out.ImagesDeleted, items...)
+		out.SpaceReclaimed += reclaimed
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// removeImage untags every reference of img, which deletes it with the
+// last one (by ID when it has none), without force; it returns what was
+// done and the bytes of the layers that went with it.
+func (d *Daemon) removeImage(img *image.Image) ([]api.ImageDeleteItem, int64, error) {
+	sizes := map[digest.Digest]int64{}
+	for i, s := range d.images.LayerSizes(img) {
+		sizes[img.ChainIDs[i]] = s
+	}
+	names := img.Refs
+	if len(names) == 0 {
+		names = []string{img.ID.String()}
+	}
+	var out []api.ImageDeleteItem
+	var reclaimed int64
+	for _, n := range names {
+		items, err := d.images.Remove(n, false)
+		if err != nil {
+			return out, reclaimed, fmt.Errorf("remove image %s: %w", n, err)
+		}
+		for _, it := range items {
+			out = append(out, api.ImageDeleteItem{Untagged: it.Untagged, Deleted: it.Deleted.String()})
+			reclaimed += sizes[it.Deleted]
+		}
+	}
+	return out, reclaimed, nil
+}
