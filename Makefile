@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc vet bench clean
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test test-runc test-go
+test: build vet oci-validation vm-test test-runc test-go test-race
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime.
 # -p 1: one package at a time, so that the leak checks (mount table,
@@ -30,9 +30,16 @@ test-go:
 test-runc:
 	MINIDOCK_TEST_RUNTIME=runc $(GO) test -count=1 -timeout 10m ./tests/
 
+# The engine tests again with the race detector compiled into the daemon,
+# shim and client (a cgo build: gcc); a daemon that logs a data race fails
+# its test (tests/engine_helpers_test.go).
+test-race:
+	CGO_ENABLED=1 $(GO) build -race -o bin/minidock-race ./cmd/minidock
+	MINIDOCK_BIN=$(CURDIR)/bin/minidock-race $(GO) test -count=1 -timeout 20m -run 'TestEngine|TestNetwork' ./tests/
+
 # Benchmarks print medians and ratios measured side by side in one run.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
+	MINIDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
 
 clean:
 	rm -rf bin

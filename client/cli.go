@@ -38,7 +38,7 @@ func init() {
 		"load":      {"load [-i FILE]: load images from a docker save archive (stdin by default)", cmdLoad},
 		"run":       {"run [OPTIONS] IMAGE [COMMAND...]: create and start a container", cmdRun},
 		"create":    {"create [OPTIONS] IMAGE [COMMAND...]: create a container, print its ID", cmdCreate},
-		"start":     {"start CONTAINER...: start created or stopped containers", cmdStart},
+		"start":     {"start [-a] [-i] CONTAINER...: start created or stopped containers", cmdStart},
 		"restart":   {"restart [-t SECONDS] CONTAINER...: stop, then start", cmdRestart},
 		"exec":      {"exec [-d] [-i] [-t] [-e K=V] [-w DIR] [-u USER] CONTAINER COMMAND...: run a command in a running container", cmdExec},
 		"logs":      {"logs [-f] [--tail N] [-t] CONTAINER: print a container's output", cmdLogs},
@@ -556,9 +556,25 @@ func cmdCreate(c *Client, args []string) error {
 }
 
 func cmdStart(c *Client, args []string) error {
-	return each(args, func(n string) error {
-		return c.JSON(context.Background(), "POST", "/containers/"+url.PathEscape(n)+"/start", nil, nil, nil)
-	})
+	fs := newFlags("start")
+	attach := fs.Bool("a", false, "attach stdout and stderr, wait for the exit, exit with its code")
+	interactive := fs.Bool("i", false, "attach stdin too")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if !*attach && !*interactive {
+		return each(fs.Args(), func(n string) error {
+			return c.JSON(context.Background(), "POST", "/containers/"+url.PathEscape(n)+"/start", nil, nil, nil)
+		})
+	}
+	if fs.NArg() != 1 {
+		return errors.New("you cannot start and attach multiple containers at once")
+	}
+	var info api.ContainerJSON
+	if err := c.JSON(context.Background(), "GET", "/containers/"+url.PathEscape(fs.Arg(0))+"/json", nil, nil, &info); err != nil {
+		return err
+	}
+	return runAttached(c, info.ID, runOptions{interactive: *interactive, tty: info.Config.Tty, rm: info.HostConfig.AutoRemove})
 }
 
 func cmdRun(c *Client, args []string) error {
@@ -575,8 +591,14 @@ func cmdRun(c *Client, args []string) error {
 		fmt.Println(id)
 		return nil
 	}
-	// attach, then wait, then start: the order docker uses, so that no
-	// output is missed and the exit is seen.
+	return runAttached(c, id, o)
+}
+
+// runAttached attaches to a created container, waits for it and starts it
+// (run, start -a): the order docker uses, so that no output is missed and
+// the exit is seen. It returns the container's exit code as an exitError.
+func runAttached(c *Client, id string, o runOptions) error {
+	ctx := context.Background()
 	aq := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
 	if o.interactive {
 		aq.Set("stdin", "1")

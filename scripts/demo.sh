@@ -29,11 +29,28 @@ echo "== minidock daemon + client"
 d=$(mktemp -d /tmp/minidock-demo-engine.XXXXXX)
 host=unix://$d/minidock.sock
 run=/run/minidock-demo-$$   # short: shim sockets are named by the 64-hex container id
-"$bin" daemon --data-root "$d/data" --exec-root "$run" -H "$host" > "$d/daemon.log" 2>&1 &
+# its own bridge and nftables table, so that it never meets a daemon already running here
+"$bin" daemon --data-root "$d/data" --exec-root "$run" -H "$host" \
+  --bridge mddemo0 --nft-table minidock_demo > "$d/daemon.log" 2>&1 &
 dpid=$!
 cleanup() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$d" "$run"; }
 trap cleanup EXIT
 for _ in $(seq 50); do [ -S "$d/minidock.sock" ] && break; sleep 0.1; done
 tar -C "$b/rootfs" -c . | "$bin" -H "$host" import - busybox
 "$bin" -H "$host" images
-"$bin" -H "$host" run --rm busybox sh -c 'echo "hello from $(hostname): pid $$, $(ls /sys/class/net) only"'
+"$bin" -H "$host" run --rm busybox sh -c 'echo "hello from $(hostname): pid $$, links: $(ls /sys/class/net | tr "\n" " ")"; ip -4 -o addr show eth0'
+
+# Networking: a user-defined network, a web server on it, found by name by
+# another container (the embedded DNS server), and published on 127.0.0.1.
+echo
+echo "== networks"
+"$bin" -H "$host" network create demo-net >/dev/null
+"$bin" -H "$host" run -d --name web --network demo-net -p 127.0.0.1::8000 busybox \
+  sh -c 'mkdir /www && echo "hello from web" > /www/index.html && exec httpd -f -p 8000 -h /www' >/dev/null
+"$bin" -H "$host" network ls
+"$bin" -H "$host" ps
+"$bin" -H "$host" run --rm --network demo-net busybox sh -c 'sleep 0.2; echo "by name: $(wget -qO- http://web:8000/)"'
+port=$("$bin" -H "$host" port web 8000)
+echo "published on $port: $(busybox wget -qO- "http://$port/")"
+"$bin" -H "$host" rm -f web >/dev/null
+"$bin" -H "$host" network rm demo-net >/dev/null

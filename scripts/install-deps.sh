@@ -9,6 +9,7 @@ pkgs=(
   nftables         # nft: the bridge firewall (bridge/firewall.go)
   skopeo umoci     # third-party image tools for the interop tests
   qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
+  gcc libc6-dev    # make test-race: the race detector needs cgo
 )
 missing=()
 for p in "${pkgs[@]}"; do

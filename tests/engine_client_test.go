@@ -87,3 +87,19 @@ func TestEngineClientCLI(t *testing.T) {
 	require.Equal(t, 1, code, out)
 	require.Contains(t, out, "No such container: nosuch")
 }
+
+// start -a -i: attached to a created container, stdin in, its exit code out.
+func TestEngineClientStartAttach(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	id := strings.TrimSpace(e.mustCLI("create", "-i", "--network", "none", "busybox", "sh", "-c", "echo out; read x; echo got $x; exit 3"))
+	cmd := exec.Command(binary, "-H", "unix://"+e.sock, "start", "-a", "-i", id)
+	cmd.Stdin = strings.NewReader("hi\n")
+	out, code := e.command(cmd)
+	require.Equal(t, 3, code, out)
+	require.Equal(t, "out\ngot hi\n", out)
+	out, code = e.cli("start", "-a", "nosuch")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "No such container")
+	e.mustCLI("rm", id)
+}
