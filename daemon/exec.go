@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/api"
+	"minidock/internal/unixsock"
 	"minidock/shim"
 )
 
@@ -240,20 +241,24 @@ func (d *Daemon) runExec(e *Exec, prog string, args []string, containerID string
 	logPath := args[indexOf(args, "--log")+1]
 	if e.Config.Tty {
 		sock := filepath.Join(d.cfg.ExecRoot, "shim", "x"+e.ID[:16]+".con")
-		os.Remove(sock)
 		var err error
-		consoleLn, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		consoleLn, err = unixsock.Listen(sock)
 		if err != nil {
 			return 126
 		}
 		defer os.Remove(sock)
 		defer consoleLn.Close()
+		short, release, err := unixsock.Short(sock) // for the runtime
+		if err != nil {
+			return 126
+		}
+		defer release()
 		// runc takes a console socket only with --detach: the runtime
 		// exits once the process runs, and the process, orphaned, comes
 		// to the daemon, a child subreaper, which waits for it by pid.
 		pidFile = filepath.Join(d.cfg.ExecRoot, "shim", "x"+e.ID[:16]+".pid")
 		defer os.Remove(pidFile)
-		cmd.Args = append(cmd.Args, "--tty", "--detach", "--pid-file", pidFile, "--console-socket", sock)
+		cmd.Args = append(cmd.Args, "--tty", "--detach", "--pid-file", pidFile, "--console-socket", short)
 	} else if conn != nil {
 		var err error
 		if e.Config.AttachStdin {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/api"
+	"minidock/internal/unixsock"
 	"minidock/shim"
 )
 
@@ -303,7 +304,7 @@ func (d *Daemon) exited(c *Container) {
 
 // dialShim connects to a shim's socket and sends a request.
 func dialShim(sock string, req shim.Request) (*shimConn, error) {
-	conn, err := net.Dial("unix", sock)
+	conn, err := unixsock.Dial(sock)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +319,7 @@ func dialShim(sock string, req shim.Request) (*shimConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("shim at %s refused: %q %v", sock, line, err)
 	}
-	return &shimConn{UnixConn: conn.(*net.UnixConn), r: br}, nil
+	return &shimConn{UnixConn: conn, r: br}, nil
 }
 
 // shimConn reads through the buffer that held the shim's "ok" line.

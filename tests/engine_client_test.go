@@ -103,3 +103,19 @@ func TestEngineClientStartAttach(t *testing.T) {
 	require.Contains(t, out, "No such container")
 	e.mustCLI("rm", id)
 }
+
+// An exec root so long that a shim's socket path (<exec-root>/shim/<64
+// hex>.sock) passes the 108 bytes of a socket address: run, attach, a
+// TTY (the console sockets) and exec still work.
+func TestEngineLongExecRoot(t *testing.T) {
+	e := newEngineAt(t, "-"+strings.Repeat("long", 15))
+	require.Greater(t, len(e.execRoot+"/shim/")+64+len(".sock"), 108)
+	e.importBusybox("busybox:latest")
+	require.Equal(t, "hi\n", e.mustCLI("run", "--rm", "busybox", "echo", "hi"))
+	out := e.mustCLI("run", "--rm", "-t", "busybox", "sh", "-c", "tty")
+	require.Contains(t, out, "/dev/pts/")
+	e.mustCLI("run", "-d", "--name", "bg", "busybox", "sleep", "300")
+	require.Equal(t, "in exec\n", e.mustCLI("exec", "bg", "echo", "in exec"))
+	require.Contains(t, e.mustCLI("exec", "-t", "bg", "tty"), "/dev/pts/")
+	e.mustCLI("rm", "-f", "bg")
+}

@@ -46,13 +46,16 @@ type engine struct {
 
 var engineSeq atomic.Int64
 
-func newEngine(t *testing.T) *engine {
+func newEngine(t *testing.T) *engine { return newEngineAt(t, "") }
+
+// newEngineAt starts a daemon whose exec root's name ends in suffix.
+func newEngineAt(t *testing.T, suffix string) *engine {
 	testutil.RequireRoot(t)
 	n := engineSeq.Add(1)
 	e := &engine{
 		t:            t,
 		dataRoot:     t.TempDir(),
-		execRoot:     fmt.Sprintf("/run/minidock-test-%d-e%d", os.Getpid(), n),
+		execRoot:     fmt.Sprintf("/run/minidock-test-%d-e%d%s", os.Getpid(), n, suffix),
 		cgroupParent: fmt.Sprintf("/minidock-test-%d-e%d", os.Getpid(), n),
 	}
 	e.sock = filepath.Join(e.execRoot, "d.sock")
