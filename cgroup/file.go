@@ -146,12 +146,14 @@ func removeDefaultParent(root, path string) {
 	}
 }
 
-// retryOnENOENT runs makeDirs again when an ancestor directory vanished
-// while it ran (removeDefaultParent of a concurrent Destroy).
-func retryOnENOENT(makeDirs func() error) error {
+// retryIfVanished runs makeDirs again when an ancestor directory vanished
+// while it ran (removeDefaultParent of a concurrent Destroy): mkdir under
+// it fails with ENOENT, and reading a file of a cgroup removed meanwhile
+// with ENODEV.
+func retryIfVanished(makeDirs func() error) error {
 	var err error
 	for i := 0; i < 5; i++ {
-		if err = makeDirs(); !errors.Is(err, unix.ENOENT) {
+		if err = makeDirs(); !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 			return err
 		}
 	}

@@ -119,7 +119,7 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 	}()
 	for _, mp := range m.hierarchies() {
 		isCpuset := mp == m.mounts["cpuset"]
-		err := retryOnENOENT(func() error {
+		err := retryIfVanished(func() error {
 			err := mkdirAll(mp, m.path, func(dir string) error {
 				made = append(made, dir)
 				return nil

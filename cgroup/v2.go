@@ -53,7 +53,7 @@ func (m *v2) Create(r *specs.LinuxResources) (err error) {
 	}()
 	// An ancestor can vanish under us when the last container of the shared
 	// parent is destroyed at that moment (removeDefaultParent): start over.
-	err = retryOnENOENT(func() error {
+	err = retryIfVanished(func() error {
 		dir := m.root
 		for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
 			if err := enableControllers(dir, need); err != nil {

@@ -62,6 +62,9 @@ func init() {
 		"rmi":       {"rmi [-f] IMAGE...: remove images", cmdRmi},
 		"image":     {"image inspect|history|rm|prune [-a] [-f]|ls|import|load: manage images", cmdImage},
 		"container": {"container prune [-f]|ls|inspect|cp|export|diff|commit|rm: manage containers", cmdContainer},
+		"tag":       {"tag SOURCE_IMAGE TARGET_IMAGE[:TAG]: name an image", cmdTag},
+		"save":      {"save [-o FILE] IMAGE...: images as a docker-save tar archive", cmdSave},
+		"info":      {"info: what the daemon says of itself", cmdInfo},
 		"events":    {"events [--since T] [--until T] [-f KEY=VALUE]: stream the daemon's container events", cmdEvents},
 	}
 }
@@ -170,12 +173,27 @@ func cmdPs(c *Client, args []string) error {
 	all := fs.Bool("a", false, "show all containers, not only running ones")
 	quiet := fs.Bool("q", false, "only IDs")
 	format := fs.String("format", "", "Go template per container, \"table ...\" for columns, or json")
+	last := fs.Int("n", -1, "show the N last created containers (all states)")
+	latest := fs.Bool("l", false, "show the last created container (all states)")
+	var filters listFlag
+	fs.Var(&filters, "f", "filter KEY=VALUE: id, name, status, label")
+	fs.Var(&filters, "filter", "same as -f")
+	longNames(fs, "all", "a", "quiet", "q", "last", "n", "latest", "l")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	q := url.Values{}
 	if *all {
 		q.Set("all", "1")
+	}
+	if *latest {
+		*last = 1
+	}
+	if *last >= 0 {
+		q.Set("limit", strconv.Itoa(*last))
+	}
+	if len(filters) > 0 {
+		q.Set("filters", encodeFilters(filters))
 	}
 	var list []api.ContainerSummary
 	if err := c.JSON(context.Background(), "GET", "/containers/json", q, nil, &list); err != nil {
@@ -329,6 +347,7 @@ func cmdLogs(c *Client, args []string) error {
 	follow := fs.Bool("f", false, "follow the output")
 	tail := fs.String("tail", "all", "number of lines from the end")
 	ts := fs.Bool("t", false, "show timestamps")
+	longNames(fs, "follow", "f", "timestamps", "t")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -387,6 +406,7 @@ func cmdRestart(c *Client, args []string) error { return stopOrRestart(c, "resta
 func stopOrRestart(c *Client, action string, args []string) error {
 	fs := newFlags(action)
 	t := fs.Int("t", -1, "seconds to wait before SIGKILL (default: the daemon's 10)")
+	longNames(fs, "time", "t", "timeout", "t")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -402,6 +422,7 @@ func stopOrRestart(c *Client, action string, args []string) error {
 func cmdKill(c *Client, args []string) error {
 	fs := newFlags("kill")
 	sig := fs.String("s", "KILL", "signal to send")
+	longNames(fs, "signal", "s")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -413,6 +434,7 @@ func cmdKill(c *Client, args []string) error {
 func cmdRm(c *Client, args []string) error {
 	fs := newFlags("rm")
 	force := fs.Bool("f", false, "kill a running container first")
+	longNames(fs, "force", "f")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -495,13 +517,24 @@ func createFromFlags(c *Client, cmdName string, args []string) (string, runOptio
 	var env, labels listFlag
 	fs.Var(&env, "e", "environment variable KEY=VALUE (repeatable)")
 	fs.Var(&labels, "l", "label KEY=VALUE (repeatable)")
+	var envFiles listFlag
+	fs.Var(&envFiles, "env-file", "read environment variables from a file (repeatable)")
 	nf := addNetworkFlags(fs)
+	longNames(fs, "detach", "d", "interactive", "i", "tty", "t", "env", "e", "workdir", "w", "user", "u",
+		"hostname", "h", "memory", "m", "label", "l", "publish-all", "P")
 	if err := parseFlags(fs, args); err != nil {
 		return "", o, err
 	}
 	if fs.NArg() < 1 {
 		fs.Usage()
 		return "", o, exitError(125)
+	}
+	for _, f := range envFiles {
+		vars, err := readEnvFile(f)
+		if err != nil {
+			return "", o, err
+		}
+		env = append(vars, env...) // -e wins over the file
 	}
 	mem, err := parseBytes(*memory)
 	if err != nil {
@@ -559,6 +592,7 @@ func cmdStart(c *Client, args []string) error {
 	fs := newFlags("start")
 	attach := fs.Bool("a", false, "attach stdout and stderr, wait for the exit, exit with its code")
 	interactive := fs.Bool("i", false, "attach stdin too")
+	longNames(fs, "attach", "a", "interactive", "i")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -696,6 +730,7 @@ func cmdExec(c *Client, args []string) error {
 	user := fs.String("u", "", "user[:group]")
 	var env listFlag
 	fs.Var(&env, "e", "environment variable KEY=VALUE (repeatable)")
+	longNames(fs, "detach", "d", "interactive", "i", "tty", "t", "workdir", "w", "user", "u", "env", "e")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

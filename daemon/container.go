@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -427,17 +428,32 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	all := boolParam(r, "all") || len(filters["status"]) > 0
+	limit := -1
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			writeError(w, badRequest("invalid limit %q", l))
+			return
+		}
+		limit = n
+	}
+	// a limit lists the last created containers in every state, as Docker's
+	all := boolParam(r, "all") || len(filters["status"]) > 0 || limit > 0
 	now := time.Now()
 	out := []api.ContainerSummary{}
 	d.mu.Lock()
+	var list []*Container
 	for _, c := range d.containers {
-		if !all && c.State.Status != "running" {
-			continue
+		if (all || c.State.Status == "running") && matches(c, filters) {
+			list = append(list, c)
 		}
-		if !matches(c, filters) {
-			continue
-		}
+	}
+	// newest first, to the nanosecond (Created is in seconds)
+	sort.Slice(list, func(i, j int) bool { return list[i].Created.After(list[j].Created) })
+	if limit > 0 && len(list) > limit {
+		list = list[:limit]
+	}
+	for _, c := range list {
 		labels := c.Config.Labels
 		if labels == nil {
 			labels = map[string]string{}
@@ -451,7 +467,6 @@ func (d *Daemon) containerList(w http.ResponseWriter, r *http.Request) {
 		out[len(out)-1].HostConfig.NetworkMode = c.HostConfig.NetworkMode
 	}
 	d.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Created > out[j].Created })
 	writeJSON(w, http.StatusOK, out)
 }
 

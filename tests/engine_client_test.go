@@ -119,3 +119,36 @@ func TestEngineLongExecRoot(t *testing.T) {
 	require.Contains(t, e.mustCLI("exec", "-t", "bg", "tty"), "/dev/pts/")
 	e.mustCLI("rm", "-f", "bg")
 }
+
+// tag, save, info; ps -n, -l and --filter; run --env-file, long flags.
+func TestEngineClientMoreVerbs(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	e.mustCLI("tag", "busybox", "mine/box:v1")
+	require.Contains(t, e.mustCLI("images"), "mine/box")
+	tarPath := filepath.Join(t.TempDir(), "box.tar")
+	e.mustCLI("save", "-o", tarPath, "mine/box:v1")
+	fi, err := os.Stat(tarPath)
+	require.NoError(t, err)
+	require.Greater(t, fi.Size(), int64(100000))
+	out, code := e.cli("save", "-o", filepath.Join(t.TempDir(), "x.tar"), "nosuch:image")
+	require.NotEqual(t, 0, code, out)
+	require.Contains(t, e.mustCLI("info"), "Networks: bridge host none")
+
+	envFile := filepath.Join(t.TempDir(), "env")
+	require.NoError(t, os.WriteFile(envFile, []byte("# comment\nA=from-file\nB=file\n\n"), 0o644))
+	out = e.mustCLI("run", "--rm", "--env-file", envFile, "--env", "B=flag", "--memory", "64m", "--workdir", "/tmp",
+		"busybox", "sh", "-c", "echo $A $B $(pwd) $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)")
+	require.Equal(t, "from-file flag /tmp 67108864\n", out)
+	_, code = e.cli("run", "--rm", "--env-file", "/nonexistent", "busybox", "true")
+	require.NotEqual(t, 0, code)
+
+	for _, n := range []string{"one", "two", "three"} {
+		e.mustCLI("create", "--name", n, "--label", "n="+n, "busybox", "true")
+	}
+	require.Equal(t, "three\ntwo\n", e.mustCLI("ps", "-n", "2", "--format", "{{.Names}}"))
+	require.Equal(t, "three\n", e.mustCLI("ps", "--latest", "--format", "{{.Names}}"))
+	require.Equal(t, "two\n", e.mustCLI("ps", "-a", "--filter", "label=n=two", "--format", "{{.Names}}"))
+	e.mustCLI("rm", "one", "two", "three")
+	e.mustCLI("rmi", "mine/box:v1")
+}
