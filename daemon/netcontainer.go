@@ -287,6 +287,9 @@ func (d *Daemon) allocate(c *Container) (own, dns []netip.Addr, err error) {
 			err = notFound("network %s of container %s not found (removed?): disconnect it or recreate the container", ep.NetworkID[:12], c.Name)
 			break
 		}
+		if err = n.usable(); err != nil {
+			break
+		}
 		var ip netip.Addr
 		if ip, err = n.ipam.Allocate(c.ID, ep.WantIP); err != nil {
 			err = fmt.Errorf("network %s: %w", n.Name, err)

@@ -31,6 +31,18 @@ type network struct {
 
 	ipam *bridge.IPAM
 	dns  *bridge.DNSServer
+	// broken says why a saved network could not be set up again (its
+	// subnet now overlaps a route, say): it is kept, listed and removable,
+	// but nothing can join it.
+	broken error
+}
+
+// usable is nil when containers can join n.
+func (n *network) usable() error {
+	if n.broken != nil {
+		return conflict("network %s cannot be used: %v", n.Name, n.broken)
+	}
+	return nil
 }
 
 // setNetwork adds (n) or removes (nil) a network. d.networks changes under
@@ -207,8 +219,9 @@ func (d *Daemon) initNetworks() error {
 			continue
 		}
 		if err := d.openBridge(n); err != nil {
+			// kept (and saved again) rather than lost: removable, not joinable
 			fmt.Fprintf(os.Stderr, "minidock daemon: network %s: %v\n", n.Name, err)
-			continue
+			n.broken = err
 		}
 		d.networks[n.ID] = n
 	}
@@ -281,7 +294,7 @@ func (d *Daemon) finishNetworks() error {
 		}
 	}
 	for _, n := range d.networks {
-		if n.userDefined() {
+		if n.userDefined() && n.broken == nil {
 			if err := d.startDNS(n); err != nil {
 				fmt.Fprintf(os.Stderr, "minidock daemon: network %s: %v\n", n.Name, err)
 			}
@@ -361,7 +374,7 @@ func (d *Daemon) saveNetworks() error {
 func (d *Daemon) applyRules() error {
 	rs := bridge.Ruleset{Table: d.cfg.NftTable}
 	for _, n := range d.networks {
-		if n.Driver == "bridge" {
+		if n.Driver == "bridge" && n.broken == nil {
 			bn := bridge.Network{Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}
 			if n.dns != nil {
 				bn.DNS = n.Gateway

@@ -3,6 +3,8 @@ package daemon
 import (
 	"net/http"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -274,7 +276,11 @@ func (d *Daemon) removeNetwork(n *network) error {
 		d.startDNS(n)
 		return err
 	}
-	n.ipam.Remove()
+	if n.ipam != nil {
+		n.ipam.Remove()
+	} else {
+		os.Remove(filepath.Join(d.networkDir(), "ipam", n.ID+".json"))
+	}
 	d.emitNetwork(n, "destroy", "")
 	if err := d.saveNetworks(); err != nil {
 		return err
@@ -356,6 +362,9 @@ func (d *Daemon) connect(c *Container, ref string, es *api.EndpointSettings) err
 	if n.Driver != "bridge" {
 		return forbidden("container cannot be connected to the %s network", n.Name)
 	}
+	if err := n.usable(); err != nil {
+		return err
+	}
 	if mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:") {
 		return forbidden("container %s has network mode %s: it cannot be connected to other networks", c.Name, mode)
 	}
@@ -429,7 +438,9 @@ func (d *Daemon) networkDisconnect(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		n.ipam.Release(ep.IP.Addr())
+		if n.ipam != nil {
+			n.ipam.Release(ep.IP.Addr())
+		}
 	}
 	d.mu.Lock()
 	delete(c.Networks, n.Name)

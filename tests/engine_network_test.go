@@ -350,3 +350,29 @@ func TestNetworkDockerCLI(t *testing.T) {
 	run("rm", "-f", "dweb")
 	run("network", "rm", "dnet")
 }
+
+// A saved network whose subnet overlaps a route when the daemon starts
+// again is kept (listed, removable, saved) but cannot be joined.
+func TestNetworkBrokenAfterRestart(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	e.mustCLI("network", "create", "--subnet", "10.219.11.0/24", "later")
+	e.stop()
+	dummy := fmt.Sprintf("mdtd%d", os.Getpid()%100000)
+	out, err := exec.Command("ip", "link", "add", dummy, "type", "bridge").CombinedOutput() // any link that can hold an address
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { exec.Command("ip", "link", "del", dummy).Run() })
+	out, err = exec.Command("ip", "addr", "add", "10.219.11.1/24", "dev", dummy).CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	e.start()
+	require.Contains(t, e.mustCLI("network", "ls"), "later")
+	msg, code := e.cli("run", "--rm", "--network", "later", "busybox", "true")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, msg, "network later cannot be used")
+	e.stop()
+	e.start() // still saved
+	require.Contains(t, e.mustCLI("network", "ls"), "later")
+	e.mustCLI("network", "rm", "later")
+	require.NotContains(t, e.mustCLI("network", "ls"), "later")
+}
