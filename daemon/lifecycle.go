@@ -93,8 +93,18 @@ func (d *Daemon) start(c *Container) (err error) {
 	if err != nil {
 		return err
 	}
-	defer ctl.Close()
-	defer statusPipe.Close()
+	defer func() {
+		ctl.Close() // without "start" before it, the shim deletes the container and exits
+		if err != nil {
+			// Wait for that (EOF on the status pipe) before the failure is
+			// recorded: an AutoRemove must not take the container's
+			// directory, where the runtime keeps its log, from under the
+			// shim's `runtime delete`.
+			statusPipe.SetReadDeadline(time.Now().Add(15 * time.Second))
+			io.Copy(io.Discard, statusPipe)
+		}
+		statusPipe.Close()
+	}()
 	status := bufio.NewReader(statusPipe)
 	c.oom = d.watchOOM(c) // the cgroup exists now
 	if err := d.wireNetwork(c, pid); err != nil {
