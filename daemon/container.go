@@ -121,16 +121,18 @@ func (c *Container) notify() {
 
 // restore loads every saved container and reconnects to the shims of
 // those that were running; those whose shim has gone get their recorded
-// exit status.
-func (d *Daemon) restore() error {
+// exit status (and their restart policy, through exited). It returns the
+// containers found stopped, for autoStart.
+func (d *Daemon) restore() ([]*Container, error) {
 	dir := filepath.Join(d.cfg.DataRoot, "containers")
 	ents, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
+	var stopped []*Container
 	for _, e := range ents {
 		data, err := os.ReadFile(filepath.Join(dir, e.Name(), "config.v2.json"))
 		if os.IsNotExist(err) {
@@ -149,9 +151,11 @@ func (d *Daemon) restore() error {
 		d.names[c.Name] = c.ID
 		if c.State.Status == "running" {
 			d.reconnect(&c)
+		} else {
+			stopped = append(stopped, &c)
 		}
 	}
-	return nil
+	return stopped, nil
 }
 
 // reconnect takes up a container that was running when the last daemon

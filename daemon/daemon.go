@@ -171,7 +171,8 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
-	if err := d.restore(); err != nil {
+	stopped, err := d.restore()
+	if err != nil {
 		d.lock.Close()
 		return nil, err
 	}
@@ -179,7 +180,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
-	go d.autoStart() // restart policies, as the daemon comes up
+	go d.autoStart(stopped) // restart policies, as the daemon comes up
 	return d, nil
 }
 

@@ -128,16 +128,18 @@ func (d *Daemon) userStart(c *Container) {
 	c.State.Restarting = false
 }
 
-// autoStart runs when the daemon has restored its containers: exited
-// ones whose policy is always, or whose policy wants a restart and that
-// the user did not stop (unless-stopped, on-failure after a failure), are
-// started, unless a restart is waiting already.
-func (d *Daemon) autoStart() {
+// autoStart runs when the daemon has restored its containers: of those
+// found stopped (a restart waiting when the last daemon ended counts as
+// stopped), the ones whose policy is always, or whose policy wants a
+// restart and that the user did not stop (unless-stopped, on-failure
+// after a failure), are started. Containers that were running are not
+// its business: when one has exited, exited() applied its policy.
+func (d *Daemon) autoStart(stopped []*Container) {
 	d.mu.Lock()
 	var due []*Container
-	for _, c := range d.containers {
+	for _, c := range stopped {
 		// as Docker: never a container that was never started
-		if c.State.Status != "exited" || c.State.Restarting {
+		if c.State.Status != "exited" {
 			continue
 		}
 		if c.HostConfig.RestartPolicy.Name == "always" || wantsRestart(c) {

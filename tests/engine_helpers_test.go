@@ -299,6 +299,22 @@ func processesMentioning(s string) []int {
 	return pids
 }
 
+// processReport lists the engine's processes (shims, runtimes, inits)
+// with the kernel function each waits in, for a failure message.
+func (e *engine) processReport() string {
+	var b strings.Builder
+	for _, pid := range processesMentioning(e.execRoot) {
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		fmt.Fprintf(&b, "process %d (wchan %s, children %s): %s\n", pid, wchan, children, cmdline(pid))
+		for _, c := range strings.Fields(string(children)) {
+			st, _ := os.ReadFile("/proc/" + c + "/stat")
+			fmt.Fprintf(&b, "  child %s\n", st)
+		}
+	}
+	return b.String()
+}
+
 func cmdline(pid int) string {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return strings.ReplaceAll(string(data), "\x00", " ")

@@ -1,6 +1,9 @@
 package tests
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,9 +23,26 @@ func (e *engine) waitFor(name, what string, ok func(api.ContainerJSON) bool) api
 			return c
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("container %s is not %s after 30s: state %+v, RestartCount %d", name, what, *c.State, c.RestartCount)
+			e.t.Fatalf("container %s is not %s after 30s: state %+v, RestartCount %d\n%s", name, what, *c.State, c.RestartCount, e.processReport())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLines waits until the file p in the root of the running process
+// pid has n lines: a process seen running may not have written yet.
+func waitLines(t *testing.T, pid int, p string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/root%s", pid, p))
+		if strings.Count(string(data), "\n") >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s of process %d has not %d lines after 10s: %q", p, pid, n, data)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -66,12 +86,14 @@ func TestEngineRestartPolicy(t *testing.T) {
 	e.create("always", withPolicy([]string{"sh", "-c", "echo run >> /runs; exec sleep 300"}, "always", 0))
 	e.must(204, "POST", "/containers/always/start", nil, nil)
 	pid := e.inspect("always").State.Pid
+	waitLines(t, pid, "/runs", 1)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	c = e.waitFor("always", "restarted once", func(c api.ContainerJSON) bool {
 		return c.State.Running && c.RestartCount == 1 && c.State.Pid != pid
 	})
 
 	// and when it exits while the daemon is down after a kill -9
+	waitLines(t, c.State.Pid, "/runs", 2)
 	e.killDaemon()
 	pid = c.State.Pid
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
@@ -82,6 +104,8 @@ func TestEngineRestartPolicy(t *testing.T) {
 	c = e.waitFor("always", "restarted after the daemon came back", func(c api.ContainerJSON) bool {
 		return c.State.Running && c.RestartCount == 2 && c.State.Pid != pid
 	})
+
+	waitLines(t, c.State.Pid, "/runs", 3)
 
 	// stop is the user's: no restart
 	e.must(204, "POST", "/containers/always/stop?t=1", nil, nil)
