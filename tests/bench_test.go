@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"testing"
@@ -29,6 +30,10 @@ func BenchmarkRunTrue(b *testing.B) {
 			name string
 			argv []string
 		}{"runc", []string{p, "--root", "/run/minidock-bench-runc"}})
+	}
+	for _, side := range sides {
+		root := side.argv[len(side.argv)-1]
+		b.Cleanup(func() { os.Remove(root) }) // empty by then: each run deletes its container
 	}
 	const rounds = 31
 	times := make([][]time.Duration, len(sides))
