@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +91,7 @@ func openInRoot(root, p string, nofollow bool) (int, string, error) {
 		if err != nil {
 			return -1, "", &os.PathError{Op: "open", Path: p, Err: err}
 		}
-		host, err := os.Readlink(fdPath(fd))
+		host, err := os.Readlink(overlay.FdPath(fd))
 		if err == nil && host != root && !strings.HasPrefix(host, root+"/") {
 			err = fmt.Errorf("resolves to %s, outside the container root %s", host, root)
 		}
@@ -103,8 +102,6 @@ func openInRoot(root, p string, nofollow bool) (int, string, error) {
 		return fd, host, nil
 	}
 }
-
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // containerPath is where the host path host, below root, is in the
 // container.
@@ -171,7 +168,7 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 
 // stat is the X-Docker-Container-Path-Stat of a target.
 func (t *archiveTarget) stat(root string) (api.PathStat, error) {
-	fi, err := os.Lstat(filepath.Join(fdPath(t.dir), t.name))
+	fi, err := os.Lstat(filepath.Join(overlay.FdPath(t.dir), t.name))
 	if err != nil {
 		return api.PathStat{}, err
 	}
@@ -182,7 +179,7 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 		if fd, host, err := openInRoot(root, containerPath(root, t.host), false); err == nil {
 			unix.Close(fd)
 			st.LinkTarget = containerPath(root, host)
-		} else if target, err := os.Readlink(filepath.Join(fdPath(t.dir), t.name)); err == nil {
+		} else if target, err := os.Readlink(filepath.Join(overlay.FdPath(t.dir), t.name)); err == nil {
 			st.LinkTarget = path.Join(path.Dir(containerPath(root, t.host)), target)
 			if path.IsAbs(target) {
 				st.LinkTarget = path.Clean(target)
@@ -225,7 +222,7 @@ func (d *Daemon) containerArchive(w http.ResponseWriter, r *http.Request) {
 		started = true
 		// names below the entry are "name/...": only the first part changes
 		rename := func(n string) string { return t.as + strings.TrimPrefix(n, t.name) }
-		return overlay.WriteEntry(w, fdPath(t.dir), t.name, rename)
+		return overlay.WriteEntry(w, overlay.FdPath(t.dir), t.name, rename)
 	})
 	switch {
 	case err == nil:

@@ -205,7 +205,7 @@ func (t *tarWriter) entry(name string) error {
 	if hdr.Typeflag != tar.TypeSymlink {
 		// through the descriptor (getxattr follows /proc/self/fd/N to
 		// the file itself); a symlink carries no xattrs worth keeping
-		if err := xattrsToTar(fdPath(fd), hdr); err != nil {
+		if err := xattrsToTar(FdPath(fd), hdr); err != nil {
 			return err
 		}
 	}
@@ -249,8 +249,8 @@ func (t *tarWriter) content(name string, st *unix.Stat_t, size int64) error {
 	return nil
 }
 
-// fdPath names the file open at fd: /proc/self/fd/N.
-func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
+// FdPath names the file open at fd: /proc/self/fd/N.
+func FdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
 // isOpaque reports whether directory p carries overlayfs's opaque marker.
 func isOpaque(p string) bool {
@@ -263,7 +263,7 @@ func isOpaque(p string) bool {
 // /proc/self/fd/N to the directory itself).
 func isOpaqueFd(fd int) bool {
 	var b [8]byte
-	n, err := unix.Getxattr(fdPath(fd), OpaqueXattr, b[:])
+	n, err := unix.Getxattr(FdPath(fd), OpaqueXattr, b[:])
 	return err == nil && n == 1 && b[0] == 'y'
 }
 
