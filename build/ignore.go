@@ -64,7 +64,7 @@ func (ig *ignorer) excluded(rel string) bool {
 	for _, r := range ig.rules {
 		// the path itself, or one of its parents
 		for n := len(elems); n >= 1; n-- {
-			if matchSegments(r.segments, elems[:n]) {
+			if matchSegments(r.segments, elems[:n], true) {
 				out = !r.except
 				break
 			}
@@ -75,11 +75,17 @@ func (ig *ignorer) excluded(rel string) bool {
 
 // matchSegments matches pattern elements against path elements, "**"
 // standing for any number of path elements.
-func matchSegments(pat, elems []string) bool {
+func matchSegments(pat, elems []string, whole bool) bool {
 	for len(pat) > 0 {
 		if pat[0] == "**" {
-			for i := 0; i <= len(elems); i++ {
-				if matchSegments(pat[1:], elems[i:]) {
+			// "**" matches no element too, except at the end of a longer
+			// pattern: "a/**" names what is below a, not a itself
+			first := 0
+			if len(pat) == 1 && !whole {
+				first = 1
+			}
+			for i := first; i <= len(elems); i++ {
+				if matchSegments(pat[1:], elems[i:], false) {
 					return true
 				}
 			}
@@ -91,7 +97,7 @@ func matchSegments(pat, elems []string) bool {
 		if ok, _ := path.Match(pat[0], elems[0]); !ok {
 			return false
 		}
-		pat, elems = pat[1:], elems[1:]
+		pat, elems, whole = pat[1:], elems[1:], false
 	}
 	return len(elems) == 0
 }

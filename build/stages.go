@@ -3,6 +3,7 @@ package build
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // stage is one FROM and the commands up to the next FROM.
@@ -49,6 +50,11 @@ func newPlan(df *Dockerfile) (*plan, error) {
 			return nil, lineError(ins.Line, "%s comes before the first FROM: only ARG may", ins.Cmd)
 		}
 		last := p.stages[len(p.stages)-1]
+		if cp, ok := c.(*copyCmd); ok {
+			if _, err := p.copyFromStage(cp.from, last.index); cp.from != "" && err != nil {
+				return nil, lineError(ins.Line, "%s %v", ins.Cmd, err)
+			}
+		}
 		last.commands = append(last.commands, c)
 	}
 	if len(p.stages) == 0 {
@@ -65,7 +71,7 @@ func (p *plan) target(target string) (*stage, error) {
 	if target == "" {
 		return p.stages[len(p.stages)-1], nil
 	}
-	if s := p.stageNamed(target, len(p.stages)); s != nil {
+	if s := p.stageNamed(strings.ToLower(target), len(p.stages)); s != nil {
 		return s, nil
 	}
 	return nil, fmt.Errorf("target stage %q could not be found", target)
@@ -198,10 +204,20 @@ func (p *plan) checkArgUses() error {
 			}
 			switch c := c.(type) {
 			case *argCmd:
-				for _, d := range c.args {
-					if d.value != nil {
-						if err := check(p.names(*d.value)); err != nil {
-							return err
+				for i, d := range c.args {
+					if d.value == nil {
+						declared[d.name] = true
+						continue
+					}
+					names := p.names(*d.value)
+					if err := check(names); err != nil {
+						return err
+					}
+					for _, later := range c.args[i+1:] {
+						for _, n := range names {
+							if n == later.name && !declared[n] {
+								return lineError(line, "$%s is used before its ARG declares it", n)
+							}
 						}
 					}
 					declared[d.name] = true
