@@ -427,7 +427,8 @@ func writeSources(root, destPath string, destIsDir bool, srcs []*source, chown s
 	destExists := ctr.isDir(destPath)
 	var plan []placement
 	var mkdirs []string
-	made := map[string]bool{}
+	made := map[string]bool{}   // directories checked or made
+	placed := map[string]bool{} // directories a source's root entry fills
 	parents := func(dir string) {
 		var p string
 		for _, elem := range strings.Split(strings.Trim(dir, "/"), "/") {
@@ -449,9 +450,14 @@ func writeSources(root, destPath string, destIsDir bool, srcs []*source, chown s
 	}
 	for _, src := range srcs {
 		switch {
-		case src.isDir, src.archive:
+		case src.archive:
 			parents(destPath)
-			plan = append(plan, placement{src: src, target: destPath, skipRoot: destExists || made[destPath]})
+			plan = append(plan, placement{src: src, target: destPath})
+		case src.isDir:
+			// a new destination takes the source directory's own mode
+			parents(path.Dir(destPath))
+			plan = append(plan, placement{src: src, target: destPath, skipRoot: destExists || placed[destPath] || made[destPath]})
+			placed[destPath] = true
 		default:
 			target := destPath
 			if destIsDir || destExists {
