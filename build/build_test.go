@@ -494,3 +494,30 @@ func TestBuildTestdata(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildOptions: -q, --label, an unused --build-arg, --platform.
+func TestBuildOptions(t *testing.T) {
+	b := newTestBackend(t)
+	ctx := contextTar(t, entry{"Dockerfile", "FROM --platform=linux/amd64 busybox\nARG USED\nCMD [\"true\"]\n"})
+	r := mustBuild(t, b, Options{Quiet: true, Labels: map[string]string{"it's": "a b"}, Tags: []string{"opts"},
+		BuildArgs: map[string]*string{"USED": ptr("1"), "UNUSED": ptr("2"), "no_proxy": ptr("x")}}, ctx)
+	if r.text != r.id+"\n" {
+		t.Errorf("quiet stream %q, want the ID alone", r.text)
+	}
+	cfg, _ := b.store.RunConfig("opts")
+	if cfg.Labels["it's"] != "a b" {
+		t.Errorf("labels %v", cfg.Labels)
+	}
+	r = mustBuild(t, b, Options{BuildArgs: map[string]*string{"UNUSED": ptr("2"), "no_proxy": ptr("x")}}, ctx)
+	if !strings.Contains(r.text, "[Warning] One or more build-args [UNUSED] were not consumed\n") {
+		t.Errorf("no warning:\n%s", r.text)
+	}
+	for _, p := range []string{"linux/arm64", "windows/amd64"} {
+		if r := runBuild(t, b, Options{Platform: p}, ctx); r.err == nil || !strings.Contains(r.err.Error(), "is not supported") {
+			t.Errorf("platform %s: %v", p, r.err)
+		}
+	}
+	if r := runBuild(t, b, Options{Tags: []string{"Bad:Tag"}}, ctx); r.err == nil || !strings.Contains(r.err.Error(), "invalid tag") {
+		t.Errorf("bad tag: %v", r.err)
+	}
+}
