@@ -127,7 +127,7 @@ func (c *Client) Pull(ctx context.Context, store *image.Store, refStr string, op
 
 	if img, err := store.Resolve(ref.String()); err == nil {
 		for _, src := range img.Sources {
-			if src.Name == ref.Name() && src.Digest == top.digest {
+			if src.Name == ref.Name() && src.Digest == top.digest && src.Manifest == m.digest {
 				rep.status("", "Digest: "+top.digest.String())
 				rep.status("", "Status: Image is up to date for "+ref.FamiliarString())
 				return img, nil

@@ -275,12 +275,17 @@ func (c *Client) pushBlobs(ctx context.Context, r *repository, store *image.Stor
 
 // pushBlob makes one blob present: HEAD, else mount, else upload.
 func (r *repository) pushBlob(ctx context.Context, store *image.Store, b pushBlob, rep *reporter) error {
+	say := func(status string) {
+		if b.id != "" { // the config is not shown, as in Docker
+			rep.status(b.id, status)
+		}
+	}
 	have, err := r.blobExists(ctx, b.desc.Digest)
 	if err != nil {
 		return err
 	}
 	if have {
-		rep.status(b.id, "Layer already exists")
+		say("Layer already exists")
 		return nil
 	}
 	if b.local == "" && b.mountFrom == "" {
@@ -295,7 +300,7 @@ func (r *repository) pushBlob(ctx context.Context, store *image.Store, b pushBlo
 		return err
 	}
 	if mounted {
-		rep.status(b.id, "Mounted from "+from)
+		say("Mounted from " + from)
 		return nil
 	}
 	if b.local == "" {
@@ -305,7 +310,7 @@ func (r *repository) pushBlob(ctx context.Context, store *image.Store, b pushBlo
 	if err := r.uploadBlob(ctx, store, b, loc, minChunk, rep); err != nil {
 		return fmt.Errorf("upload blob %s: %w", b.desc.Digest, err)
 	}
-	rep.status(b.id, "Pushed")
+	say("Pushed")
 	return nil
 }
 
