@@ -59,6 +59,10 @@ func (s *Server) manifestRoute(w http.ResponseWriter, r *http.Request, name, ref
 
 // getManifest serves a manifest with the media type it was pushed with.
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, name, ref string, d digest.Digest) {
+	if !s.store.repoExists(name) {
+		writeError(w, http.StatusNotFound, "NAME_UNKNOWN", fmt.Sprintf("repository %q not known to registry", name))
+		return
+	}
 	if d == "" {
 		var err error
 		if d, err = s.store.resolveTag(name, ref); err != nil {
