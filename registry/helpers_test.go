@@ -25,6 +25,7 @@ import (
 
 	"minidock/image"
 	"minidock/internal/testutil"
+	"minidock/overlay"
 	"minidock/registry/server"
 )
 
@@ -328,9 +329,9 @@ func (c *countingHandler) count(method string) int {
 	return c.n[method]
 }
 
-// loadImage puts an image with uncompressed layers into a store as
-// `docker load` would, tagged ref: an image the store holds as its own.
-func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.Image {
+// dockerArchive is an image with uncompressed layers as `docker save`
+// writes it (manifest.json, config, layer tars), tagged ref.
+func dockerArchive(t testing.TB, ref string, ti *testImage) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -341,7 +342,7 @@ func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.I
 	var names []string
 	for i, l := range ti.layers {
 		if bytes.HasPrefix(l, []byte{0x1f, 0x8b}) {
-			t.Fatal("loadImage wants uncompressed layers")
+			t.Fatal("dockerArchive wants uncompressed layers")
 		}
 		n := fmt.Sprintf("%d/layer.tar", i)
 		add(n, l)
@@ -351,7 +352,14 @@ func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.I
 	mj, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": names}})
 	add("manifest.json", mj)
 	tw.Close()
-	if _, err := s.LoadArchive(&buf); err != nil {
+	return buf.Bytes()
+}
+
+// loadImage puts an image with uncompressed layers into a store as
+// `docker load` would, tagged ref: an image the store holds as its own.
+func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.Image {
+	t.Helper()
+	if _, err := s.LoadArchive(bytes.NewReader(dockerArchive(t, ref, ti))); err != nil {
 		t.Fatal(err)
 	}
 	img, err := s.Resolve(ref)
@@ -359,4 +367,31 @@ func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.I
 		t.Fatal(err)
 	}
 	return img
+}
+
+// busyboxImage is makeImage's uncompressed image with a busybox root
+// filesystem as an extra first layer, so that engines can run it.
+func busyboxImage(t testing.TB, seed int64) *testImage {
+	t.Helper()
+	ti := makeImage(t, seed, 2, 256<<10, false, false, "amd64")
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	testutil.MakeBusyboxRootfs(t, dir)
+	var buf bytes.Buffer
+	if err := overlay.WriteTree(&buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	ti.layers = append([][]byte{buf.Bytes()}, ti.layers...)
+	ti.diffIDs = append([]digest.Digest{digest.FromBytes(buf.Bytes())}, ti.diffIDs...)
+	var cfg ocispec.Image
+	json.Unmarshal(ti.config, &cfg)
+	cfg.RootFS.DiffIDs = ti.diffIDs
+	ti.config, _ = json.Marshal(cfg)
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(ti.config), Size: int64(len(ti.config))}}
+	m.SchemaVersion = 2
+	for _, l := range ti.layers {
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(l), Size: int64(len(l))})
+	}
+	ti.manifest, _ = json.Marshal(m)
+	return ti
 }
