@@ -16,14 +16,14 @@ import (
 	"strings"
 
 	"minidock/api"
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // cp copies between a container and this machine through the archive
 // endpoints, as docker cp does: the daemon sends or takes a tar whose
 // entries start with the base name of the path; the side that extracts
 // renames that first element when the destination is a new name or an
-// existing file. Extracting here goes through overlay.Unpack rooted at
+// existing file. Extracting here goes through archive.Unpack rooted at
 // the destination directory, so no entry of the tar lands outside it.
 
 func cmdCp(c *Client, args []string) error {
@@ -151,7 +151,7 @@ func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
 	uid, gid := os.Getuid(), os.Getgid()
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(overlay.Retar(pw, resp.Body, func(h *tar.Header) error {
+		pw.CloseWithError(archive.Retar(pw, resp.Body, func(h *tar.Header) error {
 			h.Name = renameFirst(h.Name, st.Name, as)
 			if h.Typeflag == tar.TypeLink {
 				h.Linkname = renameFirst(h.Linkname, st.Name, as)
@@ -164,7 +164,7 @@ func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
 			return refuseDirSwap(filepath.Join(dir, h.Name), h.Typeflag == tar.TypeDir)
 		}))
 	}()
-	n, err := overlay.Unpack(dir, pr, &overlay.UnpackOptions{Root: dir})
+	n, err := archive.Unpack(dir, pr, &archive.UnpackOptions{Root: dir})
 	pr.CloseWithError(errors.New("extraction stopped"))
 	if err != nil {
 		return fmt.Errorf("copy %s:%s to %s: %w", ctr, srcPath, dst, err)
@@ -260,7 +260,7 @@ func copyToContainer(c *Client, src, ctr, dstPath string, follow, keepOwner bool
 	}
 	pr, pw := io.Pipe()
 	counter := &countWriter{w: pw}
-	go func() { pw.CloseWithError(overlay.WriteEntry(counter, srcDir, srcBase, rename)) }()
+	go func() { pw.CloseWithError(archive.WriteEntry(counter, srcDir, srcBase, rename)) }()
 	err = put(dir, pr)
 	pr.CloseWithError(errors.New("upload stopped"))
 	if err != nil {
