@@ -8,12 +8,10 @@ import (
 	"net/url"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"minidock/api"
-	"minidock/bridge"
 )
 
 // networkFlags are run's and create's networking flags.
@@ -43,26 +41,20 @@ func (nf *networkFlags) apply(req *api.ContainerCreateRequest) error {
 	hc := req.HostConfig
 	hc.NetworkMode, hc.PublishAllPorts, hc.ExtraHosts = *nf.network, *nf.publishAll, nf.extras
 	for _, p := range nf.publish {
-		spec, err := bridge.ParsePortSpec(p)
+		specs, err := api.ParsePortSpec(p)
 		if err != nil {
 			return err
 		}
-		key := fmt.Sprintf("%d/%s", spec.ContainerPort, spec.Proto)
-		b := api.PortBinding{}
-		if spec.HostIP.IsValid() {
-			b.HostIP = spec.HostIP.String()
+		for _, spec := range specs {
+			if hc.PortBindings == nil {
+				hc.PortBindings = map[string][]api.PortBinding{}
+			}
+			hc.PortBindings[spec.Port()] = append(hc.PortBindings[spec.Port()], spec.Binding())
+			if req.ExposedPorts == nil {
+				req.ExposedPorts = map[string]struct{}{}
+			}
+			req.ExposedPorts[spec.Port()] = struct{}{}
 		}
-		if spec.HostPort != 0 {
-			b.HostPort = strconv.Itoa(int(spec.HostPort))
-		}
-		if hc.PortBindings == nil {
-			hc.PortBindings = map[string][]api.PortBinding{}
-		}
-		hc.PortBindings[key] = append(hc.PortBindings[key], b)
-		if req.ExposedPorts == nil {
-			req.ExposedPorts = map[string]struct{}{}
-		}
-		req.ExposedPorts[key] = struct{}{}
 	}
 	if *nf.ip != "" || len(nf.aliases) > 0 {
 		name := *nf.network
