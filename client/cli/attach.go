@@ -27,10 +27,7 @@ type attachOptions struct {
 // and the exit is seen. It returns the container's exit code as a
 // statusError.
 func (cli *CLI) runAttached(ctx context.Context, id string, o attachOptions) error {
-	c, err := cli.API()
-	if err != nil {
-		return err
-	}
+	c := cli.client
 	conn, err := c.ContainerAttach(ctx, id, client.AttachOptions{Stdin: o.interactive, Stdout: true, Stderr: true})
 	if err != nil {
 		return err

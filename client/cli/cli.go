@@ -27,11 +27,13 @@ import (
 // Main runs the command line `minidock [-H HOST] COMMAND ...` and returns
 // the process's exit code.
 func Main(args []string) int {
-	cli := &CLI{Out: os.Stdout, Err: os.Stderr, In: os.Stdin}
+	return run(&CLI{Out: os.Stdout, Err: os.Stderr, In: os.Stdin}, args)
+}
+
+func run(cli *CLI, args []string) int {
 	root := newRootCommand(cli)
 	root.SetArgs(args)
-	err := root.Execute()
-	return exitCode(cli.Err, root, err)
+	return exitCode(cli.Err, root, root.Execute())
 }
 
 // CLI is what every command shares: the streams and the daemon's client.
@@ -43,7 +45,8 @@ type CLI struct {
 }
 
 // API is the client of the daemon named by -H, MINIDOCK_HOST or the
-// default socket, made on first use.
+// default socket, made on first use: before a command runs (commands use
+// cli.client), or when completion needs names.
 func (cli *CLI) API() (*client.Client, error) {
 	if cli.client != nil {
 		return cli.client, nil
@@ -84,6 +87,11 @@ func newRootCommand(cli *CLI) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return cmd.Help()
 		},
+		// every command's client, once -H is known
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			_, err := cli.API()
+			return err
+		},
 	}
 	host := os.Getenv("MINIDOCK_HOST")
 	if host == "" {
@@ -106,6 +114,9 @@ func newRootCommand(cli *CLI) *cobra.Command {
 		newStartCommand(cli), newStatsCommand(cli), newStopCommand(cli), newTagCommand(cli), newTopCommand(cli),
 		newUnpauseCommand(cli), newWaitCommand(cli),
 	)
+	root.SetIn(cli.In)
+	root.SetOut(cli.Out)
+	root.SetErr(cli.Err)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	setDocker(root)

@@ -43,10 +43,7 @@ func newPsCommand(cli *CLI) *cobra.Command {
 		Short: "List containers",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			f, err := client.ParseFilters(filters)
 			if err != nil {
 				return err
@@ -102,10 +99,7 @@ func newStopCommand(cli *CLI) *cobra.Command {
 		Short: "Stop one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return c.ContainerStop(cmd.Context(), n, timeoutArg(timeout)) })
 		},
 		ValidArgsFunction: completeContainers(cli, false),
@@ -121,10 +115,7 @@ func newRestartCommand(cli *CLI) *cobra.Command {
 		Short: "Restart one or more containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return c.ContainerRestart(cmd.Context(), n, timeoutArg(timeout)) })
 		},
 		ValidArgsFunction: completeContainers(cli, true),
@@ -140,10 +131,7 @@ func newKillCommand(cli *CLI) *cobra.Command {
 		Short: "Kill one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return c.ContainerKill(cmd.Context(), n, sig) })
 		},
 		ValidArgsFunction: completeContainers(cli, false),
@@ -160,10 +148,7 @@ func newRmCommand(cli *CLI) *cobra.Command {
 		Short:   "Remove one or more containers",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return c.ContainerRemove(cmd.Context(), n, force) })
 		},
 		ValidArgsFunction: completeContainers(cli, true),
@@ -180,10 +165,7 @@ func newEachCommand(cli *CLI, use, short string, call func(c *client.Client, cmd
 		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return call(c, cmd, n) })
 		},
 		ValidArgsFunction: completeContainers(cli, false),
@@ -197,7 +179,9 @@ func newPauseCommand(cli *CLI) *cobra.Command {
 
 func newUnpauseCommand(cli *CLI) *cobra.Command {
 	return newEachCommand(cli, "unpause", "Unpause all processes within one or more containers",
-		func(c *client.Client, cmd *cobra.Command, n string) error { return c.ContainerUnpause(cmd.Context(), n) })
+		func(c *client.Client, cmd *cobra.Command, n string) error {
+			return c.ContainerUnpause(cmd.Context(), n)
+		})
 }
 
 func newWaitCommand(cli *CLI) *cobra.Command {
@@ -206,10 +190,7 @@ func newWaitCommand(cli *CLI) *cobra.Command {
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			failed := false
 			for _, n := range args {
 				w, err := c.ContainerWait(cmd.Context(), n, "")
@@ -239,10 +220,7 @@ func newRenameCommand(cli *CLI) *cobra.Command {
 		Short: "Rename a container",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return c.ContainerRename(cmd.Context(), args[0], args[1])
 		},
 		ValidArgsFunction: completeContainers(cli, true),
@@ -255,10 +233,7 @@ func newTopCommand(cli *CLI) *cobra.Command {
 		Short: "Display the running processes of a container",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			top, err := c.ContainerTop(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -282,10 +257,7 @@ func newLogsCommand(cli *CLI) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			info, err := c.ContainerInspect(ctx, args[0])
 			if err != nil {
 				return err
@@ -335,10 +307,7 @@ func newStatsCommand(cli *CLI) *cobra.Command {
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			if noStream || len(args) > 1 {
 				tw := tabwriter.NewWriter(cli.Out, 0, 0, 3, ' ', 0)
 				fmt.Fprintln(tw, statsHeader)
@@ -391,10 +360,7 @@ func newPortCommand(cli *CLI) *cobra.Command {
 		Short: "List port mappings or a specific mapping for the container",
 		Args:  rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			info, err := c.ContainerInspect(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -440,10 +406,7 @@ func newDiffCommand(cli *CLI) *cobra.Command {
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			changes, err := c.ContainerChanges(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -467,10 +430,7 @@ func newExportCommand(cli *CLI) *cobra.Command {
 			if output == "" && isTerminal(os.Stdout) {
 				return fmt.Errorf("cowardly refusing to write a tar to a terminal: give -o FILE or redirect stdout")
 			}
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			tar, err := c.ContainerExport(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -494,10 +454,7 @@ func newCommitCommand(cli *CLI) *cobra.Command {
 		Short: "Create a new image from a container's changes",
 		Args:  rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			o.Container, o.Changes = args[0], changes
 			if len(args) == 2 {
 				o.Repo, o.Tag = splitRepoTag(args[1])
@@ -524,10 +481,7 @@ func newContainerPruneCommand(cli *CLI) *cobra.Command {
 		Short: "Remove all stopped containers",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			if !cli.confirm(force, "all stopped containers") {
 				return nil
 			}

@@ -27,14 +27,11 @@ import (
 func newCpCommand(cli *CLI) *cobra.Command {
 	var follow, keepOwner bool
 	cmd := &cobra.Command{
-		Use: "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tminidock cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tminidock cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files/folders between a container and the local filesystem",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			srcCtr, srcPath := splitContainerPath(args[0])
 			dstCtr, dstPath := splitContainerPath(args[1])
 			switch {

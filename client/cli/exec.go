@@ -18,10 +18,7 @@ func newExecCommand(cli *CLI) *cobra.Command {
 		Args:  minArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			cfg := api.ExecConfig{Cmd: args[1:], Env: env, WorkingDir: workdir, User: user, Tty: tty, Detach: detach,
 				AttachStdin: interactive && !detach, AttachStdout: !detach, AttachStderr: !detach}
 			created, err := c.ExecCreate(ctx, args[0], cfg)

@@ -37,10 +37,7 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 		Short: "List images",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			list, err := c.ImageList(cmd.Context())
 			if err != nil {
 				return err
@@ -89,10 +86,7 @@ func newImportCommand(cli *CLI) *cobra.Command {
 		Short: "Import the contents from a tarball to create a filesystem image",
 		Args:  rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			in, err := cli.openInput(args[0])
 			if err != nil {
 				return err
@@ -120,10 +114,7 @@ func newLoadCommand(cli *CLI) *cobra.Command {
 		Short: "Load an image from a tar archive or STDIN",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			in, err := cli.openInput(input)
 			if err != nil {
 				return err
@@ -150,10 +141,7 @@ func newSaveCommand(cli *CLI) *cobra.Command {
 			if output == "" && isTerminal(os.Stdout) {
 				return fmt.Errorf("cowardly refusing to save to a terminal: use -o FILE or redirect")
 			}
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			tar, err := c.ImageSave(cmd.Context(), args)
 			if err != nil {
 				return err
@@ -173,10 +161,7 @@ func newTagCommand(cli *CLI) *cobra.Command {
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			repo, tag := splitRepoTag(args[1])
 			if tag == "" {
 				tag = "latest"
@@ -194,10 +179,7 @@ func newHistoryCommand(cli *CLI) *cobra.Command {
 		Short: "Show the history of an image",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			hist, err := c.ImageHistory(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -238,10 +220,7 @@ func newRmiCommand(cli *CLI) *cobra.Command {
 		Short: "Remove one or more images",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			failed := false
 			for _, n := range args {
 				items, err := c.ImageRemove(cmd.Context(), n, force)
@@ -287,10 +266,7 @@ func newImagePruneCommand(cli *CLI) *cobra.Command {
 		Short: "Remove unused images",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			what := "all dangling images"
 			if all {
 				what = "all images without at least one container associated to them"

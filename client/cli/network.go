@@ -31,10 +31,7 @@ func newNetworkCreateCommand(cli *CLI) *cobra.Command {
 		Short: "Create a network",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			req.Name, req.Labels, req.Options = args[0], keyValues(labels), keyValues(opts)
 			if subnet != "" || gateway != "" {
 				req.IPAM = &api.IPAM{Driver: "default", Config: []api.IPAMConfig{{Subnet: subnet, Gateway: gateway}}}
@@ -68,10 +65,7 @@ func newNetworkLsCommand(cli *CLI) *cobra.Command {
 		Short:   "List networks",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			f, err := client.ParseFilters(filters)
 			if err != nil {
 				return err
@@ -111,10 +105,7 @@ func newNetworkInspectCommand(cli *CLI) *cobra.Command {
 		Short: "Display detailed information on one or more networks",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.inspect(format, args, func(n string) (json.RawMessage, error) {
 				return c.NetworkInspectRaw(cmd.Context(), n)
 			})
@@ -132,10 +123,7 @@ func newNetworkRmCommand(cli *CLI) *cobra.Command {
 		Short:   "Remove one or more networks",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return cli.each(args, func(n string) error { return c.NetworkRemove(cmd.Context(), n) })
 		},
 		ValidArgsFunction: completeNetworks(cli),
@@ -149,10 +137,7 @@ func newNetworkPruneCommand(cli *CLI) *cobra.Command {
 		Short: "Remove all unused networks",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			rep, err := c.NetworksPrune(cmd.Context())
 			if err != nil {
 				return err
@@ -181,10 +166,7 @@ func newNetworkConnectCommand(cli *CLI) *cobra.Command {
 		Short: "Connect a container to a network",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			req := api.NetworkConnectRequest{Container: args[1], EndpointConfig: &api.EndpointSettings{Aliases: aliases}}
 			if ip != "" {
 				req.EndpointConfig.IPAMConfig = &api.EndpointIPAMConfig{IPv4Address: ip}
@@ -205,10 +187,7 @@ func newNetworkDisconnectCommand(cli *CLI) *cobra.Command {
 		Short: "Disconnect a container from a network",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			return c.NetworkDisconnect(cmd.Context(), args[0], api.NetworkDisconnectRequest{Container: args[1], Force: force})
 		},
 		ValidArgsFunction: completeNetworks(cli),

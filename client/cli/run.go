@@ -20,9 +20,9 @@ type containerOptions struct {
 	cpuShares, pidsLimit                               int64
 	env, envFiles, labels                              listValue
 
-	network, ip                               string
-	publishAll                                bool
-	aliases, publish, expose, extraHosts      listValue
+	network, ip                          string
+	publishAll                           bool
+	aliases, publish, expose, extraHosts listValue
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
@@ -144,10 +144,7 @@ func (cli *CLI) create(ctx context.Context, o *containerOptions, args []string, 
 		fmt.Fprintf(cli.Err, "%s\n", err)
 		return "", statusError(125)
 	}
-	c, err := cli.API()
-	if err != nil {
-		return fail(err)
-	}
+	c := cli.client
 	req, err := o.request(args[0], args[1:], attach)
 	if err != nil {
 		return fail(err)
@@ -199,8 +196,7 @@ func newRunCommand(cli *CLI) *cobra.Command {
 			if !detach {
 				return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm})
 			}
-			c, _ := cli.API()
-			if err := c.ContainerStart(ctx, id); err != nil {
+			if err := cli.client.ContainerStart(ctx, id); err != nil {
 				fmt.Fprintln(cli.Err, err)
 				return statusError(startFailureCode(err))
 			}
@@ -222,10 +218,7 @@ func newStartCommand(cli *CLI) *cobra.Command {
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			if !attach && !interactive {
 				return cli.each(args, func(n string) error { return c.ContainerStart(ctx, n) })
 			}

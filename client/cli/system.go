@@ -21,10 +21,7 @@ func newVersionCommand(cli *CLI) *cobra.Command {
 		Short: "Show the minidock version information",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			v, err := c.Version(cmd.Context())
 			if err != nil {
 				return err
@@ -42,10 +39,7 @@ func newInfoCommand(cli *CLI) *cobra.Command {
 		Short: "Display system-wide information",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			info, err := c.Info(cmd.Context())
 			if err != nil {
 				return err
@@ -105,14 +99,11 @@ func newEventsCommand(cli *CLI) *cobra.Command {
 		Short: "Get real time events from the server",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			var err error
 			if o.Filters, err = client.ParseFilters(filters); err != nil {
 				return err
 			}
-			events, err := c.Events(cmd.Context(), o)
+			events, err := cli.client.Events(cmd.Context(), o)
 			if err != nil {
 				return err
 			}
@@ -150,10 +141,7 @@ func newInspectCommand(cli *CLI, kind string) *cobra.Command {
 		Short: "Return low-level information on minidock objects",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cli.API()
-			if err != nil {
-				return err
-			}
+			c := cli.client
 			ctx := cmd.Context()
 			return cli.inspect(format, args, func(name string) (json.RawMessage, error) {
 				var err error

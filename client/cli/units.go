@@ -9,25 +9,22 @@ import (
 // humanSize is a size as docker's tables print it: decimal units, three
 // significant digits (4.26MB, 1.2GB).
 func humanSize(n int64) string {
-	return scaled(float64(n), 1000, []string{"B", "kB", "MB", "GB", "TB", "PB"})
+	return scaled(float64(n), 1000, 3, []string{"B", "kB", "MB", "GB", "TB", "PB"})
 }
 
-// bytesSize is a size in binary units, as docker prints memory (info's
-// Total Memory, stats' MEM USAGE): 23.54GiB, 64MiB.
+// bytesSize is a size in binary units, four significant digits, as docker
+// prints memory (info's Total Memory, stats' MEM USAGE): 23.54GiB, 64MiB.
 func bytesSize(n int64) string {
-	return scaled(float64(n), 1024, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"})
+	return scaled(float64(n), 1024, 4, []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"})
 }
 
-func scaled(f, base float64, units []string) string {
+func scaled(f, base float64, digits int, units []string) string {
 	i := 0
 	for f >= base && i < len(units)-1 {
 		f /= base
 		i++
 	}
-	if base == 1024 {
-		return strconv.FormatFloat(f, 'f', 2, 64) + units[i]
-	}
-	return strconv.FormatFloat(f, 'g', 3, 64) + units[i]
+	return strconv.FormatFloat(f, 'g', digits, 64) + units[i]
 }
 
 // ago is how long ago t was, in docker's words: "2 minutes ago", "About
