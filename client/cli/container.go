@@ -469,7 +469,7 @@ func newCommitCommand(cli *CLI) *cobra.Command {
 		ValidArgsFunction: completeContainers(cli, true),
 	}
 	cmd.Flags().StringVarP(&o.Comment, "message", "m", "", "Commit message")
-	cmd.Flags().StringVarP(&o.Author, "author", "a", "", "Author (e.g., \"John Hannibal Smith <hannibal@a-team.com>\")")
+	cmd.Flags().StringVarP(&o.Author, "author", "a", "", "Author, as \"Name <email>\"")
 	cmd.Flags().VarP(&changes, "change", "c", "Apply Dockerfile instruction to the created image")
 	return cmd
 }
