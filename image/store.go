@@ -26,7 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // ErrNotFound is wrapped by every "no such image/container rootfs" error.
@@ -40,7 +40,7 @@ var ErrConflict = errors.New("conflict")
 type Store struct {
 	// Unpack bounds what layer tarballs may contain (device nodes, sizes);
 	// set it before use. The zero value refuses device nodes.
-	Unpack overlay.UnpackOptions
+	Unpack archive.UnpackOptions
 
 	root     string // data root, e.g. /var/lib/minidock
 	imageDir string // <root>/image: the OCI layout
@@ -435,7 +435,7 @@ func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string) (digest.D
 	}
 	defer f.Close()
 	h := sha256.New()
-	size, err := overlay.Unpack(filepath.Join(tmp, "diff"), io.TeeReader(f, h), &s.Unpack)
+	size, err := archive.Unpack(filepath.Join(tmp, "diff"), io.TeeReader(f, h), &s.Unpack)
 	if err != nil {
 		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
