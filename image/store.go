@@ -26,7 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // ErrNotFound is wrapped by every "no such image/container rootfs" error.
@@ -40,7 +40,7 @@ var ErrConflict = errors.New("conflict")
 type Store struct {
 	// Unpack bounds what layer tarballs may contain (device nodes, sizes);
 	// set it before use. The zero value refuses device nodes.
-	Unpack overlay.UnpackOptions
+	Unpack archive.UnpackOptions
 
 	root     string // data root, e.g. /var/lib/minidock
 	imageDir string // <root>/image: the OCI layout
@@ -478,7 +478,7 @@ func (s *Store) unpackLayer(diffID digest.Digest, r io.Reader) (_ *StagedLayer, 
 	}()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	size, err := overlay.Unpack(filepath.Join(tmp, "diff"), tr, &s.Unpack)
+	size, err := archive.Unpack(filepath.Join(tmp, "diff"), tr, &s.Unpack)
 	if err != nil {
 		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}

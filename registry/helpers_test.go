@@ -23,9 +23,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"minidock/archive"
 	"minidock/image"
 	"minidock/internal/testutil"
-	"minidock/overlay"
 	"minidock/registry/server"
 )
 
@@ -377,7 +377,7 @@ func busyboxImage(t testing.TB, seed int64) *testImage {
 	dir := filepath.Join(t.TempDir(), "rootfs")
 	testutil.MakeBusyboxRootfs(t, dir)
 	var buf bytes.Buffer
-	if err := overlay.WriteTree(&buf, dir); err != nil {
+	if err := archive.WriteTree(&buf, dir); err != nil {
 		t.Fatal(err)
 	}
 	ti.layers = append([][]byte{buf.Bytes()}, ti.layers...)

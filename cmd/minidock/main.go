@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"minidock/client"
+	"minidock/client/cli"
 	"minidock/daemon"
 	"minidock/registry/server"
 	"minidock/runtime"
@@ -41,6 +41,6 @@ func main() {
 		os.Exit(shim.Main(args))
 	default:
 		// Everything else is the client: `minidock run ...`, `minidock ps`.
-		os.Exit(client.Main(os.Args[1:]))
+		os.Exit(cli.Main(os.Args[1:]))
 	}
 }
