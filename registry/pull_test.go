@@ -89,6 +89,15 @@ func TestPull(t *testing.T) {
 		t.Errorf("second pull:\n%s", pl3.String())
 	}
 
+	// The source survives a restart of the store (image/sources.json).
+	reopened, err := image.Open(store.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := reopened.Resolve(host + "/team/app@" + ti.digest().String()); err != nil || again.ID != img.ID || len(again.RepoDigests()) != 1 {
+		t.Errorf("after reopening the store: %v, %v", again, err)
+	}
+
 	// An image with the same first two layers and a new third: two
 	// "Already exists", one download.
 	other := makeImage(t, 2, 3, 32<<10, true, false, "amd64")
