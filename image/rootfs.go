@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"minidock/archive"
 	"minidock/overlay"
 )
 
@@ -258,7 +259,7 @@ func (s *Store) Export(containerID string, w io.Writer) (err error) {
 			}
 		}()
 	}
-	if err := overlay.WriteTree(w, rfs.Merged); err != nil {
+	if err := archive.WriteTree(w, rfs.Merged); err != nil {
 		return fmt.Errorf("export container %s: %w", containerID, err)
 	}
 	return nil
@@ -278,7 +279,7 @@ type CommitOptions struct {
 }
 
 // Commit turns a container's changes into a new image: its upper dir
-// becomes one more layer (overlay.WriteDiff: whiteouts become .wh.
+// becomes one more layer (archive.WriteDiff: whiteouts become .wh.
 // entries) on top of the container's image, and the image's config, with
 // the layer's diff ID appended, a history entry and the changes applied,
 // becomes the new config. A container that changed nothing adds no layer
@@ -293,7 +294,7 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(overlay.WriteDiff(pw, rfs.Upper)) }()
+	go func() { pw.CloseWithError(archive.WriteDiff(pw, rfs.Upper)) }()
 	tb, err := s.spool(pr)
 	pr.CloseWithError(errors.New("spool stopped"))
 	if err != nil {

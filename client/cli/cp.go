@@ -1,53 +1,53 @@
-package client
+package cli
 
 import (
 	"archive/tar"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
-	"minidock/api"
-	"minidock/overlay"
+	"github.com/spf13/cobra"
+
+	"minidock/archive"
+	"minidock/client"
 )
 
 // cp copies between a container and this machine through the archive
 // endpoints, as docker cp does: the daemon sends or takes a tar whose
 // entries start with the base name of the path; the side that extracts
 // renames that first element when the destination is a new name or an
-// existing file. Extracting here goes through overlay.Unpack rooted at
+// existing file. Extracting here goes through archive.Unpack rooted at
 // the destination directory, so no entry of the tar lands outside it.
 
-func cmdCp(c *Client, args []string) error {
-	fs := newFlags("cp")
-	follow := fs.Bool("L", false, "follow a symlink given as the source")
-	keepOwner := fs.Bool("a", false, "archive mode: keep the files' uid and gid (into a container)")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newCpCommand(cli *CLI) *cobra.Command {
+	var follow, keepOwner bool
+	cmd := &cobra.Command{
+		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tminidock cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+		Short: "Copy files/folders between a container and the local filesystem",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := cli.client
+			srcCtr, srcPath := splitContainerPath(args[0])
+			dstCtr, dstPath := splitContainerPath(args[1])
+			switch {
+			case srcCtr != "" && dstCtr != "":
+				return errors.New("copying between containers is not supported")
+			case srcCtr != "":
+				return cli.copyFromContainer(cmd.Context(), c, srcCtr, srcPath, dstPath, follow)
+			case dstCtr != "":
+				return cli.copyToContainer(cmd.Context(), c, srcPath, dstCtr, dstPath, follow, keepOwner)
+			}
+			return errors.New("must specify at least one container source: CONTAINER:PATH")
+		},
 	}
-	if fs.NArg() != 2 {
-		fs.Usage()
-		return exitError(2)
-	}
-	srcCtr, srcPath := splitContainerPath(fs.Arg(0))
-	dstCtr, dstPath := splitContainerPath(fs.Arg(1))
-	switch {
-	case srcCtr != "" && dstCtr != "":
-		return errors.New("copying between containers is not supported")
-	case srcCtr != "":
-		return copyFromContainer(c, srcCtr, srcPath, dstPath, *follow)
-	case dstCtr != "":
-		return copyToContainer(c, srcPath, dstCtr, dstPath, *follow, *keepOwner)
-	}
-	return errors.New("must specify at least one container source: CONTAINER:PATH")
+	cmd.Flags().BoolVarP(&follow, "follow-link", "L", false, "Always follow symbol link in SRC_PATH")
+	cmd.Flags().BoolVarP(&keepOwner, "archive", "a", false, "Archive mode (copy all uid/gid information)")
+	return cmd
 }
 
 // splitContainerPath splits CONTAINER:PATH; a path that starts with "/"
@@ -63,37 +63,6 @@ func splitContainerPath(arg string) (string, string) {
 	return ctr, p
 }
 
-// statPath is HEAD /containers/{id}/archive?path=: nil, nil when the
-// path does not exist.
-func statPath(c *Client, ctr, p string) (*api.PathStat, error) {
-	resp, err := c.Do(context.Background(), "HEAD", "/containers/"+url.PathEscape(ctr)+"/archive", url.Values{"path": {p}}, nil, "")
-	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) || e.Status != http.StatusNotFound {
-			return nil, err
-		}
-		// A HEAD reply has no message: no such container, or no such path?
-		if err := c.JSON(context.Background(), "GET", "/containers/"+url.PathEscape(ctr)+"/json", nil, nil, nil); err != nil {
-			return nil, err
-		}
-		return nil, nil
-	}
-	resp.Body.Close()
-	return decodePathStat(resp.Header.Get(api.PathStatHeader))
-}
-
-func decodePathStat(h string) (*api.PathStat, error) {
-	data, err := base64.StdEncoding.DecodeString(h)
-	var st api.PathStat
-	if err == nil {
-		err = json.Unmarshal(data, &st)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("bad %s header from the daemon: %v", api.PathStatHeader, err)
-	}
-	return &st, nil
-}
-
 // renameFirst renames the first element of tar names from old to as.
 func renameFirst(name, old, as string) string {
 	trimmed := strings.TrimSuffix(name, "/")
@@ -103,10 +72,10 @@ func renameFirst(name, old, as string) string {
 	return as + strings.TrimPrefix(name, old)
 }
 
-func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
+func (cli *CLI) copyFromContainer(ctx context.Context, c *client.Client, ctr, srcPath, dst string, follow bool) error {
 	as := ""
 	if follow {
-		st, err := statPath(c, ctr, srcPath)
+		st, err := c.ContainerStatPath(ctx, ctr, srcPath)
 		if err != nil {
 			return err
 		}
@@ -114,17 +83,13 @@ func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
 			as, srcPath = path.Base(srcPath), st.LinkTarget
 		}
 	}
-	resp, err := c.Do(context.Background(), "GET", "/containers/"+url.PathEscape(ctr)+"/archive", url.Values{"path": {srcPath}}, nil, "")
+	content, st, err := c.CopyFromContainer(ctx, ctr, srcPath)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer content.Close()
 	if dst == "-" {
-		_, err := io.Copy(os.Stdout, resp.Body)
-		return err
-	}
-	st, err := decodePathStat(resp.Header.Get(api.PathStatHeader))
-	if err != nil {
+		_, err := io.Copy(cli.Out, content)
 		return err
 	}
 	srcIsDir := os.FileMode(st.Mode).IsDir()
@@ -151,7 +116,7 @@ func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
 	uid, gid := os.Getuid(), os.Getgid()
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(overlay.Retar(pw, resp.Body, func(h *tar.Header) error {
+		pw.CloseWithError(archive.Retar(pw, content, func(h *tar.Header) error {
 			h.Name = renameFirst(h.Name, st.Name, as)
 			if h.Typeflag == tar.TypeLink {
 				h.Linkname = renameFirst(h.Linkname, st.Name, as)
@@ -164,12 +129,12 @@ func copyFromContainer(c *Client, ctr, srcPath, dst string, follow bool) error {
 			return refuseDirSwap(filepath.Join(dir, h.Name), h.Typeflag == tar.TypeDir)
 		}))
 	}()
-	n, err := overlay.Unpack(dir, pr, &overlay.UnpackOptions{Root: dir})
+	n, err := archive.Unpack(dir, pr, &archive.UnpackOptions{Root: dir})
 	pr.CloseWithError(errors.New("extraction stopped"))
 	if err != nil {
 		return fmt.Errorf("copy %s:%s to %s: %w", ctr, srcPath, dst, err)
 	}
-	fmt.Fprintf(os.Stderr, "Successfully copied %s to %s\n", humanSize(n), dst)
+	fmt.Fprintf(cli.Err, "Successfully copied %s to %s\n", humanSize(n), dst)
 	return nil
 }
 
@@ -189,23 +154,13 @@ func refuseDirSwap(p string, isDir bool) error {
 	return nil
 }
 
-func copyToContainer(c *Client, src, ctr, dstPath string, follow, keepOwner bool) error {
-	q := url.Values{"noOverwriteDirNonDir": {"true"}}
-	if keepOwner {
-		q.Set("copyUIDGID", "true")
-	}
+func (cli *CLI) copyToContainer(ctx context.Context, c *client.Client, src, ctr, dstPath string, follow, keepOwner bool) error {
 	put := func(dir string, body io.Reader) error {
-		q.Set("path", dir)
-		resp, err := c.Do(context.Background(), "PUT", "/containers/"+url.PathEscape(ctr)+"/archive", q, body, "application/x-tar")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
+		return c.CopyToContainer(ctx, ctr, dir, body, client.CopyToOptions{NoOverwriteDirNonDir: true, CopyUIDGID: keepOwner})
 	}
 	if src == "-" {
 		// a tar on stdin, extracted into the directory dstPath
-		return put(dstPath, os.Stdin)
+		return put(dstPath, cli.In)
 	}
 	srcDir, srcBase := filepath.Dir(src), filepath.Base(src)
 	if strings.HasSuffix(src, string(filepath.Separator)+".") {
@@ -226,14 +181,14 @@ func copyToContainer(c *Client, src, ctr, dstPath string, follow, keepOwner bool
 			return err
 		}
 	}
-	st, err := statPath(c, ctr, dstPath)
+	st, err := c.ContainerStatPath(ctx, ctr, dstPath)
 	if err != nil {
 		return err
 	}
 	if st != nil && st.LinkTarget != "" {
 		// a symlink in the container: its target is the destination
 		dstPath = st.LinkTarget
-		if st, err = statPath(c, ctr, dstPath); err != nil {
+		if st, err = c.ContainerStatPath(ctx, ctr, dstPath); err != nil {
 			return err
 		}
 	}
@@ -260,13 +215,13 @@ func copyToContainer(c *Client, src, ctr, dstPath string, follow, keepOwner bool
 	}
 	pr, pw := io.Pipe()
 	counter := &countWriter{w: pw}
-	go func() { pw.CloseWithError(overlay.WriteEntry(counter, srcDir, srcBase, rename)) }()
+	go func() { pw.CloseWithError(archive.WriteEntry(counter, srcDir, srcBase, rename)) }()
 	err = put(dir, pr)
 	pr.CloseWithError(errors.New("upload stopped"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "Successfully copied %s to %s:%s\n", humanSize(counter.n), ctr, dstPath)
+	fmt.Fprintf(cli.Err, "Successfully copied %s to %s:%s\n", humanSize(counter.n), ctr, dstPath)
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package overlay
+package archive
 
 import (
 	"archive/tar"
@@ -252,14 +252,15 @@ func (t *tarWriter) content(name string, st *unix.Stat_t, size int64) error {
 // FdPath names the file open at fd: /proc/self/fd/N.
 func FdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
 
-// isOpaque reports whether directory p carries overlayfs's opaque marker.
-func isOpaque(p string) bool {
+// IsOpaque reports whether directory p carries overlayfs's opaque marker
+// (what Unpack makes of a ".wh..wh..opq" entry).
+func IsOpaque(p string) bool {
 	var b [8]byte
 	n, err := unix.Lgetxattr(p, OpaqueXattr, b[:])
 	return err == nil && n == 1 && b[0] == 'y'
 }
 
-// isOpaqueFd is isOpaque for the directory open at fd (getxattr follows
+// isOpaqueFd is IsOpaque for the directory open at fd (getxattr follows
 // /proc/self/fd/N to the directory itself).
 func isOpaqueFd(fd int) bool {
 	var b [8]byte
@@ -267,8 +268,9 @@ func isOpaqueFd(fd int) bool {
 	return err == nil && n == 1 && b[0] == 'y'
 }
 
-// isWhiteout reports whether st is overlayfs's whiteout: a 0:0 char device.
-func isWhiteout(st *unix.Stat_t) bool {
+// IsWhiteout reports whether st is overlayfs's whiteout: a 0:0 character
+// device (what Unpack makes of a ".wh.NAME" entry).
+func IsWhiteout(st *unix.Stat_t) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
 }
 

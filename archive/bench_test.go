@@ -1,4 +1,4 @@
-package overlay
+package archive
 
 import (
 	"archive/tar"

@@ -1,13 +1,10 @@
-package client
+package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,77 +190,4 @@ func imageItems(list []api.ImageSummary) []any {
 		}
 	}
 	return out
-}
-
-// inspectOne is GET .../json of a container, or else of an image, as
-// docker inspect looks for both; kind "container" or "image" asks for one.
-func inspectOne(c *Client, name, kind string) (json.RawMessage, error) {
-	var raw json.RawMessage
-	var err error
-	if kind != "image" {
-		err = c.JSON(context.Background(), "GET", "/containers/"+url.PathEscape(name)+"/json", nil, nil, &raw)
-		if err == nil || kind == "container" || !isNotFound(err) {
-			return raw, err
-		}
-	}
-	if ierr := c.JSON(context.Background(), "GET", "/images/"+name+"/json", nil, nil, &raw); ierr != nil {
-		if err != nil && isNotFound(ierr) {
-			return nil, err // neither: say so as for a container
-		}
-		return nil, ierr
-	}
-	return raw, nil
-}
-
-func isNotFound(err error) bool {
-	e, ok := err.(*Error)
-	return ok && e.Status == 404
-}
-
-// inspect prints the objects named, as a JSON array or through --format.
-func inspect(c *Client, kind, format string, names []string) error {
-	out := []json.RawMessage{}
-	var items []any
-	failed := false
-	for _, n := range names {
-		raw, err := inspectOne(c, n, kind)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			failed = true
-			continue
-		}
-		out = append(out, raw)
-		// numbers stay as written: no 1.7e+09 for a size
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.UseNumber()
-		var v any
-		dec.Decode(&v)
-		items = append(items, v)
-	}
-	var err error
-	if format != "" {
-		err = printFormatted(os.Stdout, format, "", items, nil)
-	} else {
-		data, _ := json.MarshalIndent(out, "", "    ")
-		fmt.Println(string(data))
-	}
-	if err == nil && failed {
-		err = exitError(1)
-	}
-	return err
-}
-
-func cmdInspect(c *Client, args []string) error {
-	fs := newFlags("inspect")
-	format := fs.String("format", "", "Go template for each object (docker's functions: json, join, ...)")
-	fs.StringVar(format, "f", "", "same as --format")
-	kind := fs.String("type", "", "container or image (default: either)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return exitError(2)
-	}
-	return inspect(c, *kind, *format, fs.Args())
 }
