@@ -20,9 +20,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"minidock/archive"
 	"minidock/image"
 	"minidock/internal/testutil"
-	"minidock/overlay"
 )
 
 // testBackend is the engine as far as the builder's tests need it, made
@@ -59,7 +59,7 @@ func newTestBackend(t testing.TB) *testBackend {
 	rootfs := filepath.Join(dir, "busybox")
 	testutil.MakeBusyboxRootfs(t, rootfs)
 	var buf bytes.Buffer
-	if err := overlay.WriteTree(&buf, rootfs); err != nil {
+	if err := archive.WriteTree(&buf, rootfs); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.store.Import(&buf, "busybox:latest", []string{`CMD ["sh"]`}); err != nil {

@@ -16,13 +16,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // openContext unpacks the build context, a tar stream (plain, gzip or
 // bzip2) sent by the client, into a new private directory under tmpDir,
 // and returns it with the Dockerfile's content. The tar is unpacked by
-// overlay.Unpack in root mode: absolute names, "..", device nodes,
+// archive.Unpack in root mode: absolute names, "..", device nodes,
 // symlinks whose relative target climbs out, and hard links to outside
 // are refused with an error naming the entry, and nothing is ever
 // written outside the directory. Then the paths .dockerignore excludes
@@ -44,7 +44,7 @@ func openContext(r io.Reader, tmpDir, dockerfile string) (*sourceTree, []byte, e
 	if err != nil {
 		return nil, nil, fmt.Errorf("build context: %w", err)
 	}
-	if _, err := overlay.Unpack(dir, tr, &overlay.UnpackOptions{Root: dir}); err != nil {
+	if _, err := archive.Unpack(dir, tr, &archive.UnpackOptions{Root: dir}); err != nil {
 		return nil, nil, fmt.Errorf("build context: %w", err)
 	}
 	df, err := tree.readFile(dockerfile)
@@ -176,7 +176,7 @@ func (t *sourceTree) resolve(rel string) (string, unix.Stat_t, error) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return "", st, fmt.Errorf("stat %q in %s: %w", rel, t.what, err)
 	}
-	real, err := os.Readlink(overlay.FdPath(int(f.Fd())))
+	real, err := os.Readlink(archive.FdPath(int(f.Fd())))
 	if err != nil {
 		return "", st, fmt.Errorf("resolve %q in %s: %w", rel, t.what, err)
 	}

@@ -18,7 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // source is one thing a COPY or ADD puts into the image.
@@ -306,7 +306,7 @@ func (t *sourceTree) isArchive(rel string) bool {
 }
 
 // entries runs fn on each tar entry of a tree source, read by
-// overlay.WriteEntry: it walks by descriptors and never follows a symlink
+// archive.WriteEntry: it walks by descriptors and never follows a symlink
 // below the source. Names are given relative to the source ("" for it).
 func (src *source) entries(fn func(name string, hdr *tar.Header, r io.Reader) error) error {
 	dir, base := filepath.Join(src.tree.root, path.Dir("/"+src.rel)), path.Base("/"+src.rel)
@@ -316,7 +316,7 @@ func (src *source) entries(fn func(name string, hdr *tar.Header, r io.Reader) er
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := overlay.WriteEntry(pw, dir, base, func(n string) string { return n })
+		err := archive.WriteEntry(pw, dir, base, func(n string) string { return n })
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -414,7 +414,7 @@ type placement struct {
 }
 
 // writeSources writes the sources into the container's root filesystem
-// at root: one tar stream, unpacked by overlay.Unpack in root mode, so
+// at root: one tar stream, unpacked by archive.Unpack in root mode, so
 // every path (the destination's symlinks too) resolves inside the
 // container as it would for its own processes. Where each source goes is
 // decided first, from the container's files as they are.
@@ -491,7 +491,7 @@ func writeSources(root, destPath string, destIsDir bool, srcs []*source, chown s
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	_, err = overlay.Unpack(root, pr, &overlay.UnpackOptions{Root: root})
+	_, err = archive.Unpack(root, pr, &archive.UnpackOptions{Root: root})
 	pr.CloseWithError(errors.New("unpack stopped"))
 	werr := <-done
 	if err != nil {
