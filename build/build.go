@@ -67,12 +67,15 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("the command '%s' returned a non-zero code: %d", strings.Join(e.Cmd, " "), e.Code)
 }
 
-// proxyArgs are the build args every Dockerfile may use without an ARG.
-// They reach RUN's environment but not the history or the cache key.
-var proxyArgs = map[string]bool{
-	"HTTP_PROXY": true, "http_proxy": true, "HTTPS_PROXY": true, "https_proxy": true,
-	"FTP_PROXY": true, "ftp_proxy": true, "NO_PROXY": true, "no_proxy": true,
-	"ALL_PROXY": true, "all_proxy": true,
+// isProxyArg tells the build args every Dockerfile may use without an
+// ARG. They reach RUN's environment but not the history or the cache key.
+func isProxyArg(name string) bool {
+	switch name {
+	case "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+		"NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy":
+		return true
+	}
+	return false
 }
 
 // defaultPath is the PATH a stage gets when its base image sets none.
@@ -627,7 +630,7 @@ func (b *builder) runEnv(s *state) ([]string, string) {
 	}
 	for _, k := range sortedKeys(b.opts.BuildArgs) {
 		v := b.opts.BuildArgs[k]
-		if proxyArgs[k] && v != nil && s.args[k] == nil {
+		if isProxyArg(k) && v != nil && s.args[k] == nil {
 			if _, set := getEnv(s.config.Env, k); !set {
 				env = append(env, k+"="+*v)
 			}
@@ -643,7 +646,7 @@ func (b *builder) runEnv(s *state) ([]string, string) {
 func (b *builder) warnUnusedArgs() {
 	var unused []string
 	for _, k := range sortedKeys(b.opts.BuildArgs) {
-		if !b.consumed[k] && !proxyArgs[k] {
+		if !b.consumed[k] && !isProxyArg(k) {
 			unused = append(unused, k)
 		}
 	}

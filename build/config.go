@@ -210,13 +210,15 @@ func expandPorts(p string) ([]string, error) {
 	return out, nil
 }
 
-// signals are the names STOPSIGNAL accepts (with or without SIG).
-var signals = map[string]bool{
-	"ABRT": true, "ALRM": true, "BUS": true, "CHLD": true, "CONT": true, "FPE": true, "HUP": true,
-	"ILL": true, "INT": true, "IO": true, "IOT": true, "KILL": true, "PIPE": true, "POLL": true,
-	"PROF": true, "PWR": true, "QUIT": true, "SEGV": true, "STKFLT": true, "STOP": true, "SYS": true,
-	"TERM": true, "TRAP": true, "TSTP": true, "TTIN": true, "TTOU": true, "URG": true, "USR1": true,
-	"USR2": true, "VTALRM": true, "WINCH": true, "XCPU": true, "XFSZ": true,
+// isSignalName tells the names STOPSIGNAL accepts (after "SIG").
+func isSignalName(name string) bool {
+	switch name {
+	case "ABRT", "ALRM", "BUS", "CHLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL", "PIPE",
+		"POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN",
+		"TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ":
+		return true
+	}
+	return false
 }
 
 // checkSignal accepts a signal number (1-64), a name, or SIGRTMIN+n /
@@ -229,7 +231,7 @@ func checkSignal(sig string) error {
 		return nil
 	}
 	name := strings.TrimPrefix(strings.ToUpper(sig), "SIG")
-	if signals[name] {
+	if isSignalName(name) {
 		return nil
 	}
 	for _, rt := range []string{"RTMIN+", "RTMAX-"} {

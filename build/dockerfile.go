@@ -68,12 +68,15 @@ func lineError(line int, format string, a ...any) error {
 	return &LineError{Line: line, Err: fmt.Errorf(format, a...)}
 }
 
-// instructions lists every keyword the builder knows.
-var instructions = map[string]bool{
-	"FROM": true, "RUN": true, "CMD": true, "ENTRYPOINT": true, "SHELL": true,
-	"ENV": true, "ARG": true, "LABEL": true, "EXPOSE": true, "WORKDIR": true,
-	"USER": true, "VOLUME": true, "COPY": true, "ADD": true, "STOPSIGNAL": true,
-	"HEALTHCHECK": true, "ONBUILD": true, "MAINTAINER": true,
+// isInstruction tells the keywords the builder knows. (A switch, not a
+// map: no work at package init, which every role of the binary pays.)
+func isInstruction(kw string) bool {
+	switch kw {
+	case "FROM", "RUN", "CMD", "ENTRYPOINT", "SHELL", "ENV", "ARG", "LABEL", "EXPOSE", "WORKDIR",
+		"USER", "VOLUME", "COPY", "ADD", "STOPSIGNAL", "HEALTHCHECK", "ONBUILD", "MAINTAINER":
+		return true
+	}
+	return false
 }
 
 // Parse reads a Dockerfile: parser directives at the top, then
@@ -217,7 +220,7 @@ func (p *parser) instruction() (*Instruction, error) {
 	full := b.String()
 	word, rest := cutWord(strings.TrimSpace(full))
 	cmd := strings.ToUpper(word)
-	if !instructions[cmd] {
+	if !isInstruction(cmd) {
 		return nil, lineError(start, "unknown instruction %q", word)
 	}
 	ins := &Instruction{Line: start, Cmd: cmd, Original: strings.TrimSpace(full)}

@@ -287,10 +287,14 @@ var (
 	envNameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 )
 
-// buildkitFlags are flags only BuildKit knows; naming them beats "unknown".
-var buildkitFlags = map[string]bool{
-	"mount": true, "network": true, "security": true, "link": true, "parents": true,
-	"exclude": true, "checksum": true, "keep-git-dir": true, "device": true,
+// isBuildkitFlag tells the flags only BuildKit knows: naming them beats
+// "unknown".
+func isBuildkitFlag(name string) bool {
+	switch name {
+	case "mount", "network", "security", "link", "parents", "exclude", "checksum", "keep-git-dir", "device":
+		return true
+	}
+	return false
 }
 
 // parseFlags checks ins's flags against the names allowed and returns
@@ -304,7 +308,7 @@ func parseFlags(ins *Instruction, allowed []string) (map[string]string, error) {
 			ok = ok || a == name
 		}
 		switch {
-		case !ok && buildkitFlags[name]:
+		case !ok && isBuildkitFlag(name):
 			return nil, fmt.Errorf("flag --%s is a BuildKit feature; the classic builder does not have it", name)
 		case !ok:
 			return nil, fmt.Errorf("unknown flag --%s", name)
@@ -426,7 +430,7 @@ func parseOnbuild(a at, args string, escape rune) (command, error) {
 		return nil, fmt.Errorf("requires an instruction")
 	case kw == "ONBUILD" || kw == "FROM" || kw == "MAINTAINER":
 		return nil, fmt.Errorf("%s is not allowed as an ONBUILD trigger", kw)
-	case !instructions[kw]:
+	case !isInstruction(kw):
 		return nil, fmt.Errorf("unknown instruction %q", word)
 	}
 	if _, err := parseTrigger(args, escape); err != nil {
