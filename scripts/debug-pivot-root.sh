@@ -7,19 +7,19 @@
 #
 # BINARY is minidock built for debugging (make debug: bin/minidock-debug,
 # -gcflags=all=-N -l, not stripped). The init is `/proc/self/exe init`,
-# started by `minidock runtime run` in new namespaces; Delve attaches to it
-# while it waits, before pivot_root, in one of two ways (DEBUG_VIA):
+# started by `minidock runtime run` in new namespaces. It waits for a
+# debugger, the runtime says `dlv attach PID`, and this script attaches
+# from there, as a person does; what makes the init wait is DEBUG_VIA:
 #
-#   hook  (default) an OCI createRuntime hook: the runtime runs it with the
-#         init's pid (the state on stdin) while the init waits for the
-#         hook to finish, after its mounts and before pivot_root; the
-#         hook (this script with --attach) starts `dlv attach PID` and
-#         returns once Delve holds the init.
-#   env   MINIDOCK_DEBUG_INIT=1: the init waits for a debugger before its
-#         first step and the runtime prints `dlv attach PID`; this script
-#         attaches from there (docs/debugging.md: the hook it needs).
+#   hook  (default) scripts/wait-for-debugger.sh as the bundle's OCI
+#         createRuntime hook: the runtime runs it while the init waits,
+#         its mounts done and pivot_root next; the hook prints the line and
+#         returns once the init is traced.
+#   env   MINIDOCK_DEBUG_INIT=1: the init waits before its first step and
+#         the runtime prints the line (the runtime hook docs/debugging.md
+#         asks for; until it is there, this fails saying so).
 #
-# Either way Delve runs scripts/debug-pivot-root.star, which breaks on
+# Delve runs scripts/debug-pivot-root.star, which breaks on
 # rootfs.PivotRoot and unix.PivotRoot and writes what it saw. The script
 # checks it: the variable rootfs is the bundle's rootfs, pivot_root(".",
 # ".") stacks the old root on "/", and after the detach one root is left;
@@ -27,40 +27,21 @@
 # (DEBUG_KEEP=1 keeps the work directory, with Delve's output, to read).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-
-# --attach WORKDIR: the createRuntime hook. The OCI state on stdin names
-# the init's pid; Delve attaches and runs the Starlark script, its output in
-# WORKDIR; the hook returns once the init is traced (TracerPid in
-# /proc/PID/status), so the init goes on only under Delve.
-if [ "${1:-}" = --attach ]; then
-	work=$2
-	pid=$(jq -r .pid)
-	cd "$work"
-	setsid dlv attach "$pid" --init "$work/init.dlv" --allow-non-terminal-interactive \
-		</dev/null >"$work/dlv.out" 2>&1 &
-	echo $! >"$work/dlv.pid"
-	for _ in $(seq 200); do
-		tracer=$(sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null || echo 0)
-		[ "${tracer:-0}" != 0 ] && exit 0
-		sleep 0.05
-	done
-	echo "dlv did not attach to $pid in 10 s: $(cat "$work/dlv.out")" >&2
-	exit 1
-fi
-
 bin=$(realpath "${1:-$here/../bin/minidock-debug}")
 [ -x "$bin" ] || { echo "$bin: not built (make debug)" >&2; exit 1; }
 command -v dlv >/dev/null || { echo "no dlv: go install github.com/go-delve/delve/cmd/dlv@v1.27.2" >&2; exit 1; }
 command -v jq >/dev/null || { echo "no jq: apt-get install jq" >&2; exit 1; }
 via=${DEBUG_VIA:-hook}
+case $via in hook | env) ;; *) echo "DEBUG_VIA=$via: want hook or env" >&2; exit 1 ;; esac
 id=debug-$$
 work=$(mktemp -d /tmp/minidock-debug.XXXXXX)
 runpid=
-# cleanup stops what this script started (in the order that frees the
-# init) and removes what it made; it runs at the end and on any failure.
+dlvpid=
+# cleanup stops what this script started (Delve first: it frees the init)
+# and removes what it made; it runs at the end and on any failure.
 cleanup() {
+	if [ -n "$dlvpid" ]; then kill "$dlvpid" 2>/dev/null || true; fi
 	if [ -n "$runpid" ]; then kill -9 "$runpid" 2>/dev/null || true; fi
-	if [ -s "$work/dlv.pid" ]; then kill "$(cat "$work/dlv.pid")" 2>/dev/null || true; fi
 	"$bin" runtime delete --force "$id" 2>/dev/null || true
 	if [ -n "${DEBUG_KEEP:-}" ]; then
 		echo "debug-pivot-root: kept $work (Delve's output in dlv.out, the mount tables in mountinfo.*)" >&2
@@ -72,7 +53,7 @@ trap cleanup EXIT
 fail() {
 	echo "debug-pivot-root: FAIL: $*" >&2
 	for f in run.out dlv.out; do
-		[ -s "$work/$f" ] && { echo "--- $f:"; cat "$work/$f"; } >&2
+		if [ -s "$work/$f" ]; then { echo "--- $f:"; cat "$work/$f"; } >&2; fi
 	done
 	exit 1
 }
@@ -81,39 +62,37 @@ fail() {
 bundle=$work/bundle
 "$here/busybox-rootfs.sh" "$bundle/rootfs"
 (cd "$bundle" && "$bin" runtime spec)
-echo "source $here/debug-pivot-root.star" >"$work/init.dlv"
-echo "exit -d" >>"$work/init.dlv" # detach: the init runs on
 filter='.process.terminal = false | .process.args = ["sh", "-c", "echo the container ran on after the debugger"]'
-if [ "$via" = hook ]; then
-	filter+=' | .hooks.createRuntime = [{path: $hook, args: ["debug-pivot-root.sh", "--attach", $work], env: ["PATH=" + $path]}]'
-fi
-jq --arg hook "$here/debug-pivot-root.sh" --arg work "$work" --arg path "$PATH" "$filter" \
-	"$bundle/config.json" >"$bundle/config.json.new"
+env=()
+case $via in
+hook) filter+=' | .hooks.createRuntime = [{path: $hook}]' ;;
+env) env=(MINIDOCK_DEBUG_INIT=1) ;;
+esac
+jq --arg hook "$here/wait-for-debugger.sh" "$filter" "$bundle/config.json" >"$bundle/config.json.new"
 mv "$bundle/config.json.new" "$bundle/config.json"
 
-case $via in
-hook)
-	(cd "$bundle" && timeout -k 5 120 "$bin" runtime run "$id") >"$work/run.out" 2>&1 || fail "runtime run exited $?"
-	# dlv ends after `exit -d`; wait for it so that its output is whole
-	for _ in $(seq 100); do kill -0 "$(cat "$work/dlv.pid")" 2>/dev/null || break; sleep 0.1; done
-	;;
-env)
-	(cd "$bundle" && MINIDOCK_DEBUG_INIT=1 timeout -k 5 120 "$bin" runtime run "$id") >"$work/run.out" 2>&1 &
-	runpid=$!
-	pid=
-	for _ in $(seq 100); do
-		pid=$(sed -n 's/.*dlv attach \([0-9][0-9]*\).*/\1/p' "$work/run.out" | head -n1)
-		[ -n "$pid" ] && break
-		sleep 0.1
-	done
-	[ -n "$pid" ] || fail "the runtime printed no 'dlv attach PID' in 10 s (has the init MINIDOCK_DEBUG_INIT? docs/debugging.md)"
-	(cd "$work" && timeout -k 5 120 dlv attach "$pid" --init "$work/init.dlv" --allow-non-terminal-interactive </dev/null >"$work/dlv.out" 2>&1) ||
-		fail "dlv attach $pid exited $?"
-	wait "$runpid" || fail "runtime run exited $?"
-	runpid=
-	;;
-*) fail "DEBUG_VIA=$via: want hook or env" ;;
-esac
+# The runtime in the background until its init waits and it says so.
+(cd "$bundle" && exec env "${env[@]}" timeout -k 5 120 "$bin" runtime run "$id") >"$work/run.out" 2>&1 &
+runpid=$!
+pid=
+for _ in $(seq 100); do
+	pid=$(sed -n 's/.*dlv attach \([0-9][0-9]*\).*/\1/p' "$work/run.out" | head -n1)
+	[ -n "$pid" ] && break
+	kill -0 "$runpid" 2>/dev/null || break
+	sleep 0.1
+done
+[ -n "$pid" ] || fail "the runtime printed no 'dlv attach PID' in 10 s (DEBUG_VIA=$via; env needs the runtime's MINIDOCK_DEBUG_INIT, docs/debugging.md)"
+
+# Delve attaches, runs the Starlark script (its files land in $work) and
+# detaches: `exit -d` leaves the init running on to execve.
+printf 'source %s\nexit -d\n' "$here/debug-pivot-root.star" >"$work/init.dlv"
+(cd "$work" && exec timeout -k 5 120 dlv attach "$pid" --init "$work/init.dlv" --allow-non-terminal-interactive) \
+	</dev/null >"$work/dlv.out" 2>&1 &
+dlvpid=$!
+wait "$dlvpid" || fail "dlv attach $pid exited $?"
+dlvpid=
+wait "$runpid" || fail "runtime run exited $?"
+runpid=
 
 # What Delve saw.
 for f in rootfs newroot mountinfo.before mountinfo.pivoted mountinfo.after; do
@@ -130,11 +109,11 @@ summary="rootfs.PivotRoot(rootfs=$(cat "$work/rootfs")); mounts on /: $(roots mo
 summary+=" $(roots mountinfo.pivoted) after pivot_root, $(roots mountinfo.after) after the detach;"
 summary+=" the mount table $(wc -l <"$work/mountinfo.before") -> $(wc -l <"$work/mountinfo.after") lines"
 
-# Nothing left: Delve gone, no container state, no work directory.
-dlvpid=$(cat "$work/dlv.pid" 2>/dev/null || true)
+# Nothing left: no Delve attached to anything of ours, no container state,
+# no work directory.
 cleanup
 trap - EXIT
-if [ -n "$dlvpid" ] && kill -0 "$dlvpid" 2>/dev/null; then fail "dlv ($dlvpid) still running"; fi
+if pgrep -f "dlv attach $pid( |$)" >/dev/null; then fail "dlv attach $pid still running"; fi
 if "$bin" runtime state "$id" >/dev/null 2>&1; then fail "container $id still known to the runtime"; fi
 if [ -z "${DEBUG_KEEP:-}" ] && [ -e "$work" ]; then fail "$work still there"; fi
 echo "debug-pivot-root: PASS ($via): Delve stopped at $summary"
