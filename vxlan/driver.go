@@ -170,11 +170,16 @@ func ParseAdvertise(s string) (netip.Addr, error) {
 func (d *Driver) CreateNetwork(n cluster.Network) (cluster.Network, error) {
 	if n.Subnet.IsValid() {
 		if err := bridge.CheckOverlap(n.Subnet, ""); err != nil {
-			return cluster.Network{}, fmt.Errorf("create network %q: %w (%w)", n.Name, err, cluster.ErrConflict)
+			return cluster.Network{}, fmt.Errorf("create network %q: %w", n.Name, conflict{err})
 		}
 	}
 	return d.store.CreateNetwork(n)
 }
+
+// conflict is an error that is also a cluster.ErrConflict.
+type conflict struct{ error }
+
+func (c conflict) Unwrap() []error { return []error{c.error, cluster.ErrConflict} }
 
 // RemoveNetwork is `network rm`: gone for every member, if no container
 // uses it anywhere (cluster.ErrInUse otherwise).

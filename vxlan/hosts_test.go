@@ -94,7 +94,7 @@ func (n *netNS) do(fn func() error) error { return inNetNS(n.path, fn) }
 
 // testCluster is the underlay, etcd and the hosts.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	ul     *netNS
 	etcd   *etcdtest.Server
@@ -105,7 +105,7 @@ type testCluster struct {
 // newTestCluster builds the underlay and etcd, and starts one host per
 // name. At the end it stops everything and checks that nothing is left:
 // on the hosts (hostClean) and on the real host (links, mounts).
-func newTestCluster(t *testing.T, names ...string) *testCluster {
+func newTestCluster(t testing.TB, names ...string) *testCluster {
 	t.Helper()
 	testutil.RequireRoot(t)
 	linksBefore := linkNames(t)
@@ -178,9 +178,9 @@ type testHost struct {
 	exited  chan struct{}
 }
 
-// addHost makes the host's namespace, plugs its eth0 into ul0 and starts
-// its process.
-func (c *testCluster) addHost(name string, addr netip.Addr) *testHost {
+// addHost makes the host's namespace, plugs its eth0 into ul0, runs
+// setup (if any) inside it, and starts its process.
+func (c *testCluster) addHost(name string, addr netip.Addr, setup ...func() error) *testHost {
 	c.t.Helper()
 	h := &testHost{c: c, name: name, ns: newNetNS(c.t), addr: addr, dir: filepath.Join(c.dir, name)}
 	if err := c.ul.do(func() error {
@@ -188,6 +188,11 @@ func (c *testCluster) addHost(name string, addr netip.Addr) *testHost {
 			IfName: "eth0", Address: netip.PrefixFrom(addr, 24)})
 	}); err != nil {
 		c.t.Fatal(err)
+	}
+	for _, f := range setup {
+		if err := h.ns.do(f); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	c.hosts = append(c.hosts, h)
 	h.start(c.t)

@@ -2,6 +2,7 @@ package vxlan
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -10,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"minidock/bridge"
 	"minidock/cluster"
 )
 
@@ -302,6 +306,128 @@ func TestOverlayFaults(t *testing.T) {
 		}
 	}
 	b.must(t, request{Op: "remove", Ref: "blue"})
+	for _, h := range c.hosts {
+		h.stop(t)
+		h.checkClean(t)
+	}
+	if keys := c.etcdKeys(t); len(keys) != 0 {
+		t.Errorf("leak: keys left in etcd: %v", keys)
+	}
+}
+
+// addRoute gives the calling thread's namespace a route to gw's subnet
+// on an empty bridge of that name (the kernel here has no dummy links).
+func addRoute(name string, gw netip.Prefix) func() error {
+	return func() error { return bridge.EnsureBridge(name, gw.String()) }
+}
+
+func delLink(name string) func() error {
+	return func() error {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkDel(l)
+	}
+}
+
+// TestOverlayBadInput: each bad input gets an error that names the
+// problem, and leaves nothing behind.
+func TestOverlayBadInput(t *testing.T) {
+	t.Run("unreachable etcd", func(t *testing.T) {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		dir := t.TempDir()
+		_, err = Start(DriverConfig{StoreURL: "etcd://" + addr, Timeout: time.Second,
+			Host: Config{Member: "m", Addr: netip.MustParseAddr("10.99.0.11"), NetNSDir: dir, StateDir: dir}})
+		if !errors.Is(err, cluster.ErrUnavailable) || !strings.Contains(err.Error(), "etcd://"+addr+" did not answer") {
+			t.Fatalf("want ErrUnavailable naming etcd://%s, got %v", addr, err)
+		}
+		t.Logf("error: %v", err)
+		if _, err := Start(DriverConfig{StoreURL: "consul://" + addr}); !errors.Is(err, cluster.ErrInvalid) {
+			t.Errorf("consul://: %v", err)
+		}
+	})
+
+	t.Run("advertise", func(t *testing.T) {
+		for in, want := range map[string]string{
+			"10.0.0.1:2376": "without a port",
+			"nosuchif0":     "not an IPv4 address nor an interface",
+			"fd00::1":       "IPv4 only",
+		} {
+			if _, err := ParseAdvertise(in); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: want %q, got %v", in, want, err)
+			}
+		}
+		if a, err := ParseAdvertise("lo"); err != nil || a.String() != "127.0.0.1" {
+			t.Errorf("lo: %v %v", a, err)
+		}
+	})
+
+	// host-b has a route of its own, 192.168.77.0/24, when it joins
+	c := newTestCluster(t, "host-a")
+	a := c.hosts[0]
+	b := c.addHost("host-b", netip.MustParseAddr("10.99.0.12"), addRoute("extra77", netip.MustParsePrefix("192.168.77.1/24")))
+
+	t.Run("subnet overlaps a member's route", func(t *testing.T) {
+		r := a.call(t, request{Op: "create", Network: cluster.Network{Name: "n", Subnet: netip.MustParsePrefix("192.168.77.0/25")}})
+		if want := "subnet 192.168.77.0/25 overlaps the route to 192.168.77.0/24 on member host-b"; !strings.Contains(r.Err, want) {
+			t.Errorf("got %q, want %q", r.Err, want)
+		}
+		r = b.call(t, request{Op: "create", Network: cluster.Network{Name: "n", Subnet: netip.MustParsePrefix("10.99.0.0/16")}})
+		if want := "subnet 10.99.0.0/16 overlaps the route to 10.99.0.0/24"; !strings.Contains(r.Err, want) {
+			t.Errorf("underlay: got %q, want %q", r.Err, want)
+		}
+		// a route host-a got after it joined: its own live check
+		if err := a.ns.do(addRoute("extra88", netip.MustParsePrefix("192.168.88.1/24"))); err != nil {
+			t.Fatal(err)
+		}
+		r = a.call(t, request{Op: "create", Network: cluster.Network{Name: "n", Subnet: netip.MustParsePrefix("192.168.88.0/24")}})
+		if want := "subnet 192.168.88.0/24 overlaps the route to 192.168.88.0/24 on extra88"; !strings.Contains(r.Err, want) {
+			t.Errorf("got %q, want %q", r.Err, want)
+		}
+		t.Logf("error: %s", r.Err)
+		if err := a.ns.do(delLink("extra88")); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("VNI collision", func(t *testing.T) {
+		a.must(t, request{Op: "create", Network: cluster.Network{Name: "v5000", VNI: 5000}})
+		r := b.call(t, request{Op: "create", Network: cluster.Network{Name: "other", VNI: 5000}})
+		if want := "VNI 5000 is used by network v5000"; !strings.Contains(r.Err, want) {
+			t.Errorf("got %q, want %q", r.Err, want)
+		}
+
+		// A VXLAN device that is not ours holds VNI 6000 on host-b: the
+		// kernel refuses a second one, and the attach undoes itself.
+		if err := b.ns.do(func() error {
+			return netlink.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "foreign0"}, VxlanId: 6000, Port: cluster.DefaultPort})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		a.must(t, request{Op: "create", Network: cluster.Network{Name: "v6000", VNI: 6000}})
+		ns := newNetNS(t)
+		r = b.call(t, request{Op: "attach", Ref: "v6000", Endpoint: cluster.Endpoint{ID: "x", Name: "x"}, NetNS: ns.path})
+		if want := "another VXLAN device of this host has VNI 6000 on port 4789"; !strings.Contains(r.Err, want) {
+			t.Errorf("got %q, want %q", r.Err, want)
+		}
+		t.Logf("error: %s", r.Err)
+		if err := b.ns.do(delLink("foreign0")); err != nil {
+			t.Fatal(err)
+		}
+		// nothing of the failed attach is left: the network can go
+		a.must(t, request{Op: "remove", Ref: "v6000"})
+		a.must(t, request{Op: "remove", Ref: "v5000"})
+	})
+
+	if err := b.ns.do(delLink("extra77")); err != nil {
+		t.Fatal(err)
+	}
 	for _, h := range c.hosts {
 		h.stop(t)
 		h.checkClean(t)
