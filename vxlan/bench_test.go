@@ -26,22 +26,11 @@ const (
 // serveSink listens on addr inside n; each connection is read to its end
 // and answered "ok".
 func serveSink(b testing.TB, n *netNS, addr netip.AddrPort) {
-	var l net.Listener
-	if err := n.do(func() (err error) { l, err = net.Listen("tcp4", addr.String()); return err }); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, c)
-			fmt.Fprintln(c, "ok")
-			c.Close()
-		}
-	}()
+	serve(b, n, addr, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(io.Discard, c)
+		fmt.Fprintln(c, "ok")
+	})
 }
 
 // throughput sends benchBytes from n to a sink at addr; MB/s.

@@ -269,7 +269,7 @@ func (h *testHost) start(t testing.TB) {
 		close(exited)
 	}(h.replies, h.exited)
 	if r := h.call(t, request{Op: "ready"}); r.Err != "" {
-		t.Fatalf("%s did not start: %s\n%s", h.name, r.Err, h.log())
+		t.Fatalf("%s did not start: %s\n%s\netcd:\n%s", h.name, r.Err, h.log(), h.c.etcd.Log())
 	}
 }
 
@@ -533,9 +533,9 @@ func serveOrder(d *Driver, req request) (r response, done bool) {
 	return r, false
 }
 
-// serveSum listens on port inside n; for each connection it reads until
-// the client's half-close and answers the SHA-256 of what it read.
-func serveSum(t testing.TB, n *netNS, addr netip.AddrPort) {
+// serve listens on addr inside n and hands each connection to handle,
+// which runs on a goroutine of its own and closes it.
+func serve(t testing.TB, n *netNS, addr netip.AddrPort, handle func(net.Conn)) {
 	t.Helper()
 	var l net.Listener
 	if err := n.do(func() (err error) { l, err = net.Listen("tcp4", addr.String()); return err }); err != nil {
@@ -548,15 +548,22 @@ func serveSum(t testing.TB, n *netNS, addr netip.AddrPort) {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				sum := sha256.New()
-				io.Copy(sum, c)
-				fmt.Fprintf(c, "%x\n", sum.Sum(nil))
-			}()
+			go handle(c)
 		}
 	}()
+}
+
+// serveSum listens on addr inside n; for each connection it reads until
+// the client's half-close and answers the SHA-256 of what it read.
+func serveSum(t testing.TB, n *netNS, addr netip.AddrPort) {
+	t.Helper()
+	serve(t, n, addr, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		sum := sha256.New()
+		io.Copy(sum, c)
+		fmt.Fprintf(c, "%x\n", sum.Sum(nil))
+	})
 }
 
 // dialFrom connects to addr from inside n.

@@ -62,7 +62,13 @@ func Start(t testing.TB, o Options) *Server {
 	if o.StartIn == nil {
 		o.StartIn = func(f func() error) error { return f() }
 	}
-	dir, err := os.MkdirTemp("", "minidock-etcd-")
+	// in memory if there is a tmpfs: etcd fsyncs every write, and a disk
+	// busy with other work would make the tests' timeouts flaky
+	base := ""
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		base = "/dev/shm"
+	}
+	dir, err := os.MkdirTemp(base, "minidock-etcd-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,14 +111,18 @@ func (s *Server) Start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	defer log.Close()
+	// etcd logs to stderr; a goroutine of os/exec copies it to the log
+	// file and to pr, where its readiness is read. Both stay open until
+	// etcd exits: a closed one would end the copying and etcd would die
+	// of SIGPIPE at its next log line.
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = log, io.MultiWriter(log, pw)
 	if err := s.startIn(cmd.Start); err != nil {
+		log.Close()
 		s.t.Fatalf("start etcd: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); pw.Close(); close(exited) }()
+	go func() { cmd.Wait(); pw.Close(); log.Close(); close(exited) }()
 	ready := make(chan bool, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -157,6 +167,12 @@ func (s *Server) Stop() {
 		<-s.exited
 	}
 	s.cmd = nil
+}
+
+// Log is what etcd has written so far.
+func (s *Server) Log() string {
+	data, _ := os.ReadFile(filepath.Join(s.dir, "etcd.log"))
+	return string(data)
 }
 
 // remove stops etcd and deletes its data directory.
