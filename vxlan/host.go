@@ -131,9 +131,10 @@ func linkWithAddr(addr netip.Addr) (netlink.Link, error) {
 // MTU is the overlay interfaces' MTU.
 func (h *Host) MTU() int { return h.mtu }
 
-// Routes are this host's IPv4 routes (every table, the default route
-// left out) and the gateway bridge's subnet, for its member record: an
-// overlay subnet that overlaps one would shadow them in a container.
+// Routes are this host's IPv4 routes (every table; the default route, and
+// routes inside another one, left out) and the gateway bridge's subnet, for
+// its member record: an overlay subnet that overlaps one would shadow them
+// in a container.
 func (h *Host) Routes() ([]netip.Prefix, error) {
 	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
 	if err != nil {
@@ -152,7 +153,13 @@ func (h *Host) Routes() ([]netip.Prefix, error) {
 	}
 	var out []netip.Prefix
 	for p := range seen {
-		out = append(out, p)
+		covered := false // a local address or broadcast inside its subnet's route
+		for q := range seen {
+			covered = covered || q.Bits() < p.Bits() && q.Contains(p.Addr())
+		}
+		if !covered {
+			out = append(out, p)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out, nil
