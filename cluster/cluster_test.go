@@ -488,11 +488,20 @@ func TestEtcdDown(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // longer than the TTL: the client gives the lease up
 
+	// Once etcd is back, the client reconnects within its backoff (at
+	// most a second apart) and the same call succeeds.
 	srv.Start()
-	n, err := s.CreateNetwork(Network{Name: "after"})
-	if err != nil {
-		t.Fatalf("create network once etcd is back: %v", err)
+	back := time.Now()
+	var n Network
+	for {
+		if n, err = s.CreateNetwork(Network{Name: "after"}); err == nil {
+			break
+		}
+		if !errors.Is(err, ErrUnavailable) || time.Since(back) > 5*time.Second {
+			t.Fatalf("create network once etcd is back: %v", err)
+		}
 	}
+	t.Logf("etcd back: create succeeded after %s", time.Since(back).Round(time.Millisecond))
 	// The watch that was open before the outage goes on.
 	w.waitEvent(t, NetworkCreated, n.ID, 5*time.Second)
 	// The member is (again) in the cluster.

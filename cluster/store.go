@@ -26,6 +26,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -124,6 +126,13 @@ func Open(cfg Config) (*Store, error) {
 		// Keep-alive pings let a watch notice a dead server.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: cfg.Timeout,
+		// Try to reconnect at least every second: gRPC's default backoff
+		// grows to two minutes, so after a long outage the store would
+		// stay unusable that long after etcd is back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: cfg.Timeout,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster store etcd://%s: %w", strings.Join(cfg.Endpoints, ","), err)
