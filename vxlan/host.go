@@ -41,8 +41,9 @@ const (
 	vxlanOverhead = 50
 )
 
-// DefaultGatewaySubnet is the gateway bridge's subnet unless configured.
-var DefaultGatewaySubnet = netip.MustParsePrefix("172.18.0.0/16")
+// DefaultGatewaySubnet is the gateway bridge's subnet unless configured,
+// 172.18.0.0/16 (built, not parsed: no work at package init).
+var DefaultGatewaySubnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 18, 0, 0}), 16)
 
 // Config is one host's side of the overlay.
 type Config struct {
