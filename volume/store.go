@@ -88,9 +88,9 @@ func Open(root string) (*Store, error) {
 			continue
 		}
 		if strings.HasPrefix(name, creatingPrefix) || strings.HasPrefix(name, removingPrefix) {
-			if err := removeTree(filepath.Join(root, name)); err != nil {
-				return nil, fmt.Errorf("open volume store: clean up %s: %w", name, err)
-			}
+			// hidden from the API either way; one with something still
+			// mounted in it is left for a later Open
+			removeTree(filepath.Join(root, name))
 			continue
 		}
 		v, err := s.load(name)
@@ -483,6 +483,13 @@ func (s *Store) detach(v *volume) (string, error) {
 		if err := v.unmountData(); err != nil {
 			return "", &Error{Op: "remove", Name: name, Err: err}
 		}
+		v.mounted = false
+	}
+	if under, err := mountinfo.Under(v.dir); err != nil || len(under) > 0 {
+		if err == nil {
+			err = fmt.Errorf("%s is mounted there", under[0])
+		}
+		return "", &Error{Op: "remove", Name: name, Err: err}
 	}
 	trash := filepath.Join(s.root, removingPrefix+randomName()[:16])
 	if err := os.Rename(v.dir, trash); err != nil {
