@@ -279,7 +279,7 @@ func TestRunNamedVolume(t *testing.T) {
 		}
 		m2 := e.create("writer", rw)
 		stop2 := e.start("writer", m2)
-		r.mustRun(t, container{rootfs: e.rootfs, mounts: m2, script: "echo hello-reader > /data/from-writer"})
+		r.mustRun(t, container{rootfs: e.rootfs, mounts: m2, script: "echo hello-reader > /data/.tmp && mv /data/.tmp /data/from-writer"})
 		if err := reader.Wait(); err != nil || readerOut.String() != "hello-reader\n" {
 			t.Errorf("running reader saw %q (%v)", readerOut.String(), err)
 		}
