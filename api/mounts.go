@@ -436,10 +436,14 @@ func ParseVolumesFrom(spec string) (container, mode string, err error) {
 	if mode == "" {
 		return container, "rw", nil
 	}
-	// the mounts keep their own propagation and are never copied into
-	if !validMode(mode) || strings.Contains(mode, "nocopy") || strings.Contains(mode, "shared") ||
-		strings.Contains(mode, "slave") || strings.Contains(mode, "private") {
+	if !validMode(mode) {
 		return "", "", fmt.Errorf("invalid mode: %v", mode)
+	}
+	for _, o := range strings.Split(mode, ",") {
+		// the mounts keep their own propagation and are never copied into
+		if isPropagation(o) || o == "nocopy" {
+			return "", "", fmt.Errorf("invalid mode: %v", mode)
+		}
 	}
 	return container, mode, nil
 }

@@ -138,6 +138,14 @@ func (s *Store) Teardown(container string, mounts []Mount, removeAnonymous bool)
 		}
 		delete(v.users, container)
 		delete(v.mounts, container)
+		if v.mounted && len(v.mounts) == 0 {
+			// a container removed without a stop (UnmountAll) first
+			if err := v.unmountData(); err != nil {
+				errs = append(errs, &Error{Op: "unmount", Name: m.Name, Err: err})
+				continue
+			}
+			v.mounted = false
+		}
 		if _, anonymous := v.meta.Labels[api.AnonymousVolumeLabel]; !removeAnonymous || !anonymous || v.inUse() {
 			continue
 		}

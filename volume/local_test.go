@@ -99,6 +99,14 @@ func TestTmpfsVolume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(p, "f")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("tmpfs data outlived the unmount: %v", err)
 	}
+	// a container removed without being stopped first still unmounts it
+	mounts, _ := s.Setup("c3", []Mount{{Type: "volume", Name: "mem", Destination: "/m"}})
+	if err := s.MountAll("c3", mounts); err != nil || mountsAt(t, p) != 1 {
+		t.Fatalf("MountAll: %v", err)
+	}
+	if err := s.Teardown("c3", mounts, true); err != nil || mountsAt(t, p) != 0 {
+		t.Errorf("Teardown without a stop: %v, %d mounts left", err, mountsAt(t, p))
+	}
 	if err := s.Remove("mem", false); err != nil {
 		t.Error(err)
 	}

@@ -281,6 +281,32 @@ func MountPoints(mounts []Mount) []api.MountPoint {
 	return out
 }
 
+// MountFor finds the mount that covers the container path p (the one
+// with the deepest destination that is p or a directory above it) and
+// returns it with p relative to its destination; ok is false when p is in
+// the container's own filesystem. For docker cp: a path on a volume or a
+// bind is read and written in its host directory (Source), not in the
+// container's writable layer, which the mount hides. A tmpfs has no host
+// directory: its content lives in the container's mount namespace only.
+func MountFor(mounts []Mount, p string) (m Mount, rel string, ok bool) {
+	p = path.Clean("/" + p)
+	best := -1
+	for i, c := range mounts {
+		if (p == c.Destination || strings.HasPrefix(p, c.Destination+"/")) &&
+			(best < 0 || len(c.Destination) > len(mounts[best].Destination)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return Mount{}, "", false
+	}
+	rel = strings.TrimPrefix(strings.TrimPrefix(p, mounts[best].Destination), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return mounts[best], rel, true
+}
+
 // String names a mount in messages: "volume data on /data".
 func (m Mount) String() string {
 	what := m.Source

@@ -229,3 +229,29 @@ func TestTmpfsData(t *testing.T) {
 		}
 	}
 }
+
+// TestMountFor: the mount that holds a container path, for docker cp.
+func TestMountFor(t *testing.T) {
+	mounts := []Mount{
+		{Type: "volume", Name: "a", Source: "/v/a/_data", Destination: "/data"},
+		{Type: "bind", Source: "/srv", Destination: "/data/deep"},
+		{Type: "tmpfs", Destination: "/tmp"},
+	}
+	for p, want := range map[string][2]string{
+		"/data":            {"/data", "."},
+		"/data/x/y":        {"/data", "x/y"},
+		"data/../data/f":   {"/data", "f"},
+		"/data/deep":       {"/data/deep", "."},
+		"/data/deep/f":     {"/data/deep", "f"},
+		"/data/deeper":     {"/data", "deeper"},
+		"/tmp/sock":        {"/tmp", "sock"},
+		"/etc/passwd":      {"", ""},
+		"/datafile":        {"", ""},
+		"/../../data/../x": {"", ""},
+	} {
+		m, rel, ok := MountFor(mounts, p)
+		if ok != (want[0] != "") || m.Destination != want[0] || rel != want[1] {
+			t.Errorf("MountFor(%q) = %q %q %v, want %q", p, m.Destination, rel, ok, want)
+		}
+	}
+}
