@@ -190,31 +190,33 @@ func (s *Store) Create(opts api.VolumeCreateOptions) (api.Volume, error) {
 	return v.view(), nil
 }
 
-// create is Create under s.mu; made says whether it made the volume.
+// create is Create under s.mu; made says whether it made the volume. Its
+// errors name the volume as Docker's do: "create NAME: ...".
 func (s *Store) create(opts api.VolumeCreateOptions) (v *volume, made bool, err error) {
-	if opts.Driver != "" && opts.Driver != DefaultDriver {
-		return nil, false, invalidf("volume driver %q is not supported: the only driver is %q", opts.Driver, DefaultDriver)
-	}
 	name, labels := opts.Name, opts.Labels
 	if name == "" {
 		name = randomName()
 		labels = withLabel(labels, api.AnonymousVolumeLabel, "")
 	}
+	fail := func(err error) (*volume, bool, error) { return nil, false, &Error{Op: "create", Name: name, Err: err} }
+	if opts.Driver != "" && opts.Driver != DefaultDriver {
+		return fail(invalidf("volume driver %q is not supported: the only driver is %q", opts.Driver, DefaultDriver))
+	}
 	if err := ValidateName(name); err != nil {
-		return nil, false, err
+		return fail(err)
 	}
 	if v := s.volumes[name]; v != nil {
 		return v, false, nil
 	}
 	if err := validateOptions(opts.DriverOpts); err != nil {
-		return nil, false, err
+		return fail(err)
 	}
 	v = &volume{
 		meta: metadata{Name: name, Driver: DefaultDriver, Labels: labels, Options: opts.DriverOpts, CreatedAt: time.Now().UTC().Truncate(time.Second)},
 		dir:  filepath.Join(s.root, name), users: map[string]bool{}, mounts: map[string]bool{},
 	}
 	if err := s.write(v); err != nil {
-		return nil, false, &Error{Op: "create", Name: name, Err: err}
+		return fail(err)
 	}
 	s.volumes[name] = v
 	return v, true, nil

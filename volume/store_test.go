@@ -133,7 +133,7 @@ func TestStoreBadInput(t *testing.T) {
 		o    api.VolumeCreateOptions
 		want string
 	}{
-		{api.VolumeCreateOptions{Name: "a"}, "volume name is too short, names should be at least two alphanumeric characters"},
+		{api.VolumeCreateOptions{Name: "a"}, "create a: volume name is too short, names should be at least two alphanumeric characters"},
 		{api.VolumeCreateOptions{Name: "a/b"}, `"a/b" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`},
 		{api.VolumeCreateOptions{Name: ".."}, `".." includes invalid characters`},
 		{api.VolumeCreateOptions{Name: "../etc"}, `"../etc" includes invalid characters`},
@@ -141,7 +141,7 @@ func TestStoreBadInput(t *testing.T) {
 		{api.VolumeCreateOptions{Name: "-x"}, `"-x" includes invalid characters`},
 		{api.VolumeCreateOptions{Name: "sp ace"}, `"sp ace" includes invalid characters`},
 		{api.VolumeCreateOptions{Name: strings.Repeat("x", 256)}, "volume name is too long"},
-		{api.VolumeCreateOptions{Name: "vv", Driver: "nfs"}, `volume driver "nfs" is not supported`},
+		{api.VolumeCreateOptions{Name: "vv", Driver: "nfs"}, `create vv: volume driver "nfs" is not supported`},
 		{api.VolumeCreateOptions{Name: "vv", DriverOpts: map[string]string{"colour": "red"}}, `invalid option: "colour"`},
 		{api.VolumeCreateOptions{Name: "vv", DriverOpts: map[string]string{"size": "1g"}}, "quota size requested but no quota support"},
 		{api.VolumeCreateOptions{Name: "vv", DriverOpts: map[string]string{"type": "tmpfs"}}, `missing required option: "device"`},
