@@ -15,12 +15,19 @@ import (
 )
 
 // rootStore is a store in a fresh directory for a test that mounts, which
-// checks at the end that nothing is left mounted there.
+// checks at the end that nothing is left mounted below the test's
+// temporary directories, nor anywhere on the host.
 func rootStore(t *testing.T) (*Store, string) {
 	t.Helper()
 	testutil.RequireRoot(t)
+	before := testutil.Mounts(t)
 	s, root := openStore(t)
-	t.Cleanup(func() { assertNoMounts(t, filepath.Dir(root)) })
+	t.Cleanup(func() {
+		assertNoMounts(t, filepath.Dir(filepath.Dir(root)))
+		if after := testutil.Mounts(t); len(after) != len(before) {
+			t.Errorf("the host's mount table changed: %d mounts before, %d after", len(before), len(after))
+		}
+	})
 	return s, root
 }
 

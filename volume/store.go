@@ -77,6 +77,14 @@ func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(root, 0o701); err != nil {
 		return nil, fmt.Errorf("open volume store: %w", err)
 	}
+	// the path as the mount table spells it: absolute, no symlinks
+	root, err := filepath.Abs(root)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open volume store: %w", err)
+	}
 	entries, err := os.ReadDir(root)
 	if err != nil {
 		return nil, fmt.Errorf("open volume store: %w", err)
