@@ -407,7 +407,12 @@ func checkDelve(h Host) Result {
 		r.Status, r.Found, r.Fix = Warn, "no dlv in PATH (the debugger of docs/debugging.md)", delveFix
 		return r
 	}
-	out, _ := exec.Command(dlv, "version").Output()
+	cmd := exec.Command(dlv, "version")
+	// Delve starts golang.org/x/telemetry's crash-watching child, which
+	// outlives `dlv version` for a moment; GO_TELEMETRY_CHILD=2 says
+	// "you are a child already": no process left behind by the check.
+	cmd.Env = append(os.Environ(), "GO_TELEMETRY_CHILD=2")
+	out, _ := cmd.Output()
 	m := regexp.MustCompile(`Version: (\d+)\.(\d+)\.\S*`).FindSubmatch(out)
 	if m == nil {
 		r.Status, r.Found, r.Fix = Warn, dlv+": `dlv version` names no version", delveFix

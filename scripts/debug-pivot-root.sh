@@ -86,7 +86,8 @@ done
 # Delve attaches, runs the Starlark script (its files land in $work) and
 # detaches: `exit -d` leaves the init running on to execve.
 printf 'source %s\nexit -d\n' "$here/debug-pivot-root.star" >"$work/init.dlv"
-(cd "$work" && exec timeout -k 5 120 dlv attach "$pid" --init "$work/init.dlv" --allow-non-terminal-interactive) \
+# (GO_TELEMETRY_CHILD=2: no crash-watching child of Delve's to outlive it)
+(cd "$work" && GO_TELEMETRY_CHILD=2 exec timeout -k 5 120 dlv attach "$pid" --init "$work/init.dlv" --allow-non-terminal-interactive) \
 	</dev/null >"$work/dlv.out" 2>&1 &
 dlvpid=$!
 wait "$dlvpid" || fail "dlv attach $pid exited $?"
