@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"minidock/client"
-	"minidock/daemon"
+	"minidock/daemon/server"
 	"minidock/runtime"
 	"minidock/shim"
 )
@@ -30,7 +30,7 @@ func main() {
 	case "runtime":
 		os.Exit(runtime.Main(args))
 	case "daemon":
-		os.Exit(daemon.Main(args))
+		os.Exit(server.Main(args))
 	case "shim":
 		// Started by the daemon, one per running container.
 		os.Exit(shim.Main(args))

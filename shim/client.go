@@ -1,0 +1,264 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"minidock/cgroup"
+	"minidock/internal/unixsock"
+)
+
+// The daemon's side of the protocol (protocol.go): Launch starts a shim,
+// Client talks to a running one.
+
+// Launch starts `binary shim` for o in a session of its own (no signal
+// meant for the daemon reaches it), its stderr to stderr, and waits for
+// its Hello: it returns the created init's pid, or the reason the
+// container could not be created (the shim has exited then). The caller
+// reaps the returned process while it lives (cmd.Wait).
+func Launch(binary string, o Options, stderr *os.File) (*exec.Cmd, int, error) {
+	args := []string{"shim", "--id", o.ID, "--bundle", o.Bundle, "--dir", o.Dir, "--socket", o.Socket,
+		"--runtime-root", o.RuntimeRoot, "--cgroup", o.Cgroup}
+	if o.Runtime != "" {
+		args = append(args, "--runtime", o.Runtime)
+	}
+	if o.Tty {
+		args = append(args, "--tty")
+	}
+	if o.Stdin {
+		args = append(args, "--stdin")
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer r.Close()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = "/"
+	cmd.Stderr = stderr
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return nil, 0, fmt.Errorf("start the shim of %s: %w", o.ID, err)
+	}
+	var h Hello
+	if err := json.NewDecoder(r).Decode(&h); err != nil {
+		return cmd, 0, fmt.Errorf("create container %s: the shim ended without an answer (%v); see %s/shim.log", o.ID, err, o.Dir)
+	}
+	if h.Error != "" {
+		return cmd, 0, &Error{Code: ErrStart, Msg: h.Error}
+	}
+	return cmd, h.Pid, nil
+}
+
+// Cleanup runs `binary shim --delete` for a container whose shim is gone:
+// the runtime's state, cgroup and any process left are removed.
+func Cleanup(binary string, o Options) error {
+	args := []string{"shim", "--delete", "--id", o.ID, "--dir", o.Dir, "--runtime-root", o.RuntimeRoot}
+	if o.Runtime != "" {
+		args = append(args, "--runtime", o.Runtime)
+	}
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("clean up container %s: %v: %s", o.ID, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Error is a shim's error Response.
+type Error struct {
+	Code ErrorCode
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// CodeOf is the ErrorCode of a shim's error ("" for any other error).
+func CodeOf(err error) ErrorCode {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// ErrGone is a shim that does not answer on its socket: it has exited
+// (after writing exit.json), or was never started.
+var ErrGone = errors.New("the shim is gone")
+
+// Client is a connection factory for one container's shim.
+type Client struct {
+	Socket string
+}
+
+// open connects, sends req and reads the answer; the connection is left
+// open for what follows (a wait's answer, streams).
+func (c Client) open(req Request) (*Stream, error) {
+	conn, err := unixsock.Dial(c.Socket)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	data, _ := json.Marshal(req)
+	if _, err := conn.Write(append(data, '\n')); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	return &Stream{UnixConn: conn, r: bufio.NewReader(conn)}, nil
+}
+
+// read reads the Response line of a connection.
+func (st *Stream) read() (Response, error) {
+	var resp Response
+	line, err := st.r.ReadBytes('\n')
+	if err != nil {
+		return resp, fmt.Errorf("%w: %v", ErrGone, err)
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return resp, fmt.Errorf("shim answered %q: %w", line, err)
+	}
+	if resp.Error != "" {
+		return resp, &Error{Code: resp.Code, Msg: resp.Error}
+	}
+	return resp, nil
+}
+
+// call is one request and its answer.
+func (c Client) call(req Request) (Response, error) {
+	st, err := c.open(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer st.Close()
+	return st.read()
+}
+
+// State asks for the container's state and its execs'.
+func (c Client) State() (*State, error) {
+	resp, err := c.call(Request{Op: OpState})
+	if err != nil {
+		return nil, err
+	}
+	if resp.State == nil {
+		return nil, errors.New("the shim answered no state")
+	}
+	return resp.State, nil
+}
+
+// Start runs the created container's process.
+func (c Client) Start() error { _, err := c.call(Request{Op: OpStart}); return err }
+
+// Delete kills and deletes a container that was never started.
+func (c Client) Delete() error { _, err := c.call(Request{Op: OpDelete}); return err }
+
+// Kill sends sig to the init (all: every process), or to exec execID.
+func (c Client) Kill(execID string, sig unix.Signal, all bool) error {
+	_, err := c.call(Request{Op: OpKill, ExecID: execID, Signal: int(sig), All: all})
+	return err
+}
+
+// Pause freezes the container; Resume thaws it.
+func (c Client) Pause() error  { _, err := c.call(Request{Op: OpPause}); return err }
+func (c Client) Resume() error { _, err := c.call(Request{Op: OpResume}); return err }
+
+// Resize sets the terminal size of the init, or of exec execID.
+func (c Client) Resize(execID string, h, w uint16) error {
+	_, err := c.call(Request{Op: OpResize, ExecID: execID, Height: h, Width: w})
+	return err
+}
+
+// Pids lists the container's processes (host pids).
+func (c Client) Pids() ([]int, error) {
+	resp, err := c.call(Request{Op: OpPids})
+	return resp.Pids, err
+}
+
+// Stats reads the container's cgroup counters.
+func (c Client) Stats() (*cgroup.Stats, error) {
+	resp, err := c.call(Request{Op: OpStats})
+	if err == nil && resp.Stats == nil {
+		err = errors.New("the shim answered no stats")
+	}
+	return resp.Stats, err
+}
+
+// Wait waits until the init, or exec execID, has exited, or ctx ends.
+// ErrGone: the shim has gone without answering (for the init: exit.json
+// says how it ended).
+func (c Client) Wait(ctx context.Context, execID string) (*Exit, error) {
+	st, err := c.open(Request{Op: OpWait, ExecID: execID})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	resp, err := st.read()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp.Exit == nil {
+		return nil, errors.New("the shim answered a wait without an exit")
+	}
+	return resp.Exit, nil
+}
+
+// Attach joins the streams of the init, or of req.ExecID. The Stream reads
+// the process's output, framed without a terminal; its writes go to the
+// process's stdin (with req.Stdin), CloseWrite ends that.
+func (c Client) Attach(req Request) (*Stream, error) {
+	req.Op = OpAttach
+	st, err := c.open(req)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.read(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// Exec starts spec's process in the container. With streams asked for in
+// req (Stdin, Stdout, Stderr), the returned Stream carries them, as
+// Attach's does, from the process's first byte on; else it is nil.
+func (c Client) Exec(spec *ExecSpec, req Request) (int, *Stream, error) {
+	req.Op, req.Exec = OpExec, spec
+	st, err := c.open(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := st.read()
+	if err != nil {
+		st.Close()
+		return 0, nil, err
+	}
+	if !req.Stdin && !req.Stdout && !req.Stderr {
+		st.Close()
+		return resp.Pid, nil, nil
+	}
+	return resp.Pid, st, nil
+}
+
+// Stream is a connection to a shim after its answer: the process's
+// streams.
+type Stream struct {
+	*net.UnixConn
+	r *bufio.Reader // holds what came after the answer line
+}
+
+func (st *Stream) Read(p []byte) (int, error) { return st.r.Read(p) }
