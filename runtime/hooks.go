@@ -15,7 +15,7 @@ import (
 // runHooks runs each hook in turn with the container's state as JSON on its
 // stdin, as the OCI runtime spec asks. A hook that fails or outlives its
 // timeout is an error naming it.
-func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
+func runHooks(tr *trace.Tracer, kind string, hooks []specs.Hook, st specs.State) error {
 	for _, h := range hooks {
 		data, _ := json.Marshal(st)
 		cmd := exec.Command(h.Path)
@@ -37,7 +37,7 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 		}
 		select {
 		case err := <-done:
-			trace.Step("hook-"+kind, fmt.Sprintf("exec(%q)", h.Path), err)
+			tr.Step("hook-"+kind, fmt.Sprintf("exec(%q)", h.Path), err)
 			if err != nil {
 				return fmt.Errorf("%s hook %s: %w: %s", kind, h.Path, err, bytes.TrimSpace(out.Bytes()))
 			}
@@ -66,5 +66,5 @@ func runHooksFromInit(spec *specs.Spec, st specs.State) error {
 			return err
 		}
 	}
-	return runHooks("createContainer", spec.Hooks.CreateContainer, st)
+	return runHooks(trace.Default(), "createContainer", spec.Hooks.CreateContainer, st)
 }

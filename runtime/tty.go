@@ -2,13 +2,10 @@ package runtime
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 
 	"minidock/internal/trace"
 )
@@ -74,34 +71,4 @@ func sendConsole(socketPath string, master int) error {
 		return fmt.Errorf("send pty master to %s: %w", socketPath, err)
 	}
 	return nil
-}
-
-// attachTerminal connects the caller's terminal to the container's pty
-// master: raw mode on our stdin when it is a terminal, bytes copied both
-// ways, window size copied on SIGWINCH. It returns a function that undoes
-// raw mode.
-func attachTerminal(master *os.File) func() {
-	restore := func() {}
-	in := int(os.Stdin.Fd())
-	if term.IsTerminal(in) {
-		if st, err := term.MakeRaw(in); err == nil {
-			restore = func() { term.Restore(in, st) }
-		}
-		copyWinsize(in, master)
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, unix.SIGWINCH)
-		go func() {
-			for range winch {
-				copyWinsize(in, master)
-			}
-		}()
-	}
-	go io.Copy(master, os.Stdin)
-	return restore
-}
-
-func copyWinsize(from int, to *os.File) {
-	if ws, err := unix.IoctlGetWinsize(from, unix.TIOCGWINSZ); err == nil {
-		unix.IoctlSetWinsize(int(to.Fd()), unix.TIOCSWINSZ, ws)
-	}
 }

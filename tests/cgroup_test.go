@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestPidsLimit(t *testing.T) {
+func TestCgroupPidsLimit(t *testing.T) {
 	r := newRuntime(t)
 	limit := int64(10)
 	out, _ := r.runIn(t, func(s *specs.Spec) {
@@ -24,7 +24,7 @@ func TestPidsLimit(t *testing.T) {
 	assert.Contains(t, out, "can't fork", "a fork loop stops at pids.max")
 }
 
-func TestOOMKilled(t *testing.T) {
+func TestCgroupOOMKilled(t *testing.T) {
 	r := newRuntime(t)
 	limit := int64(32 << 20)
 	dir := bundle(t, func(s *specs.Spec) {
@@ -47,7 +47,7 @@ func TestOOMKilled(t *testing.T) {
 	assert.Equal(t, true, st["oomKilled"], out)
 }
 
-func TestPauseResume(t *testing.T) {
+func TestCgroupPauseResume(t *testing.T) {
 	r := newRuntime(t)
 	dir := bundle(t, func(s *specs.Spec) {
 		s.Root.Readonly = false
@@ -72,7 +72,7 @@ func TestPauseResume(t *testing.T) {
 	require.Eventually(t, func() bool { return count() > a+2 }, 5*time.Second, 20*time.Millisecond, "the counter did not restart")
 }
 
-func TestUpdateAndEvents(t *testing.T) {
+func TestCgroupUpdateAndEvents(t *testing.T) {
 	r := newRuntime(t)
 	dir := bundle(t, sh("sleep 100"))
 	id := newID(t)

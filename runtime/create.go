@@ -1,0 +1,322 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"minidock/internal/atomicfile"
+	"minidock/internal/trace"
+	"minidock/ns"
+)
+
+// CreateOptions are runc's create flags, plus what a library caller hands
+// the container's process instead of the runtime's own stdio.
+type CreateOptions struct {
+	// Bundle is the bundle directory (config.json and the rootfs).
+	Bundle string
+	// PidFile, when set, receives the init's pid once it is ready.
+	PidFile string
+	// ConsoleSocket is a unix socket to which the pty master is sent
+	// (SCM_RIGHTS, runc's protocol) when process.terminal is set. Empty:
+	// the master stays with the caller (Container.Console).
+	ConsoleSocket string
+	// NoPivot uses MS_MOVE + chroot instead of pivot_root (runc --no-pivot).
+	NoPivot bool
+	// Stdio are the init's stdin, stdout and stderr, kept by the
+	// container's process unless it has a terminal; nil means /dev/null.
+	Stdio [3]*os.File
+	// ExtraFiles become fds 3, 4, ... of the container's process (what
+	// runc --preserve-fds N passes on from the runtime's own fds).
+	ExtraFiles []*os.File
+	// Trace receives the trace lines of the parent and of the init; nil
+	// for none.
+	Trace *os.File
+}
+
+// Create makes container id under the runtime root: state directory,
+// cgroup, the init process in its new namespaces, and the handshake up to
+// "ready". It returns with the init blocked until Start, as `runc create`
+// does.
+//
+// The init is a child of the calling process: the caller reaps it (wait4
+// on Container.Pid) when it exits, or gives that job to a subreaper by
+// exiting, as the runtime's command line does. Create leaves no goroutine,
+// signal handler or process-wide setting behind. On any error everything
+// made so far is undone.
+func Create(root, id string, o CreateOptions) (_ *Container, err error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	tr := trace.New(o.Trace, "runtime")
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, rootPath, err := loadBundle(bundle)
+	if tr.Step("load-bundle", fmt.Sprintf("read(%q) + check", filepath.Join(bundle, "config.json")), err) != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, fmt.Errorf("runtime root %s: %w", root, err)
+	}
+	dir := filepath.Join(root, id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container with id %q already exists", id)
+		}
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	c := &Container{ID: id, Bundle: bundle, Rootfs: rootPath, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr}
+	var cmd *exec.Cmd
+	var cg cgroupHandle
+	defer func() {
+		if err == nil {
+			return
+		}
+		if cmd != nil && cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if c.console != nil {
+			c.console.Close()
+		}
+		if cg != nil {
+			cg.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	startL, err := listenStart(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer startL.Close()
+	parentSync, childSync, err := syncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(parentSync)
+	configR, configW, err := os.Pipe()
+	if err != nil {
+		childSync.Close()
+		return nil, err
+	}
+
+	cmd = initCommand(childSync, configR, startL, o.Stdio, o.ExtraFiles, tr)
+	nss := spec.Linux.Namespaces
+	cmd.SysProcAttr.Cloneflags = ns.CloneFlags(nss)
+	if ns.Has(nss, specs.UserNamespace) {
+		// os/exec writes these to /proc/<pid>/uid_map and gid_map from this
+		// (parent) process between clone and execve, while the child waits;
+		// the child then becomes uid 0 of the new namespace before execve,
+		// so that it keeps its capabilities there.
+		cmd.SysProcAttr.UidMappings = ns.IDMaps(spec.Linux.UIDMappings)
+		cmd.SysProcAttr.GidMappings = ns.IDMaps(spec.Linux.GIDMappings)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	err = startInNamespace(cmd, ns.Path(nss, specs.PIDNamespace))
+	childSync.Close()
+	configR.Close()
+	tr.Step("clone", fmt.Sprintf("clone(%s) + execve(/proc/self/exe init) = pid %d", ns.FlagName(cmd.SysProcAttr.Cloneflags), pidOf(cmd)), err)
+	if err != nil {
+		configW.Close()
+		cmd = nil
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	c.Pid = cmd.Process.Pid
+	_, c.PidStart, _ = procStat(c.Pid)
+
+	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: forInit(spec), Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: len(o.ExtraFiles),
+		State: c.ociState(string(specs.StateCreated))}
+	for _, n := range nss {
+		if n.Path != "" && n.Type != specs.PIDNamespace {
+			cfg.Join = append(cfg.Join, n)
+		}
+	}
+	err = json.NewEncoder(configW).Encode(&cfg)
+	configW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	// The cgroup is made while the init's Go runtime starts up: the two
+	// overlap, and the init does nothing before "go".
+	if cg, err = createCgroup(c); err != nil {
+		return nil, err
+	}
+	if err = cg.AddProc(c.Pid); err != nil {
+		return nil, err
+	}
+	tr.Step("join-cgroup", fmt.Sprintf("write(cgroup.procs, %d) in %s", c.Pid, cg.Path()), nil)
+	if err = sendMsg(parentSync, syncMsg{Type: msgGo}, -1); err != nil {
+		return nil, err
+	}
+	// Serve the init until it is ready.
+	for {
+		m, fd, rerr := recvMsg(parentSync)
+		if rerr != nil {
+			return nil, rerr
+		}
+		switch m.Type {
+		case msgError:
+			return nil, &stepError{Step: m.Step, Msg: m.Message}
+		case msgPty:
+			master := os.NewFile(uintptr(fd), "ptmx")
+			if o.ConsoleSocket == "" {
+				c.console = master
+				break
+			}
+			err = sendConsole(o.ConsoleSocket, fd)
+			master.Close()
+			if err != nil {
+				return nil, err
+			}
+		case msgHooks:
+			// "created", as runc passes it and the OCI validation suite
+			// (hooks_stdin) expects, though create has not returned yet
+			st := c.ociState(string(specs.StateCreated))
+			if err = runHooks(tr, "prestart", spec.Hooks.Prestart, st); err != nil {
+				return nil, err
+			}
+			if err = runHooks(tr, "createRuntime", spec.Hooks.CreateRuntime, st); err != nil {
+				return nil, err
+			}
+			if err = sendMsg(parentSync, syncMsg{Type: msgHooksDone}, -1); err != nil {
+				return nil, err
+			}
+		case msgReady:
+			if err = c.save(); err != nil {
+				return nil, err
+			}
+			if o.PidFile != "" {
+				if err = atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(c.Pid)), 0o644); err != nil {
+					return nil, fmt.Errorf("pid file: %w", err)
+				}
+			}
+			// The caller waits for the init by its pid; drop os/exec's
+			// handle (a pidfd) now rather than at garbage collection.
+			cmd.Process.Release()
+			return c, nil
+		default:
+			return nil, fmt.Errorf("sync: unexpected %q from init", m.Type)
+		}
+	}
+}
+
+// Console is the pty master of a container made with process.terminal and
+// no console socket; the caller owns it (nil otherwise).
+func (c *Container) Console() *os.File { return c.console }
+
+// forInit is the part of the spec the init uses: the process travels on
+// its own, and cgroup resources and id maps are the parent's business.
+// Less to decode makes the init's first JSON decode (cold, reflection)
+// faster.
+func forInit(spec *specs.Spec) *specs.Spec {
+	s := *spec
+	s.Process = nil
+	s.Annotations = nil
+	linux := *spec.Linux
+	linux.Resources, linux.UIDMappings, linux.GIDMappings, linux.CgroupsPath = nil, nil, nil, ""
+	s.Linux = &linux
+	return &s
+}
+
+func pidOf(cmd *exec.Cmd) int {
+	if cmd.Process == nil {
+		return 0
+	}
+	return cmd.Process.Pid
+}
+
+// initCommand prepares the re-exec of this binary as `minidock init`, with
+// the fds of the handshake at the numbers init expects (see sync.go) and
+// the files to preserve after them.
+func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.File, tr *trace.Tracer) *exec.Cmd {
+	cmd := exec.Command("/proc/self/exe", "init")
+	// left nil (os/exec's /dev/null) unless given: a nil *os.File in an
+	// io.Reader would not be nil
+	if stdio[0] != nil {
+		cmd.Stdin = stdio[0]
+	}
+	if stdio[1] != nil {
+		cmd.Stdout = stdio[1]
+	}
+	if stdio[2] != nil {
+		cmd.Stderr = stdio[2]
+	}
+	cmd.ExtraFiles = []*os.File{sync, config, start, tr.File()}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
+	cmd.Env = []string{}
+	if tr != nil {
+		cmd.Env = append(cmd.Env, "_MINIDOCK_TRACE=1")
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	return cmd
+}
+
+// startInNamespace starts cmd with its parent thread inside the pid
+// namespace at pidns, if any. setns(CLONE_NEWPID) only changes the
+// namespace of children, and only of the calling thread's: so a thread is
+// locked, joins, forks, and is then thrown away (never unlocked).
+func startInNamespace(cmd *exec.Cmd, pidns string) error {
+	return inPidNamespace(pidns, cmd.Start)
+}
+
+// inPidNamespace runs start (which forks) on a thread that has joined the
+// pid namespace at pidns, if any.
+func inPidNamespace(pidns string, start func() error) error {
+	if pidns == "" {
+		return start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if err := ns.Join(specs.PIDNamespace, pidns); err != nil {
+			errc <- err
+			return
+		}
+		errc <- start()
+	}()
+	return <-errc
+}
+
+// listenStart binds the start socket in the state directory. The path is
+// reached through /proc/self/fd/<dir fd> so that long --root paths do not
+// hit the 108-byte limit of socket addresses.
+func listenStart(dir string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	err = withDirPath(dir, func(d string) error {
+		return unix.Bind(fd, &unix.SockaddrUnix{Name: filepath.Join(d, startSock)})
+	})
+	if err == nil {
+		err = unix.Listen(fd, 1)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("start socket in %s: %w", dir, err)
+	}
+	return os.NewFile(uintptr(fd), startSock), nil
+}
+
+func withDirPath(dir string, f func(string) error) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return f(fmt.Sprintf("/proc/self/fd/%d", d.Fd()))
+}
