@@ -234,11 +234,3 @@ func readPid(p string) (int, error) {
 	return pid, nil
 }
 
-// selfBinary is this binary, for `minidock runtime`.
-func selfBinary() (string, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find own binary: %w", err)
-	}
-	return self, nil
-}

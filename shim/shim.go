@@ -236,26 +236,19 @@ func (s *shim) waitInit(ln net.Listener) {
 }
 
 // waitPid waits for a child and returns Docker's exit code: the status,
-// or 128+signal.
+// or 128+signal (255 if it cannot be waited for).
 func waitPid(pid int) int {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 255
-		}
-		break
+	code, err := signals.Wait(pid)
+	if err != nil {
+		return 255
 	}
-	return signals.ExitCode(ws)
+	return code
 }
 
 // writeExit writes exit.json atomically.
 func writeExit(dir string, e *Exit) error {
 	data, _ := json.Marshal(e)
-	return atomicfile.Write(filepath.Join(dir, ExitFile), data, 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, ExitFile), data, 0o600)
 }
 
 // ReadExit reads the exit.json of a container directory.
