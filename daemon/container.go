@@ -130,7 +130,7 @@ func (c *Container) save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(c.paths.config, data, 0o600)
+	return atomicfile.WriteFile(c.paths.config, data, 0o600)
 }
 
 // notify wakes everyone waiting on c's state. Callers hold d.mu.

@@ -289,7 +289,7 @@ func (c *Controller) save() error {
 	if err := os.MkdirAll(c.cfg.Root, 0o700); err != nil {
 		return err
 	}
-	return atomicfile.Write(c.networksFile(), data, 0o600)
+	return atomicfile.WriteFile(c.networksFile(), data, 0o600)
 }
 
 // applyRules rebuilds the firewall from the bridge networks and the

@@ -233,4 +233,3 @@ func readPid(p string) (int, error) {
 	}
 	return pid, nil
 }
-
