@@ -124,8 +124,23 @@ func (c *Container) argv() []string {
 	return append(append([]string{}, c.Config.Entrypoint...), c.Config.Cmd...)
 }
 
-// save writes config.v2.json atomically. Callers hold d.mu.
+// save writes config.v2.json atomically: a reader, or a daemon that
+// dies meanwhile, finds the old record or the new one. It does not wait
+// for the disk: the state it records (starting, running, exited) is about
+// processes, which no machine crash leaves running anyway. Callers hold
+// d.mu.
 func (c *Container) save() error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Replace(c.paths.config, data, 0o600)
+}
+
+// saveDurably is save, and the record is on the disk when it returns
+// (fsync of the file and its directory): for what must outlive a machine
+// crash, the container's existence, name and networks. Callers hold d.mu.
+func (c *Container) saveDurably() error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err

@@ -159,7 +159,7 @@ func (d *Daemon) createFiles(c *Container) error {
 	if _, err := d.images.PrepareRootfs(c.ID, c.Image); err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
-	if err := c.save(); err != nil {
+	if err := c.saveDurably(); err != nil {
 		d.images.RemoveRootfs(c.ID)
 		os.RemoveAll(c.paths.dir)
 		return err

@@ -36,6 +36,7 @@ import (
 	"minidock/cgroup"
 	"minidock/image"
 	"minidock/network"
+	"minidock/shim"
 )
 
 // Config is what a daemon is started with (its command line).
@@ -59,6 +60,7 @@ type Daemon struct {
 	log     *log.Logger
 	images  *image.Store
 	network *network.Controller
+	shims   *shim.Launcher
 	lock    *os.File // flock on <data-root>/minidock.lock
 
 	// mu guards the maps and every container's fields. It is never held
@@ -123,6 +125,10 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.shims = &shim.Launcher{Binary: cfg.Binary, RuntimeRoot: d.runtimeRoot()}
+	if err := d.shims.Prepare(); err != nil {
+		d.log.Printf("start a spare shim: %v", err)
+	}
 	go d.autoStart(stopped) // restart policies, as the daemon comes up
 	return d, nil
 }
@@ -159,6 +165,7 @@ func (d *Daemon) Close() {
 		}
 	}
 	d.mu.Unlock()
+	d.shims.Close()
 	d.network.Close(running > 0)
 	d.lock.Close()
 	d.log.Printf("stopped; %d containers keep running under their shims", running)

@@ -85,7 +85,7 @@ func (d *Daemon) changeEndpoints(container string, change func(*Container, *netw
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c.setSandbox(sb)
-	return c.save()
+	return c.saveDurably()
 }
 
 // runningPidLocked is runningPid for callers that do not hold d.mu.

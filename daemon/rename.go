@@ -30,7 +30,7 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, name string) error {
 	}
 	old := c.Name
 	c.Name = name
-	if err := c.save(); err != nil {
+	if err := c.saveDurably(); err != nil {
 		c.Name = old
 		return err
 	}

@@ -93,12 +93,14 @@ func (d *Daemon) start(c *Container) (err error) {
 	if err := d.network.Wire(sb, pid); err != nil {
 		return fmt.Errorf("start container %s: network: %w", c.ID, err)
 	}
-	d.mu.Lock()
-	c.setSandbox(sb)
-	err = c.save()
-	d.mu.Unlock()
-	if err != nil {
-		return err
+	if len(sb.Ports) > 0 { // held ports are recorded before the process runs
+		d.mu.Lock()
+		c.setSandbox(sb)
+		err = c.save()
+		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	d.letAttachesConnect(c)
 	if err := c.shim().Start(); err != nil {
@@ -164,18 +166,9 @@ func (d *Daemon) shimOptions(c *Container) shim.Options {
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin}
 }
 
-// launchShim starts c's shim and waits until it has created the
-// container; it returns the init's pid.
+// launchShim has a shim create c; it returns the init's pid.
 func (d *Daemon) launchShim(c *Container) (int, error) {
-	logf, err := os.OpenFile(filepath.Join(c.paths.dir, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	defer logf.Close()
-	cmd, pid, err := shim.Launch(d.cfg.Binary, d.shimOptions(c), logf)
-	if cmd != nil {
-		go cmd.Wait() // reap it while we are its parent
-	}
+	pid, err := d.shims.Launch(d.shimOptions(c))
 	if err != nil {
 		if shim.CodeOf(err) == shim.ErrStart {
 			return 0, fmt.Errorf("failed to create container %s: %w", c.ID, err)

@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,46 +23,111 @@ import (
 // The daemon's side of the protocol (protocol.go): Launch starts a shim,
 // Client talks to a running one.
 
-// Launch starts `binary shim` for o in a session of its own (no signal
-// meant for the daemon reaches it), its stderr to stderr, and waits for
-// its Hello: it returns the created init's pid, or the reason the
-// container could not be created (the shim has exited then). The caller
-// reaps the returned process while it lives (cmd.Wait).
-func Launch(binary string, o Options, stderr *os.File) (*exec.Cmd, int, error) {
-	args := []string{"shim", "--id", o.ID, "--bundle", o.Bundle, "--dir", o.Dir, "--socket", o.Socket,
-		"--runtime-root", o.RuntimeRoot, "--cgroup", o.Cgroup}
-	if o.Runtime != "" {
-		args = append(args, "--runtime", o.Runtime)
-	}
-	if o.Tty {
-		args = append(args, "--tty")
-	}
-	if o.Stdin {
-		args = append(args, "--stdin")
-	}
-	r, w, err := os.Pipe()
+// Launcher starts shims for a daemon. It keeps one spare shim started
+// ahead of need (`minidock shim --spare`), waiting for its Options on a
+// pipe, so that a container's start does not wait for the binary to
+// start; a spare whose daemon has gone reads EOF and exits.
+type Launcher struct {
+	Binary      string // the minidock binary
+	RuntimeRoot string // named on the spare's command line, to tell whose it is
+
+	mu    sync.Mutex
+	spare *spare
+}
+
+// spare is a shim process waiting for its Options.
+type spare struct {
+	cmd     *exec.Cmd
+	options *os.File // we write the Options here
+	hello   *os.File // and read its Hello here
+}
+
+// startSpare starts a shim that waits for its options. Its stderr is
+// /dev/null until it has them (then the container's shim.log).
+func (l *Launcher) startSpare() (*spare, error) {
+	helloR, helloW, err := os.Pipe()
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	defer r.Close()
-	cmd := exec.Command(binary, args...)
+	optR, optW, err := os.Pipe()
+	if err != nil {
+		helloR.Close()
+		helloW.Close()
+		return nil, err
+	}
+	cmd := exec.Command(l.Binary, "shim", "--spare", "--runtime-root", l.RuntimeRoot)
 	cmd.Dir = "/"
-	cmd.Stderr = stderr
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{helloW, optR}
+	// its own session: no signal meant for the daemon reaches it
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	w.Close()
+	helloW.Close()
+	optR.Close()
 	if err != nil {
-		return nil, 0, fmt.Errorf("start the shim of %s: %w", o.ID, err)
+		helloR.Close()
+		optW.Close()
+		return nil, fmt.Errorf("start a shim: %w", err)
+	}
+	go cmd.Wait() // reap it while we are its parent
+	return &spare{cmd: cmd, options: optW, hello: helloR}, nil
+}
+
+// Prepare starts the spare shim, if there is none.
+func (l *Launcher) Prepare() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare != nil {
+		return nil
+	}
+	sp, err := l.startSpare()
+	if err == nil {
+		l.spare = sp
+	}
+	return err
+}
+
+// Close lets the spare go.
+func (l *Launcher) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.spare != nil {
+		l.spare.options.Close()
+		l.spare.hello.Close()
+		l.spare = nil
+	}
+}
+
+// Launch gives o to a shim (the spare, or a new one, whose own session
+// keeps it from the daemon's signals) and waits for its Hello: it
+// returns the created init's pid, or why the container could not be
+// created (the shim has exited then). A new spare is started for the
+// next launch.
+func (l *Launcher) Launch(o Options) (int, error) {
+	l.mu.Lock()
+	sp := l.spare
+	l.spare = nil
+	l.mu.Unlock()
+	go l.Prepare()
+	if sp == nil {
+		var err error
+		if sp, err = l.startSpare(); err != nil {
+			return 0, err
+		}
+	}
+	defer sp.hello.Close()
+	err := json.NewEncoder(sp.options).Encode(o)
+	sp.options.Close()
+	if err != nil {
+		return 0, fmt.Errorf("create container %s: give the shim its options: %w", o.ID, err)
 	}
 	var h Hello
-	if err := json.NewDecoder(r).Decode(&h); err != nil {
-		return cmd, 0, fmt.Errorf("create container %s: the shim ended without an answer (%v); see %s/shim.log", o.ID, err, o.Dir)
+	if err := json.NewDecoder(sp.hello).Decode(&h); err != nil {
+		return 0, fmt.Errorf("create container %s: the shim ended without an answer (%v); see %s", o.ID, err, filepath.Join(o.Dir, LogFile))
 	}
 	if h.Error != "" {
-		return cmd, 0, &Error{Code: ErrStart, Msg: h.Error}
+		return 0, &Error{Code: ErrStart, Msg: h.Error}
 	}
-	return cmd, h.Pid, nil
+	return h.Pid, nil
 }
 
 // Cleanup runs `binary shim --delete` for a container whose shim is gone:

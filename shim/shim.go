@@ -49,6 +49,7 @@ const (
 	ExitFile       = "exit.json"   // Exit, written once the container is gone
 	PidFile        = "init.pid"    // the init's pid, from a command runtime's --pid-file
 	RuntimeLogFile = "runtime.log" // a command runtime's --log, JSON lines
+	LogFile        = "shim.log"    // the shim's own messages (its stderr)
 )
 
 // Options is the shim's command line.
@@ -64,14 +65,17 @@ type Options struct {
 	Stdin       bool   // the init's stdin stays open for attach clients
 	// Delete is the clean-up mode: the container's shim is gone, so delete
 	// whatever the runtime still has of it (killing what runs) and exit.
-	Delete bool
+	Delete bool `json:"-"`
 }
 
 // Main runs `minidock shim ARGS...`. File descriptor 3 is the pipe for
-// the Hello.
+// the Hello. A spare shim (--spare, started before a container needs
+// it) reads its Options, as JSON, from fd 4 first; at EOF (the daemon has
+// gone) it exits.
 func Main(args []string) int {
 	var o Options
 	fs := flag.NewFlagSet("minidock shim", flag.ContinueOnError)
+	spare := fs.Bool("spare", false, "wait for the options on fd 4")
 	fs.StringVar(&o.ID, "id", "", "container id")
 	fs.StringVar(&o.Bundle, "bundle", "", "OCI bundle directory")
 	fs.StringVar(&o.Dir, "dir", "", "container directory (log, exit status)")
@@ -84,6 +88,21 @@ func Main(args []string) int {
 	fs.BoolVar(&o.Delete, "delete", false, "delete the container's runtime state and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *spare {
+		f := os.NewFile(4, "options")
+		err := json.NewDecoder(f).Decode(&o)
+		f.Close()
+		if err != nil {
+			return 0 // not needed after all
+		}
+	}
+	if o.Dir != "" && !o.Delete {
+		// its messages go to the container's shim.log
+		if f, err := os.OpenFile(filepath.Join(o.Dir, LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			unix.Dup3(int(f.Fd()), 2, 0)
+			f.Close()
+		}
 	}
 	if o.ID == "" || o.Dir == "" || o.RuntimeRoot == "" || (!o.Delete && (o.Bundle == "" || o.Socket == "")) {
 		fmt.Fprintln(os.Stderr, "minidock shim: --id, --dir and --runtime-root are required, and --bundle and --socket unless --delete")
@@ -245,10 +264,11 @@ func waitPid(pid int) int {
 	return code
 }
 
-// writeExit writes exit.json atomically.
+// writeExit writes exit.json atomically (not waiting for the disk: it is
+// about a process, which a machine crash ends anyway).
 func writeExit(dir string, e *Exit) error {
 	data, _ := json.Marshal(e)
-	return atomicfile.WriteFile(filepath.Join(dir, ExitFile), data, 0o600)
+	return atomicfile.Replace(filepath.Join(dir, ExitFile), data, 0o600)
 }
 
 // ReadExit reads the exit.json of a container directory.
