@@ -1,9 +1,11 @@
 // Package overlay is the copy-on-write half of container storage: it mounts
 // overlayfs (read-only lower layers + a writable upper layer = one merged
-// view), unpacks layer tarballs into directories overlayfs can use as lower
-// layers (turning OCI whiteout files into overlayfs whiteouts), and turns an
-// upper directory back into a layer tarball. It knows nothing of images,
-// manifests or digests; package image builds on it. See docs/overlayfs.md.
+// view) and lists what an upper directory changes over its lower layers.
+// Layer tarballs are package archive's: it unpacks them into directories
+// overlayfs can use as lower layers (OCI whiteout files become overlayfs
+// whiteouts) and turns an upper directory back into one. It knows nothing
+// of images, manifests or digests; package image builds on it. See
+// docs/overlayfs.md.
 package overlay
 
 import (
