@@ -63,6 +63,9 @@ func (d *Daemon) start(c *Container) (err error) {
 		if err != nil {
 			d.startFailed(c, sb, launched, err)
 		}
+		if launched {
+			go d.shims.Prepare() // the next start's spare shim
+		}
 	}()
 	rootfs, err := d.images.Mount(c.ID)
 	if err != nil {

@@ -100,14 +100,14 @@ func (l *Launcher) Close() {
 // Launch gives o to a shim (the spare, or a new one, whose own session
 // keeps it from the daemon's signals) and waits for its Hello: it
 // returns the created init's pid, or why the container could not be
-// created (the shim has exited then). A new spare is started for the
-// next launch.
+// created (the shim has exited then). The caller has the next spare
+// started (Prepare) once its start is done: not meanwhile, when the
+// spare's own start would take the CPU this one needs.
 func (l *Launcher) Launch(o Options) (int, error) {
 	l.mu.Lock()
 	sp := l.spare
 	l.spare = nil
 	l.mu.Unlock()
-	go l.Prepare()
 	if sp == nil {
 		var err error
 		if sp, err = l.startSpare(); err != nil {

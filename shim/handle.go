@@ -324,9 +324,13 @@ func (s *shim) exec(conn net.Conn, br *bufio.Reader, req Request) {
 		run(s)
 		reply(conn, Response{Pid: p.pid})
 		conn.Close()
+		tidy()
 		return
 	}
-	s.stream(conn, br, p, req, run)
+	s.stream(conn, br, p, req, func(s *shim) {
+		run(s)
+		go tidy()
+	})
 }
 
 // waitExec waits for an exec'd process, then for its output, and records

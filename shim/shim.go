@@ -183,6 +183,7 @@ func run(o Options, rt Runtime, hello *os.File) error {
 	close(s.created)
 	go s.waitInit(ln)
 	sayHello(hello, Hello{Pid: pid}, nil)
+	tidy()
 	<-s.done
 	return nil
 }
@@ -298,12 +299,13 @@ func (s *shim) start(p *process, openStdin bool, spawn func(*IO) (int, error)) (
 		return 0, err
 	}
 	p.pid = pid
-	// The runtime's work (in process: the bundle's JSON, the init's
-	// handshake) leaves garbage the shim will never need again: give
-	// the memory back now, not minutes from now.
-	debug.FreeOSMemory()
 	return pid, nil
 }
+
+// tidy gives back the memory the runtime's work left as garbage (in
+// process: the bundle's JSON, the init's handshake), which the shim will
+// never need again: now, once the answer is out, not minutes from now.
+func tidy() { debug.FreeOSMemory() }
 
 // serve accepts the daemon's connections until the shim exits.
 func (s *shim) serve(ln net.Listener) {
