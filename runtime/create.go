@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +16,9 @@ import (
 
 	"minidock/internal/atomicfile"
 	"minidock/internal/trace"
+	"minidock/kernel"
 	"minidock/ns"
+	"minidock/seccomp"
 )
 
 // CreateOptions are runc's create flags, plus what a library caller hands
@@ -59,12 +60,17 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		return nil, err
 	}
 	tr := trace.New(o.Trace, "runtime")
+	k := kernel.NewLinux(tr)
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	spec, rootPath, err := loadBundle(bundle)
-	if tr.Step("load-bundle", fmt.Sprintf("read(%q) + check", filepath.Join(bundle, "config.json")), err) != nil {
+	spec, rootPath, err := loadBundle(k.Begin("loadBundle"), bundle)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := initConfigFor(spec, rootPath, o)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -102,18 +108,12 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		return nil, err
 	}
 	defer startL.Close()
-	parentSync, childSync, err := syncPair()
+	h, err := newHandshake()
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(parentSync)
-	configR, configW, err := os.Pipe()
-	if err != nil {
-		childSync.Close()
-		return nil, err
-	}
-
-	cmd = initCommand(childSync, configR, startL, o.Stdio, o.ExtraFiles, tr)
+	defer h.close()
+	cmd = initCommand(h, startL, o.Stdio, o.ExtraFiles, tr)
 	nss := spec.Linux.Namespaces
 	cmd.SysProcAttr.Cloneflags = ns.CloneFlags(nss)
 	if ns.Has(nss, specs.UserNamespace) {
@@ -126,111 +126,136 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	err = startInNamespace(cmd, ns.Path(nss, specs.PIDNamespace))
-	childSync.Close()
-	configR.Close()
-	tr.Step("clone", fmt.Sprintf("clone(%s) + execve(/proc/self/exe init) = pid %d", ns.FlagName(cmd.SysProcAttr.Cloneflags), pidOf(cmd)), err)
+	ks := k.Begin("startInit")
+	err = startInNamespace(ks, cmd, ns.Path(nss, specs.PIDNamespace))
+	err = ks.Note("clone", fmt.Sprintf("flags=%s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), pidOf(cmd)), err)
 	if err != nil {
-		configW.Close()
 		cmd = nil
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	c.Pid = cmd.Process.Pid
 	_, c.PidStart, _ = procStat(c.Pid)
-
-	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: forInit(spec), Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: len(o.ExtraFiles),
-		State: c.ociState(string(specs.StateCreated))}
-	for _, n := range nss {
-		if n.Path != "" && n.Type != specs.PIDNamespace {
-			cfg.Join = append(cfg.Join, n)
-		}
+	if len(cfg.CreateContainerHooks) > 0 {
+		st := c.ociState(string(specs.StateCreated))
+		cfg.State = &st
 	}
-	err = json.NewEncoder(configW).Encode(&cfg)
-	configW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+	if err = h.sendConfig(cfg); err != nil {
+		return nil, err
 	}
 	// The cgroup is made while the init's Go runtime starts up: the two
 	// overlap, and the init does nothing before "go".
+	kc := k.Begin("createCgroup")
 	if cg, err = createCgroup(c); err != nil {
 		return nil, err
 	}
-	if err = cg.AddProc(c.Pid); err != nil {
+	err = cg.AddProc(c.Pid)
+	if err = kc.Note("write", fmt.Sprintf("cgroup.procs of %s, %d", cg.Path(), c.Pid), err); err != nil {
 		return nil, err
 	}
-	tr.Step("join-cgroup", fmt.Sprintf("write(cgroup.procs, %d) in %s", c.Pid, cg.Path()), nil)
-	if err = sendMsg(parentSync, syncMsg{Type: msgGo}, -1); err != nil {
+	if err = sendMsg(h.parent, syncMsg{Type: msgGo}, -1); err != nil {
 		return nil, err
 	}
-	// Serve the init until it is ready.
+	ki := k.Begin("serveInit")
+	c.console, err = serveInit(ki, h.parent, o.ConsoleSocket, func() error {
+		// "created", as runc passes it and the OCI validation suite
+		// (hooks_stdin) expects, though create has not returned yet
+		st := c.ociState(string(specs.StateCreated))
+		if err := runHooks(ki, "prestart", spec.Hooks.Prestart, st); err != nil {
+			return err
+		}
+		return runHooks(ki, "createRuntime", spec.Hooks.CreateRuntime, st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	k.Begin("saveState")
+	if err = c.save(); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err = atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(c.Pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
+		}
+	}
+	// The caller waits for the init by its pid; drop os/exec's handle (a
+	// pidfd) now rather than at garbage collection.
+	cmd.Process.Release()
+	return c, nil
+}
+
+// serveInit answers the init until it is ready, and returns the pty
+// master, if any, unless it went to the console socket. hooks runs when
+// the init asks for the hooks of its prepareRootfs step.
+func serveInit(k kernel.Calls, sync int, consoleSocket string, hooks func() error) (console *os.File, err error) {
+	defer func() {
+		if err != nil && console != nil {
+			console.Close()
+		}
+	}()
 	for {
-		m, fd, rerr := recvMsg(parentSync)
-		if rerr != nil {
-			return nil, rerr
+		m, fd, err := recvMsg(sync)
+		if err != nil {
+			return console, err
 		}
 		switch m.Type {
 		case msgError:
-			return nil, &stepError{Step: m.Step, Msg: m.Message}
+			return console, m.initError()
 		case msgPty:
 			master := os.NewFile(uintptr(fd), "ptmx")
-			if o.ConsoleSocket == "" {
-				c.console = master
+			if consoleSocket == "" {
+				console = master
 				break
 			}
-			err = sendConsole(o.ConsoleSocket, fd)
+			err = k.Note("sendmsg", "pty master to "+consoleSocket, sendConsole(consoleSocket, fd))
 			master.Close()
 			if err != nil {
-				return nil, err
+				return console, err
 			}
 		case msgHooks:
-			// "created", as runc passes it and the OCI validation suite
-			// (hooks_stdin) expects, though create has not returned yet
-			st := c.ociState(string(specs.StateCreated))
-			if err = runHooks(tr, "prestart", spec.Hooks.Prestart, st); err != nil {
-				return nil, err
+			if hooks == nil {
+				return console, errors.New("sync: the init asked for hooks there are none of")
 			}
-			if err = runHooks(tr, "createRuntime", spec.Hooks.CreateRuntime, st); err != nil {
-				return nil, err
+			if err := hooks(); err != nil {
+				return console, err
 			}
-			if err = sendMsg(parentSync, syncMsg{Type: msgHooksDone}, -1); err != nil {
-				return nil, err
+			if err := sendMsg(sync, syncMsg{Type: msgHooksDone}, -1); err != nil {
+				return console, err
 			}
 		case msgReady:
-			if err = c.save(); err != nil {
-				return nil, err
-			}
-			if o.PidFile != "" {
-				if err = atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(c.Pid)), 0o644); err != nil {
-					return nil, fmt.Errorf("pid file: %w", err)
-				}
-			}
-			// The caller waits for the init by its pid; drop os/exec's
-			// handle (a pidfd) now rather than at garbage collection.
-			cmd.Process.Release()
-			return c, nil
+			return console, nil
 		default:
-			return nil, fmt.Errorf("sync: unexpected %q from init", m.Type)
+			return console, fmt.Errorf("sync: unexpected %q from init", m.Type)
 		}
 	}
+}
+
+// initConfigFor is what the init of a new container needs of its spec (a
+// bad seccomp profile fails here, before anything is made).
+func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initConfig, error) {
+	linux := spec.Linux
+	cfg := &initConfig{
+		Namespaces: linux.Namespaces, Hostname: spec.Hostname, Domainname: spec.Domainname,
+		Rootfs: rootPath, RootfsPropagation: linux.RootfsPropagation, Mounts: spec.Mounts, Devices: linux.Devices,
+		NoPivot: o.NoPivot, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
+		ReadonlyRoot: spec.Root.Readonly, Process: spec.Process, PreserveFds: len(o.ExtraFiles),
+	}
+	if hooks := spec.Hooks; hooks != nil {
+		cfg.RuntimeHooks = len(hooks.Prestart) > 0 || len(hooks.CreateRuntime) > 0
+		cfg.CreateContainerHooks = hooks.CreateContainer // State is added once the init has a pid
+	}
+	if linux.Seccomp != nil {
+		f, err := seccomp.Compile(linux.Seccomp)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Seccomp = f
+	}
+	return cfg, nil
 }
 
 // Console is the pty master of a container made with process.terminal and
 // no console socket; the caller owns it (nil otherwise).
 func (c *Container) Console() *os.File { return c.console }
-
-// forInit is the part of the spec the init uses: the process travels on
-// its own, and cgroup resources and id maps are the parent's business.
-// Less to decode makes the init's first JSON decode (cold, reflection)
-// faster.
-func forInit(spec *specs.Spec) *specs.Spec {
-	s := *spec
-	s.Process = nil
-	s.Annotations = nil
-	linux := *spec.Linux
-	linux.Resources, linux.UIDMappings, linux.GIDMappings, linux.CgroupsPath = nil, nil, nil, ""
-	s.Linux = &linux
-	return &s
-}
 
 func pidOf(cmd *exec.Cmd) int {
 	if cmd.Process == nil {
@@ -242,7 +267,7 @@ func pidOf(cmd *exec.Cmd) int {
 // initCommand prepares the re-exec of this binary as `minidock init`, with
 // the fds of the handshake at the numbers init expects (see sync.go) and
 // the files to preserve after them.
-func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.File, tr *trace.Tracer) *exec.Cmd {
+func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.File, tr *trace.Tracer) *exec.Cmd {
 	cmd := exec.Command("/proc/self/exe", "init")
 	// left nil (os/exec's /dev/null) unless given: a nil *os.File in an
 	// io.Reader would not be nil
@@ -255,7 +280,7 @@ func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	if stdio[2] != nil {
 		cmd.Stderr = stdio[2]
 	}
-	cmd.ExtraFiles = []*os.File{sync, config, start, tr.File()}
+	cmd.ExtraFiles = []*os.File{h.child, h.configR, start, tr.File()}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
 	cmd.Env = []string{}
 	if tr != nil {
@@ -269,20 +294,20 @@ func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.Fi
 // namespace at pidns, if any. setns(CLONE_NEWPID) only changes the
 // namespace of children, and only of the calling thread's: so a thread is
 // locked, joins, forks, and is then thrown away (never unlocked).
-func startInNamespace(cmd *exec.Cmd, pidns string) error {
-	return inPidNamespace(pidns, cmd.Start)
+func startInNamespace(k kernel.Calls, cmd *exec.Cmd, pidns string) error {
+	return inPidNamespace(k, pidns, cmd.Start)
 }
 
 // inPidNamespace runs start (which forks) on a thread that has joined the
 // pid namespace at pidns, if any.
-func inPidNamespace(pidns string, start func() error) error {
+func inPidNamespace(k kernel.Calls, pidns string, start func() error) error {
 	if pidns == "" {
 		return start()
 	}
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		if err := ns.Join(specs.PIDNamespace, pidns); err != nil {
+		if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
 			errc <- err
 			return
 		}
