@@ -103,6 +103,9 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		os.RemoveAll(dir)
 	}()
 
+	if cg, err = createCgroup(k.Begin("createCgroup"), c); err != nil {
+		return nil, err
+	}
 	startL, err := listenStart(dir)
 	if err != nil {
 		return nil, err
@@ -127,8 +130,8 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	ks := k.Begin("startInit")
-	err = startInNamespace(ks, cmd, ns.Path(nss, specs.PIDNamespace))
-	err = ks.Note("clone", fmt.Sprintf("flags=%s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), pidOf(cmd)), err)
+	err = startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), cg.Path(), pidOf(cmd)), err)
 	if err != nil {
 		cmd = nil
 		return nil, fmt.Errorf("start container init: %w", err)
@@ -139,20 +142,13 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		st := c.ociState(string(specs.StateCreated))
 		cfg.State = &st
 	}
+	// The init is in its cgroup from its first instruction: its config
+	// lets it go on. The state is saved while its Go runtime starts.
 	if err = h.sendConfig(cfg); err != nil {
 		return nil, err
 	}
-	// The cgroup is made while the init's Go runtime starts up: the two
-	// overlap, and the init does nothing before "go".
-	kc := k.Begin("createCgroup")
-	if cg, err = createCgroup(c); err != nil {
-		return nil, err
-	}
-	err = cg.AddProc(c.Pid)
-	if err = kc.Note("write", fmt.Sprintf("cgroup.procs of %s, %d", cg.Path(), c.Pid), err); err != nil {
-		return nil, err
-	}
-	if err = sendMsg(h.parent, syncMsg{Type: msgGo}, -1); err != nil {
+	k.Begin("saveState")
+	if err = c.save(); err != nil {
 		return nil, err
 	}
 	ki := k.Begin("serveInit")
@@ -166,10 +162,6 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		return runHooks(ki, "createRuntime", spec.Hooks.CreateRuntime, st)
 	})
 	if err != nil {
-		return nil, err
-	}
-	k.Begin("saveState")
-	if err = c.save(); err != nil {
 		return nil, err
 	}
 	if o.PidFile != "" {
@@ -282,7 +274,10 @@ func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	}
 	cmd.ExtraFiles = []*os.File{h.child, h.configR, start, tr.File()}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
-	cmd.Env = []string{}
+	// The init's own environment (the container's process gets its own at
+	// execve). One P: the init runs one goroutine, and fewer threads make
+	// its start and its execve (which ends every other thread) shorter.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	if tr != nil {
 		cmd.Env = append(cmd.Env, "_MINIDOCK_TRACE=1")
 	}
@@ -290,28 +285,57 @@ func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	return cmd
 }
 
-// startInNamespace starts cmd with its parent thread inside the pid
-// namespace at pidns, if any. setns(CLONE_NEWPID) only changes the
-// namespace of children, and only of the calling thread's: so a thread is
-// locked, joins, forks, and is then thrown away (never unlocked).
-func startInNamespace(k kernel.Calls, cmd *exec.Cmd, pidns string) error {
-	return inPidNamespace(k, pidns, cmd.Start)
-}
-
-// inPidNamespace runs start (which forks) on a thread that has joined the
-// pid namespace at pidns, if any.
-func inPidNamespace(k kernel.Calls, pidns string, start func() error) error {
-	if pidns == "" {
-		return start()
-	}
+// startInit runs start, which starts the init with attr (os/exec's
+// Cmd.Start), on a thread locked for the purpose, so that the init is born
+// where it belongs:
+//
+//   - in the pid namespace at pidns, if any: setns(CLONE_NEWPID) only
+//     changes the namespace of the calling thread's children, so the thread
+//     joins it first, and is then thrown away (never unlocked);
+//   - in the cgroup cg, if any: the thread enters its v1 hierarchies and
+//     moves back after the fork, and clone3 puts the child into its v2
+//     directory (cgroup.Manager.EnterThread, CloneInto). A process moved in
+//     afterwards would cost an RCU grace period (docs/cgroups.md).
+//
+// attr nil means start does not use os/exec (the raw clone of an exec into
+// a user namespace): then the caller puts the process into cg itself.
+func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
+		discard := false // the thread is somewhere it cannot leave
+		defer func() {
+			if !discard {
+				goruntime.UnlockOSThread()
+			}
+		}()
+		if pidns != "" {
+			discard = true
+			if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
+				errc <- err
+				return
+			}
+		}
+		if cg == nil || attr == nil {
+			errc <- start()
+			return
+		}
+		leave, err := cg.EnterThread()
+		if err != nil {
+			discard = true
 			errc <- err
 			return
 		}
-		errc <- start()
+		closeDir, err := cg.CloneInto(attr)
+		if err == nil {
+			err = start()
+			closeDir()
+		}
+		if lerr := leave(); lerr != nil {
+			discard = true
+			err = errors.Join(err, lerr)
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -103,17 +103,21 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	}
 	defer h.close()
 	cmd := initCommand(h, nil, o.Stdio, o.ExtraFiles, tr)
+	cg, err := c.cgroup()
+	if err != nil || c.CgroupPath == "" {
+		cg = nil
+	}
 	k := kernel.NewLinux(tr)
 	ks := k.Begin("startInit")
 	var pid int
 	if userns == "" {
-		err = startInNamespace(ks, cmd, pidns)
+		err = startInit(ks, cg, pidns, cmd.SysProcAttr, cmd.Start)
 		if err == nil {
 			pid = cmd.Process.Pid
 			// waited for by pid, as the userns case below must be
 			cmd.Process.Release()
 		}
-		err = ks.Note("clone", fmt.Sprintf("in the pid namespace of %d, then execve /proc/self/exe init = pid %d", c.Pid, pid), err)
+		err = ks.Note("clone", fmt.Sprintf("in the pid namespace and cgroup of %d, then execve /proc/self/exe init = pid %d", c.Pid, pid), err)
 	} else {
 		pid, err = startInUserNamespace(ks, cmd, pidns, userns)
 	}
@@ -127,17 +131,15 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 		unix.Wait4(pid, &ws, 0, nil)
 		return nil, err
 	}
-	if err := h.sendConfig(cfg); err != nil {
-		return fail(err)
-	}
-	kc := k.Begin("joinCgroup")
-	if cg, err := c.cgroup(); err == nil && c.CgroupPath != "" {
+	if userns != "" && cg != nil {
+		// the raw clone could not be born in the cgroup: move it in (the
+		// init waits for its config until then)
 		err := cg.AddProc(pid)
-		if err := kc.Note("write", fmt.Sprintf("cgroup.procs of %s, %d", cg.Path(), pid), err); err != nil {
+		if err := ks.Note("write", fmt.Sprintf("cgroup.procs of %s, %d", cg.Path(), pid), err); err != nil {
 			return fail(err)
 		}
 	}
-	if err := sendMsg(h.parent, syncMsg{Type: msgGo}, -1); err != nil {
+	if err := h.sendConfig(cfg); err != nil {
 		return fail(err)
 	}
 	proc.Console, err = serveInit(k.Begin("serveInit"), h.parent, o.ConsoleSocket, nil)
@@ -181,7 +183,7 @@ func startInUserNamespace(k kernel.Calls, cmd *exec.Cmd, pidns, userns string) (
 		}
 	}
 	var pid int
-	err = inPidNamespace(k, pidns, func() error {
+	err = startInit(k, nil, pidns, nil, func() error {
 		var err error
 		pid, err = ns.StartInUserNamespace(fd, "/proc/self/exe", cmd.Args, cmd.Env, files)
 		return err

@@ -127,18 +127,14 @@ func (p *initProcess) run(k kernel.Calls, steps []initStep) error {
 	return nil
 }
 
-// readConfig reads the initConfig from the config pipe (fd 4) until EOF,
-// then waits for the parent's "go": the id maps are written and the init
-// is in the container's cgroup.
+// readConfig reads the initConfig from the config pipe (fd 4) until EOF.
+// The parent sends it once the init is where it belongs (born in its
+// cgroup, its id maps written), so it is also the signal to go on.
 func (p *initProcess) readConfig(k kernel.Calls) error {
 	f := os.NewFile(fdConfig, "config")
 	err := json.NewDecoder(f).Decode(&p.cfg)
 	f.Close()
-	if err := k.Note("read", "fd 4: the initConfig", err); err != nil {
-		return err
-	}
-	_, err = expect(fdSync, msgGo)
-	return k.Note("recvmsg", `fd 3: "go"`, err)
+	return k.Note("read", "fd 4: the initConfig", err)
 }
 
 // setupNamespaces finishes the namespaces clone(2) made: it joins those

@@ -12,15 +12,13 @@ import (
 // SOCK_SEQPACKET): one JSON message per packet, a file descriptor alongside
 // when needed (SCM_RIGHTS). docs/runtime.md draws the whole exchange.
 //
-//	parent → init  (config pipe)  initConfig, then EOF
-//	parent → init  msgGo          id maps written, cgroup joined: go on
+//	parent → init  (config pipe)  initConfig, then EOF: go on
 //	init → parent  msgPty + fd    the pty master (process.terminal)
 //	init → parent  msgHooks       namespaces and mounts made: run createRuntime hooks
 //	parent → init  msgHooksDone
 //	init → parent  msgReady       everything but execve is done; init now waits for start
 //	init → parent  msgError       a step failed: {step, message, errno}
 const (
-	msgGo        = "go"
 	msgPty       = "pty"
 	msgHooks     = "hooks"
 	msgHooksDone = "hooks-done"
