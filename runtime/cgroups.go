@@ -7,20 +7,22 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"minidock/cgroup"
+	"minidock/kernel"
 )
 
 // cgroupHandle is the part of cgroup.Manager the runtime uses.
 type cgroupHandle = cgroup.Manager
 
 // createCgroup makes the container's cgroup and applies linux.resources
-// before the init exists, so that its first instruction already runs
-// under the limits.
-func createCgroup(c *Container) (cgroupHandle, error) {
+// before the init exists: the init is born inside it (startInit), so that
+// its first instruction already runs under the limits.
+func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 	cg, err := cgroup.New(c.Config.Linux.CgroupsPath, c.ID)
 	if err != nil {
 		return nil, err
 	}
-	if err := cg.Create(withDefaultDevices(c.Config.Linux.Resources)); err != nil {
+	err = cg.Create(withDefaultDevices(c.Config.Linux.Resources))
+	if err := k.Note("mkdir", cg.Path()+" in each hierarchy, and its limits", err); err != nil {
 		return nil, err
 	}
 	c.CgroupPath = cg.Path()

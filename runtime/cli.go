@@ -26,6 +26,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"minidock/internal/signals"
+	"minidock/internal/trace"
+	"minidock/kernel"
 )
 
 // Version is printed by `minidock runtime --version`.
@@ -324,7 +326,7 @@ func (c *cli) run(args []string) (int, error) {
 		return 1, err
 	}
 	code := foreground(ct.Pid, master)
-	ct.trace.Step("wait", fmt.Sprintf("wait4(%d) = exit code %d", ct.Pid, code), nil)
+	kernel.NewLinux(trace.New(c.trace, "runtime")).Begin("wait").Note("wait4", fmt.Sprintf("%d, exit code %d", ct.Pid, code), nil)
 	if err := ct.Delete(true); err != nil {
 		fmt.Fprintf(os.Stderr, "delete %s: %v\n", ct.ID, err)
 	}
@@ -735,3 +737,6 @@ func (c *cli) events(args []string) (int, error) {
 		}
 	}
 }
+
+// isTrue reads env-style booleans.
+func isTrue(s string) bool { return s == "1" || strings.EqualFold(s, "true") }

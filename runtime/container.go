@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/kernel"
 )
 
 // Start releases a created container's init: connect to its start socket,
@@ -26,6 +28,7 @@ func (c *Container) Start() error {
 	default:
 		return fmt.Errorf("cannot start an already %s container", st)
 	}
+	k := kernel.NewLinux(c.trace).Begin("start")
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -43,9 +46,9 @@ func (c *Container) Start() error {
 	if len(msg) > 0 {
 		return fmt.Errorf("start %s: %s", c.ID, msg)
 	}
-	c.trace.Step("start", "connect(start.sock) → init calls execve", nil)
+	k.Note("connect", "start.sock; EOF: the init called execve", nil)
 	if c.Config.Hooks != nil {
-		if err := runHooks(c.trace, "poststart", c.Config.Hooks.Poststart, c.ociState("running")); err != nil {
+		if err := runHooks(k, "poststart", c.Config.Hooks.Poststart, c.ociState("running")); err != nil {
 			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 		}
 	}
@@ -88,25 +91,25 @@ func (c *Container) Delete(force bool) error {
 		}
 		c.killAndWait()
 	}
-	err := c.destroy()
-	c.trace.Step("delete", "rmdir(cgroup), rm -r "+c.dir, err)
-	return err
+	return c.destroy(kernel.NewLinux(c.trace).Begin("delete"))
 }
 
 // destroy removes a stopped container: cgroup, poststop hooks, state.
-func (c *Container) destroy() error {
+func (c *Container) destroy(k kernel.Calls) error {
 	var errs []error
 	if cg, err := c.cgroup(); err == nil {
-		if err := cg.Destroy(); err != nil {
+		err := cg.Destroy()
+		if err := k.Note("rmdir", "cgroup "+c.CgroupPath, err); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if c.Config != nil && c.Config.Hooks != nil {
-		if err := runHooks(c.trace, "poststop", c.Config.Hooks.Poststop, c.ociState("stopped")); err != nil {
+		if err := runHooks(k, "poststop", c.Config.Hooks.Poststop, c.ociState("stopped")); err != nil {
 			fmt.Fprintf(os.Stderr, "warning: %v\n", err)
 		}
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
+	err := os.RemoveAll(c.dir)
+	if err := k.Note("rm -r", c.dir, err); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

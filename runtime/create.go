@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +16,9 @@ import (
 
 	"minidock/internal/atomicfile"
 	"minidock/internal/trace"
+	"minidock/kernel"
 	"minidock/ns"
+	"minidock/seccomp"
 )
 
 // CreateOptions are runc's create flags, plus what a library caller hands
@@ -59,12 +60,17 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		return nil, err
 	}
 	tr := trace.New(o.Trace, "runtime")
+	k := kernel.NewLinux(tr)
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	spec, rootPath, err := loadBundle(bundle)
-	if tr.Step("load-bundle", fmt.Sprintf("read(%q) + check", filepath.Join(bundle, "config.json")), err) != nil {
+	spec, rootPath, err := loadBundle(k.Begin("loadBundle"), bundle)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := initConfigFor(spec, rootPath, o)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
@@ -97,23 +103,20 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		os.RemoveAll(dir)
 	}()
 
+	if cg, err = createCgroup(k.Begin("createCgroup"), c); err != nil {
+		return nil, err
+	}
 	startL, err := listenStart(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer startL.Close()
-	parentSync, childSync, err := syncPair()
+	h, err := newHandshake()
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(parentSync)
-	configR, configW, err := os.Pipe()
-	if err != nil {
-		childSync.Close()
-		return nil, err
-	}
-
-	cmd = initCommand(childSync, configR, startL, o.Stdio, o.ExtraFiles, tr)
+	defer h.close()
+	cmd = initCommand(h, startL, o.Stdio, o.ExtraFiles, tr)
 	nss := spec.Linux.Namespaces
 	cmd.SysProcAttr.Cloneflags = ns.CloneFlags(nss)
 	if ns.Has(nss, specs.UserNamespace) {
@@ -126,111 +129,125 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	err = startInNamespace(cmd, ns.Path(nss, specs.PIDNamespace))
-	childSync.Close()
-	configR.Close()
-	tr.Step("clone", fmt.Sprintf("clone(%s) + execve(/proc/self/exe init) = pid %d", ns.FlagName(cmd.SysProcAttr.Cloneflags), pidOf(cmd)), err)
+	ks := k.Begin("startInit")
+	err = startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), cg.Path(), pidOf(cmd)), err)
 	if err != nil {
-		configW.Close()
 		cmd = nil
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	c.Pid = cmd.Process.Pid
 	_, c.PidStart, _ = procStat(c.Pid)
-
-	cfg := initConfig{ID: id, Rootfs: rootPath, Spec: forInit(spec), Process: spec.Process, NoPivot: o.NoPivot, PreserveFds: len(o.ExtraFiles),
-		State: c.ociState(string(specs.StateCreated))}
-	for _, n := range nss {
-		if n.Path != "" && n.Type != specs.PIDNamespace {
-			cfg.Join = append(cfg.Join, n)
+	if len(cfg.CreateContainerHooks) > 0 {
+		st := c.ociState(string(specs.StateCreated))
+		cfg.State = &st
+	}
+	// The init is in its cgroup from its first instruction: its config
+	// lets it go on. The state is saved while its Go runtime starts.
+	if err = h.sendConfig(cfg); err != nil {
+		return nil, err
+	}
+	k.Begin("saveState")
+	if err = c.save(); err != nil {
+		return nil, err
+	}
+	ki := k.Begin("serveInit")
+	c.console, err = serveInit(ki, h.parent, o.ConsoleSocket, func() error {
+		// "created", as runc passes it and the OCI validation suite
+		// (hooks_stdin) expects, though create has not returned yet
+		st := c.ociState(string(specs.StateCreated))
+		if err := runHooks(ki, "prestart", spec.Hooks.Prestart, st); err != nil {
+			return err
+		}
+		return runHooks(ki, "createRuntime", spec.Hooks.CreateRuntime, st)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err = atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(c.Pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
 		}
 	}
-	err = json.NewEncoder(configW).Encode(&cfg)
-	configW.Close()
-	if err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
-	}
-	// The cgroup is made while the init's Go runtime starts up: the two
-	// overlap, and the init does nothing before "go".
-	if cg, err = createCgroup(c); err != nil {
-		return nil, err
-	}
-	if err = cg.AddProc(c.Pid); err != nil {
-		return nil, err
-	}
-	tr.Step("join-cgroup", fmt.Sprintf("write(cgroup.procs, %d) in %s", c.Pid, cg.Path()), nil)
-	if err = sendMsg(parentSync, syncMsg{Type: msgGo}, -1); err != nil {
-		return nil, err
-	}
-	// Serve the init until it is ready.
+	// The caller waits for the init by its pid; drop os/exec's handle (a
+	// pidfd) now rather than at garbage collection.
+	cmd.Process.Release()
+	return c, nil
+}
+
+// serveInit answers the init until it is ready, and returns the pty
+// master, if any, unless it went to the console socket. hooks runs when
+// the init asks for the hooks of its prepareRootfs step.
+func serveInit(k kernel.Calls, sync int, consoleSocket string, hooks func() error) (console *os.File, err error) {
+	defer func() {
+		if err != nil && console != nil {
+			console.Close()
+		}
+	}()
 	for {
-		m, fd, rerr := recvMsg(parentSync)
-		if rerr != nil {
-			return nil, rerr
+		m, fd, err := recvMsg(sync)
+		if err != nil {
+			return console, err
 		}
 		switch m.Type {
 		case msgError:
-			return nil, &stepError{Step: m.Step, Msg: m.Message}
+			return console, m.initError()
 		case msgPty:
 			master := os.NewFile(uintptr(fd), "ptmx")
-			if o.ConsoleSocket == "" {
-				c.console = master
+			if consoleSocket == "" {
+				console = master
 				break
 			}
-			err = sendConsole(o.ConsoleSocket, fd)
+			err = k.Note("sendmsg", "pty master to "+consoleSocket, sendConsole(consoleSocket, fd))
 			master.Close()
 			if err != nil {
-				return nil, err
+				return console, err
 			}
 		case msgHooks:
-			// "created", as runc passes it and the OCI validation suite
-			// (hooks_stdin) expects, though create has not returned yet
-			st := c.ociState(string(specs.StateCreated))
-			if err = runHooks(tr, "prestart", spec.Hooks.Prestart, st); err != nil {
-				return nil, err
+			if hooks == nil {
+				return console, errors.New("sync: the init asked for hooks there are none of")
 			}
-			if err = runHooks(tr, "createRuntime", spec.Hooks.CreateRuntime, st); err != nil {
-				return nil, err
+			if err := hooks(); err != nil {
+				return console, err
 			}
-			if err = sendMsg(parentSync, syncMsg{Type: msgHooksDone}, -1); err != nil {
-				return nil, err
+			if err := sendMsg(sync, syncMsg{Type: msgHooksDone}, -1); err != nil {
+				return console, err
 			}
 		case msgReady:
-			if err = c.save(); err != nil {
-				return nil, err
-			}
-			if o.PidFile != "" {
-				if err = atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(c.Pid)), 0o644); err != nil {
-					return nil, fmt.Errorf("pid file: %w", err)
-				}
-			}
-			// The caller waits for the init by its pid; drop os/exec's
-			// handle (a pidfd) now rather than at garbage collection.
-			cmd.Process.Release()
-			return c, nil
+			return console, nil
 		default:
-			return nil, fmt.Errorf("sync: unexpected %q from init", m.Type)
+			return console, fmt.Errorf("sync: unexpected %q from init", m.Type)
 		}
 	}
+}
+
+// initConfigFor is what the init of a new container needs of its spec (a
+// bad seccomp profile fails here, before anything is made).
+func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initConfig, error) {
+	linux := spec.Linux
+	cfg := &initConfig{
+		Namespaces: linux.Namespaces, Hostname: spec.Hostname, Domainname: spec.Domainname,
+		Rootfs: rootPath, RootfsPropagation: linux.RootfsPropagation, Mounts: spec.Mounts, Devices: linux.Devices,
+		NoPivot: o.NoPivot, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
+		ReadonlyRoot: spec.Root.Readonly, Process: spec.Process, PreserveFds: len(o.ExtraFiles),
+	}
+	if hooks := spec.Hooks; hooks != nil {
+		cfg.RuntimeHooks = len(hooks.Prestart) > 0 || len(hooks.CreateRuntime) > 0
+		cfg.CreateContainerHooks = hooks.CreateContainer // State is added once the init has a pid
+	}
+	if linux.Seccomp != nil {
+		f, err := seccomp.Compile(linux.Seccomp)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Seccomp = f
+	}
+	return cfg, nil
 }
 
 // Console is the pty master of a container made with process.terminal and
 // no console socket; the caller owns it (nil otherwise).
 func (c *Container) Console() *os.File { return c.console }
-
-// forInit is the part of the spec the init uses: the process travels on
-// its own, and cgroup resources and id maps are the parent's business.
-// Less to decode makes the init's first JSON decode (cold, reflection)
-// faster.
-func forInit(spec *specs.Spec) *specs.Spec {
-	s := *spec
-	s.Process = nil
-	s.Annotations = nil
-	linux := *spec.Linux
-	linux.Resources, linux.UIDMappings, linux.GIDMappings, linux.CgroupsPath = nil, nil, nil, ""
-	s.Linux = &linux
-	return &s
-}
 
 func pidOf(cmd *exec.Cmd) int {
 	if cmd.Process == nil {
@@ -242,7 +259,7 @@ func pidOf(cmd *exec.Cmd) int {
 // initCommand prepares the re-exec of this binary as `minidock init`, with
 // the fds of the handshake at the numbers init expects (see sync.go) and
 // the files to preserve after them.
-func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.File, tr *trace.Tracer) *exec.Cmd {
+func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.File, tr *trace.Tracer) *exec.Cmd {
 	cmd := exec.Command("/proc/self/exe", "init")
 	// left nil (os/exec's /dev/null) unless given: a nil *os.File in an
 	// io.Reader would not be nil
@@ -255,9 +272,12 @@ func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	if stdio[2] != nil {
 		cmd.Stderr = stdio[2]
 	}
-	cmd.ExtraFiles = []*os.File{sync, config, start, tr.File()}
+	cmd.ExtraFiles = []*os.File{h.child, h.configR, start, tr.File()}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
-	cmd.Env = []string{}
+	// The init's own environment (the container's process gets its own at
+	// execve). One P: the init runs one goroutine, and fewer threads make
+	// its start and its execve (which ends every other thread) shorter.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	if tr != nil {
 		cmd.Env = append(cmd.Env, "_MINIDOCK_TRACE=1")
 	}
@@ -265,28 +285,57 @@ func initCommand(sync, config, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	return cmd
 }
 
-// startInNamespace starts cmd with its parent thread inside the pid
-// namespace at pidns, if any. setns(CLONE_NEWPID) only changes the
-// namespace of children, and only of the calling thread's: so a thread is
-// locked, joins, forks, and is then thrown away (never unlocked).
-func startInNamespace(cmd *exec.Cmd, pidns string) error {
-	return inPidNamespace(pidns, cmd.Start)
-}
-
-// inPidNamespace runs start (which forks) on a thread that has joined the
-// pid namespace at pidns, if any.
-func inPidNamespace(pidns string, start func() error) error {
-	if pidns == "" {
-		return start()
-	}
+// startInit runs start, which starts the init with attr (os/exec's
+// Cmd.Start), on a thread locked for the purpose, so that the init is born
+// where it belongs:
+//
+//   - in the pid namespace at pidns, if any: setns(CLONE_NEWPID) only
+//     changes the namespace of the calling thread's children, so the thread
+//     joins it first, and is then thrown away (never unlocked);
+//   - in the cgroup cg, if any: the thread enters its v1 hierarchies and
+//     moves back after the fork, and clone3 puts the child into its v2
+//     directory (cgroup.Manager.EnterThread, CloneInto). A process moved in
+//     afterwards would cost an RCU grace period (docs/cgroups.md).
+//
+// attr nil means start does not use os/exec (the raw clone of an exec into
+// a user namespace): then the caller puts the process into cg itself.
+func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
-		if err := ns.Join(specs.PIDNamespace, pidns); err != nil {
+		discard := false // the thread is somewhere it cannot leave
+		defer func() {
+			if !discard {
+				goruntime.UnlockOSThread()
+			}
+		}()
+		if pidns != "" {
+			discard = true
+			if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
+				errc <- err
+				return
+			}
+		}
+		if cg == nil || attr == nil {
+			errc <- start()
+			return
+		}
+		leave, err := cg.EnterThread()
+		if err != nil {
+			discard = true
 			errc <- err
 			return
 		}
-		errc <- start()
+		closeDir, err := cg.CloneInto(attr)
+		if err == nil {
+			err = start()
+			closeDir()
+		}
+		if lerr := leave(); lerr != nil {
+			discard = true
+			err = errors.Join(err, lerr)
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +12,9 @@ import (
 
 	"minidock/internal/atomicfile"
 	"minidock/internal/trace"
+	"minidock/kernel"
 	"minidock/ns"
+	"minidock/seccomp"
 )
 
 // ExecOptions are runc exec's flags, plus what a library caller hands the
@@ -70,16 +71,22 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	if st := c.Status(); st != "running" && st != "created" {
 		return nil, fmt.Errorf("exec: container %s is %s, not running", c.ID, st)
 	}
+	cfg := &initConfig{Exec: true, Process: p, PreserveFds: len(o.ExtraFiles)}
+	if c.Config.Linux != nil && c.Config.Linux.Seccomp != nil {
+		// the container's filter applies to its exec'd processes too
+		if cfg.Seccomp, err = seccomp.Compile(c.Config.Linux.Seccomp); err != nil {
+			return nil, err
+		}
+	}
 	tr := trace.New(o.Trace, "runtime")
 	self := os.Getpid()
-	var join []specs.LinuxNamespace
 	for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace,
 		specs.NetworkNamespace, specs.CgroupNamespace, specs.MountNamespace} {
 		theirs := ns.ProcPath(c.Pid, t)
 		if _, err := os.Stat(theirs); err != nil || ns.Same(theirs, ns.ProcPath(self, t)) {
 			continue
 		}
-		join = append(join, specs.LinuxNamespace{Type: t, Path: theirs})
+		cfg.Namespaces = append(cfg.Namespaces, specs.LinuxNamespace{Type: t, Path: theirs})
 	}
 	userns := ns.ProcPath(c.Pid, specs.UserNamespace)
 	if ns.Same(userns, ns.ProcPath(self, specs.UserNamespace)) {
@@ -90,84 +97,60 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 		pidns = ""
 	}
 
-	parentSync, childSync, err := syncPair()
+	h, err := newHandshake()
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(parentSync)
-	configR, configW, err := os.Pipe()
-	if err != nil {
-		childSync.Close()
-		return nil, err
+	defer h.close()
+	cmd := initCommand(h, nil, o.Stdio, o.ExtraFiles, tr)
+	cg, err := c.cgroup()
+	if err != nil || c.CgroupPath == "" {
+		cg = nil
 	}
-	cmd := initCommand(childSync, configR, nil, o.Stdio, o.ExtraFiles, tr)
+	k := kernel.NewLinux(tr)
+	ks := k.Begin("startInit")
 	var pid int
 	if userns == "" {
-		err = startInNamespace(cmd, pidns)
+		err = startInit(ks, cg, pidns, cmd.SysProcAttr, cmd.Start)
 		if err == nil {
 			pid = cmd.Process.Pid
 			// waited for by pid, as the userns case below must be
 			cmd.Process.Release()
 		}
+		err = ks.Note("clone", fmt.Sprintf("in the pid namespace and cgroup of %d, then execve /proc/self/exe init = pid %d", c.Pid, pid), err)
 	} else {
-		pid, err = startInUserNamespace(cmd, pidns, userns, tr)
+		pid, err = startInUserNamespace(ks, cmd, pidns, userns)
 	}
-	childSync.Close()
-	configR.Close()
 	if err != nil {
-		configW.Close()
 		return nil, fmt.Errorf("exec: start: %w", err)
 	}
-	tr.Step("exec-clone", fmt.Sprintf("fork+execve(/proc/self/exe init) in pid ns of %d = pid %d", c.Pid, pid), nil)
 	proc := &Process{Pid: pid}
 	fail := func(err error) (*Process, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
-		if proc.Console != nil {
-			proc.Console.Close()
-		}
 		return nil, err
 	}
-	cfg := initConfig{ID: c.ID, Exec: true, Process: p, Spec: c.Config, Join: join, PreserveFds: len(o.ExtraFiles)}
-	err = json.NewEncoder(configW).Encode(&cfg)
-	configW.Close()
+	if userns != "" && cg != nil {
+		// the raw clone could not be born in the cgroup: move it in (the
+		// init waits for its config until then)
+		err := cg.AddProc(pid)
+		if err := ks.Note("write", fmt.Sprintf("cgroup.procs of %s, %d", cg.Path(), pid), err); err != nil {
+			return fail(err)
+		}
+	}
+	if err := h.sendConfig(cfg); err != nil {
+		return fail(err)
+	}
+	proc.Console, err = serveInit(k.Begin("serveInit"), h.parent, o.ConsoleSocket, nil)
 	if err != nil {
 		return fail(err)
 	}
-	if cg, err := c.cgroup(); err == nil && c.CgroupPath != "" {
-		if err := cg.AddProc(pid); err != nil {
-			return fail(err)
-		}
-	}
-	if err := sendMsg(parentSync, syncMsg{Type: msgGo}, -1); err != nil {
-		return fail(err)
-	}
-	for ready := false; !ready; {
-		m, fd, err := recvMsg(parentSync)
-		if err != nil {
-			return fail(err)
-		}
-		switch m.Type {
-		case msgError:
-			return fail(&stepError{Step: m.Step, Msg: m.Message})
-		case msgPty:
-			master := os.NewFile(uintptr(fd), "ptmx")
-			if o.ConsoleSocket == "" {
-				proc.Console = master
-				break
-			}
-			err := sendConsole(o.ConsoleSocket, fd)
-			master.Close()
-			if err != nil {
-				return fail(err)
-			}
-		case msgReady:
-			ready = true
-		}
-	}
 	if o.PidFile != "" {
 		if err := atomicfile.Replace(o.PidFile, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			if proc.Console != nil {
+				proc.Console.Close()
+			}
 			return fail(err)
 		}
 	}
@@ -177,7 +160,7 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 // startInUserNamespace starts the exec init described by cmd (its stdio,
 // ExtraFiles and Env) inside the container's user namespace, with
 // ns.StartInUserNamespace instead of os/exec (see there for why).
-func startInUserNamespace(cmd *exec.Cmd, pidns, userns string, tr *trace.Tracer) (int, error) {
+func startInUserNamespace(k kernel.Calls, cmd *exec.Cmd, pidns, userns string) (int, error) {
 	fd, err := unix.Open(userns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open user namespace %s: %w", userns, err)
@@ -200,12 +183,12 @@ func startInUserNamespace(cmd *exec.Cmd, pidns, userns string, tr *trace.Tracer)
 		}
 	}
 	var pid int
-	err = inPidNamespace(pidns, func() error {
+	err = startInit(k, nil, pidns, nil, func() error {
 		var err error
 		pid, err = ns.StartInUserNamespace(fd, "/proc/self/exe", cmd.Args, cmd.Env, files)
 		return err
 	})
-	tr.Step("exec-userns", fmt.Sprintf("fork(); setns(%q, CLONE_NEWUSER); setresuid(0); execve(/proc/self/exe init) = pid %d", userns, pid), err)
+	err = k.Note("clone", fmt.Sprintf("raw fork, setns %s CLONE_NEWUSER, setresuid 0, execve /proc/self/exe init = pid %d", userns, pid), err)
 	return pid, err
 }
 

@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"minidock/internal/testutil"
+	"minidock/kernel"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -66,7 +67,7 @@ func childMain(s string) int {
 		fmt.Fprintln(os.Stderr, "prctl(PR_SET_NO_NEW_PRIVS):", err)
 		return 3
 	}
-	if err := f.Load(); err != nil {
+	if err := f.Load(kernel.NewLinux(nil)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}

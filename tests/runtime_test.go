@@ -535,22 +535,6 @@ func TestRuntimeSeccomp(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 }
 
-func TestRuntimeTrace(t *testing.T) {
-	r := newRuntime(t)
-	if r.runc {
-		t.Skip("--trace is minidock's")
-	}
-	out := r.must("--trace", "run", "--bundle", bundle(t, nil), newID(t))
-	// the steps appear in the order they happen, parent and init alike
-	steps := []string{"[runtime", "clone(CLONE_NEWPID", "join-cgroup", "[init 1] unshare-cgroupns", "bind-rootfs", "pivot_root", "detach-old-root", "hostname", "wait-start", "execve(\""}
-	last := -1
-	for _, s := range steps {
-		i := strings.Index(out, s)
-		require.Greater(t, i, last, "step %q missing or out of order in:\n%s", s, out)
-		last = i
-	}
-}
-
 func loadSpec(t *testing.T, dir string) *specs.Spec {
 	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	require.NoError(t, err)

@@ -1,8 +1,13 @@
-// Package trace prints each container set-up step as it happens, for
-// learners: `minidock runtime --trace ...` or MINIDOCK_TRACE=1.
+// Package trace writes the lines of `minidock runtime --trace` (or
+// MINIDOCK_TRACE=1): one line per kernel call of the container's set-up,
+// made by the kernel seam (package kernel), in the runtime and in the init
+// alike.
 //
-// One line per step: the time, who (runtime or init, with its pid), the
-// step's name, the syscall with its arguments, and the result.
+// A line holds the time (µs), who (runtime or init, with its pid as it
+// sees it: the init is pid 1), the step's name, and the call with its
+// arguments and result:
+//
+//	12:00:01.000123 [init 1] prepareRootfs      mount dst=/, flags=MS_REC|MS_SLAVE = ok
 package trace
 
 import (
@@ -18,6 +23,7 @@ type Tracer struct {
 	mu  sync.Mutex
 	out *os.File
 	who string
+	pid int
 }
 
 // New returns a Tracer writing to out with lines tagged role (e.g.
@@ -26,7 +32,7 @@ func New(out *os.File, role string) *Tracer {
 	if out == nil {
 		return nil
 	}
-	return &Tracer{out: out, who: role}
+	return &Tracer{out: out, who: role, pid: os.Getpid()}
 }
 
 // File is where the lines go (nil when t is nil): the runtime hands it to
@@ -38,36 +44,12 @@ func (t *Tracer) File() *os.File {
 	return t.out
 }
 
-// Step records that step ran call with result err (nil means success).
-// It returns err unchanged, so a step can end with `return t.Step(...)`.
-func (t *Tracer) Step(step, call string, err error) error {
+// Line writes one line: what happened in step.
+func (t *Tracer) Line(step, text string) {
 	if t == nil {
-		return err
-	}
-	res := "ok"
-	if err != nil {
-		res = "error: " + err.Error()
+		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	fmt.Fprintf(t.out, "%s [%s %d] %-18s %s = %s\n", time.Now().Format("15:04:05.000000"), t.who, os.Getpid(), step, call, res)
-	return err
+	fmt.Fprintf(t.out, "%s [%s %d] %-18s %s\n", time.Now().Format("15:04:05.000000"), t.who, t.pid, step, text)
 }
-
-// std is the process's own tracer, for code that runs only in the
-// short-lived init process (set once by Enable).
-var std *Tracer
-
-// Enable sends the process's trace lines (Step) to f, tagged with role.
-// Only the init calls it: a library caller of the runtime passes a
-// *Tracer instead.
-func Enable(f *os.File, role string) { std = New(f, role) }
-
-// On reports whether the process's tracer is enabled.
-func On() bool { return std != nil }
-
-// Step records a step with the process's tracer (see Enable).
-func Step(step, call string, err error) error { return std.Step(step, call, err) }
-
-// Default is the process's tracer (see Enable), nil when off.
-func Default() *Tracer { return std }
