@@ -45,6 +45,9 @@ func (s *shim) handle(conn net.Conn) {
 		reply(conn, s.do(req))
 	}
 	conn.Close()
+	if req.Op == OpStart {
+		tidy()
+	}
 }
 
 // reply writes one Response line.

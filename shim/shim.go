@@ -183,7 +183,6 @@ func run(o Options, rt Runtime, hello *os.File) error {
 	close(s.created)
 	go s.waitInit(ln)
 	sayHello(hello, Hello{Pid: pid}, nil)
-	tidy()
 	<-s.done
 	return nil
 }
@@ -304,7 +303,9 @@ func (s *shim) start(p *process, openStdin bool, spawn func(*IO) (int, error)) (
 
 // tidy gives back the memory the runtime's work left as garbage (in
 // process: the bundle's JSON, the init's handshake), which the shim will
-// never need again: now, once the answer is out, not minutes from now.
+// never need again: now, once the container's start (or an exec's) has
+// been answered, not minutes from now, and not before (it stops the
+// world).
 func tidy() { debug.FreeOSMemory() }
 
 // serve accepts the daemon's connections until the shim exits.
