@@ -332,14 +332,25 @@ func procKB(file, key string) int64 {
 	return 0
 }
 
+// hasChildren reports whether a process has a child, forked by any of
+// its threads.
+func hasChildren(pid int) bool {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, f := range files {
+		if data, _ := os.ReadFile(f); strings.TrimSpace(string(data)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // shimMemory is the median VmRSS and Pss of the shims (processes whose
 // command line mentions root and has mark, and that have a child: not an
 // idle spare); there must be want of them.
 func shimMemory(b *testing.B, root, mark string, want int) memUse {
 	var rss, pss, anon []int64
 	for _, pid := range processesMentioning(root) {
-		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		if strings.Contains(cmdline(pid), mark) && strings.TrimSpace(string(children)) != "" {
+		if strings.Contains(cmdline(pid), mark) && hasChildren(pid) {
 			m := memOf(pid)
 			rss, pss, anon = append(rss, m.rss), append(pss, m.pss), append(anon, m.anon)
 		}

@@ -183,9 +183,8 @@ func (e *engine) strayProcesses() []string {
 		}
 		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 		if len(f) > 1 && f[1] == strconv.Itoa(e.cmd.Process.Pid) && strings.Contains(cmdline(pid), " shim --spare ") &&
-			strings.TrimSpace(string(children)) == "" && !e.shimHasContainer(pid) {
+			!hasChildren(pid) && !e.shimHasContainer(pid) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("%d: %s", pid, cmdline(pid)))
