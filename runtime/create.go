@@ -55,7 +55,7 @@ type CreateOptions struct {
 // exiting, as the runtime's command line does. Create leaves no goroutine,
 // signal handler or process-wide setting behind. On any error everything
 // made so far is undone.
-func Create(root, id string, o CreateOptions) (_ *Container, err error) {
+func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -106,6 +106,7 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 	if cg, err = createCgroup(k.Begin("createCgroup"), c); err != nil {
 		return nil, err
 	}
+	cfg.CgroupPath = cg.Path()
 	startL, err := listenStart(dir)
 	if err != nil {
 		return nil, err
@@ -130,7 +131,12 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	ks := k.Begin("startInit")
-	err = startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	settled, err := startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	defer func() {
+		if serr := settled(); serr != nil && err == nil {
+			ct, err = nil, serr
+		}
+	}()
 	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), cg.Path(), pidOf(cmd)), err)
 	if err != nil {
 		cmd = nil
@@ -297,10 +303,13 @@ func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.Fi
 //     directory (cgroup.Manager.EnterThread, CloneInto). A process moved in
 //     afterwards would cost an RCU grace period (docs/cgroups.md).
 //
+// It returns once the init has started; the thread's way back out of the
+// cgroup is still under way then (it is of no concern to the init), and
+// settled waits for it and returns its error. Call it before returning.
 // attr nil means start does not use os/exec (the raw clone of an exec into
 // a user namespace): then the caller puts the process into cg itself.
-func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) error {
-	errc := make(chan error, 1)
+func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) (settled func() error, err error) {
+	started, left := make(chan error, 1), make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
 		discard := false // the thread is somewhere it cannot leave
@@ -312,18 +321,21 @@ func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysP
 		if pidns != "" {
 			discard = true
 			if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
-				errc <- err
+				started <- err
+				left <- nil
 				return
 			}
 		}
 		if cg == nil || attr == nil {
-			errc <- start()
+			started <- start()
+			left <- nil
 			return
 		}
 		leave, err := cg.EnterThread()
 		if err != nil {
 			discard = true
-			errc <- err
+			started <- err
+			left <- nil
 			return
 		}
 		closeDir, err := cg.CloneInto(attr)
@@ -331,13 +343,15 @@ func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysP
 			err = start()
 			closeDir()
 		}
-		if lerr := leave(); lerr != nil {
+		started <- err
+		if err := leave(); err != nil {
 			discard = true
-			err = errors.Join(err, lerr)
+			left <- err
+			return
 		}
-		errc <- err
+		left <- nil
 	}()
-	return <-errc
+	return func() error { return <-left }, <-started
 }
 
 // listenStart binds the start socket in the state directory. The path is

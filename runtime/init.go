@@ -43,6 +43,9 @@ type initConfig struct {
 	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
 	MaskedPaths       []string            `json:"maskedPaths,omitempty"`
 	ReadonlyRoot      bool                `json:"readonlyRoot,omitempty"`
+	// CgroupPath is the container's cgroup (the same path in every
+	// hierarchy), for its view of /sys/fs/cgroup.
+	CgroupPath string `json:"cgroupPath,omitempty"`
 
 	// Hooks: RuntimeHooks asks the parent to run prestart and
 	// createRuntime hooks; createContainer hooks run in the init, with
@@ -177,20 +180,24 @@ func (p *initProcess) prepareRootfs(k kernel.Calls) error {
 	cfg := p.cfg
 	if ns.Has(cfg.Namespaces, specs.MountNamespace) {
 		root := cfg.Rootfs
-		inUserNS := ns.Has(cfg.Namespaces, specs.UserNamespace)
+		env := rootfs.MountEnv{
+			UserNS:   ns.Has(cfg.Namespaces, specs.UserNamespace),
+			CgroupNS: ns.New(cfg.Namespaces, specs.CgroupNamespace),
+			Cgroup:   cfg.CgroupPath,
+		}
 		if err := rootfs.SetRootPropagation(k, cfg.RootfsPropagation); err != nil {
 			return err
 		}
-		if err := rootfs.MakeParentPrivate(k, root); err != nil {
+		if err := rootfs.MakeParentPrivate(k, root, cfg.RootfsPropagation); err != nil {
 			return err
 		}
 		if err := rootfs.BindRootfs(k, root); err != nil {
 			return err
 		}
-		if err := rootfs.MountAll(k, root, cfg.Mounts, inUserNS); err != nil {
+		if err := rootfs.MountAll(k, root, cfg.Mounts, env); err != nil {
 			return err
 		}
-		if err := rootfs.SetupDev(k, root, cfg.Mounts, cfg.Devices, inUserNS); err != nil {
+		if err := rootfs.SetupDev(k, root, cfg.Mounts, cfg.Devices, env.UserNS); err != nil {
 			return err
 		}
 		if cfg.Process != nil && cfg.Process.Terminal {
