@@ -23,9 +23,9 @@ const badArchAction = unix.SECCOMP_RET_KILL_PROCESS
 // abi is one syscall ABI the filter can have a section for.
 type abi struct {
 	name  specs.Arch
-	audit uint32            // seccomp_data.arch for this ABI
+	audit uint32   // seccomp_data.arch for this ABI
 	table sysTable // syscall name -> seccomp_data.nr
-	wide  bool              // args are 64-bit: compare both halves
+	wide  bool     // args are 64-bit: compare both halves
 }
 
 // The three ABIs an x86_64 kernel runs. As in libseccomp, i386 and x32 args
