@@ -71,7 +71,7 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	if st := c.Status(); st != "running" && st != "created" {
 		return nil, fmt.Errorf("exec: container %s is %s, not running", c.ID, st)
 	}
-	cfg := &initConfig{Exec: true, Process: p, PreserveFds: len(o.ExtraFiles)}
+	cfg := &initConfig{Exec: true, Process: initProcFor(p), PreserveFds: len(o.ExtraFiles)}
 	if c.Config.Linux != nil && c.Config.Linux.Seccomp != nil {
 		// the container's filter applies to its exec'd processes too
 		if cfg.Seccomp, err = seccomp.Compile(c.Config.Linux.Seccomp); err != nil {

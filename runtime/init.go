@@ -55,9 +55,33 @@ type initConfig struct {
 	State                *specs.State `json:"state,omitempty"`
 
 	// The process; nil when config.json has none (every start then fails).
-	Process     *specs.Process  `json:"process,omitempty"`
+	Process     *initProc       `json:"process,omitempty"`
 	Seccomp     *seccomp.Filter `json:"seccomp,omitempty"`
 	PreserveFds int             `json:"preserveFds,omitempty"`
+}
+
+// initProc is the part of specs.Process the init uses. (Not sending the
+// rest also spares the init's first JSON decode the reflection over types
+// it would never fill: console size, scheduler, I/O priority, CPU affinity.)
+type initProc struct {
+	Terminal        bool                     `json:"terminal,omitempty"`
+	User            specs.User               `json:"user"`
+	Args            []string                 `json:"args"`
+	Env             []string                 `json:"env,omitempty"`
+	Cwd             string                   `json:"cwd"`
+	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
+	Rlimits         []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+	NoNewPrivileges bool                     `json:"noNewPrivileges,omitempty"`
+	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
+}
+
+// initProcFor keeps of p what the init uses (nil stays nil).
+func initProcFor(p *specs.Process) *initProc {
+	if p == nil {
+		return nil
+	}
+	return &initProc{Terminal: p.Terminal, User: p.User, Args: p.Args, Env: p.Env, Cwd: p.Cwd, Capabilities: p.Capabilities,
+		Rlimits: p.Rlimits, NoNewPrivileges: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj}
 }
 
 // initProcess is the init along its sequence: its config, and what one
