@@ -246,19 +246,42 @@ func (l *Linux) SetKeepCaps(on bool) error {
 	return l.done("prctl", func() string { return keepCapsArgs(on) }, err)
 }
 
+// Setgroups, Setresgid and Setresuid change the credentials of the calling
+// thread only, as the kernel's calls do (and as capset and the bounding set
+// always act): the thread that goes on to execve, whose credentials the
+// new program gets. Go's syscall.Setresuid would stop every thread of the
+// process to change them all (POSIX semantics), for nothing here: execve
+// ends every other thread.
 func (l *Linux) Setgroups(gids []int) error {
-	err := unix.Setgroups(gids)
-	return l.done("setgroups", func() string { return fmt.Sprint(gids) }, err)
+	list := make([]uint32, len(gids))
+	for i, g := range gids {
+		list[i] = uint32(g)
+	}
+	var p unsafe.Pointer
+	if len(list) > 0 {
+		p = unsafe.Pointer(&list[0])
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(list)), uintptr(p), 0)
+	runtime.KeepAlive(list)
+	return l.done("setgroups", func() string { return fmt.Sprint(gids) }, errnoErr(e))
 }
 
 func (l *Linux) Setresgid(gid int) error {
-	err := unix.Setresgid(gid, gid, gid)
-	return l.done("setresgid", func() string { return resArgs(gid) }, err)
+	_, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid))
+	return l.done("setresgid", func() string { return resArgs(gid) }, errnoErr(e))
 }
 
 func (l *Linux) Setresuid(uid int) error {
-	err := unix.Setresuid(uid, uid, uid)
-	return l.done("setresuid", func() string { return resArgs(uid) }, err)
+	_, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
+	return l.done("setresuid", func() string { return resArgs(uid) }, errnoErr(e))
+}
+
+// errnoErr turns a raw call's errno into an error, 0 into nil.
+func errnoErr(e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
 }
 
 func (l *Linux) Capset(effective, permitted, inheritable uint64) error {

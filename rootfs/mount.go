@@ -131,10 +131,17 @@ func SetRootPropagation(k kernel.Calls, option string) error {
 }
 
 // MakeParentPrivate makes the mount that holds the rootfs directory private
-// when it is shared (rootfsPropagation "shared"). pivot_root(2) refuses
-// (EINVAL) a new root that is shared or whose parent mount is shared; done
-// before BindRootfs, the bind of the rootfs is then private too.
-func MakeParentPrivate(k kernel.Calls, rootfs string) error {
+// when it is shared, which a root propagation of "shared" or a non-recursive
+// one can leave it. pivot_root(2) refuses (EINVAL) a new root that is
+// shared or whose parent mount is shared; done before BindRootfs, the bind
+// of the rootfs is then private too. After a recursive slave, private or
+// unbindable propagation (runc's default, rslave) no mount is shared, and
+// mountinfo is not even read.
+func MakeParentPrivate(k kernel.Calls, rootfs, propagation string) error {
+	switch propagation {
+	case "", "rslave", "rprivate", "runbindable":
+		return nil
+	}
 	mp, shared, err := mountOf(filepath.Dir(rootfs))
 	if err != nil || !shared {
 		return err
@@ -177,10 +184,17 @@ func BindRootfs(k kernel.Calls, rootfs string) error {
 	return k.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, "")
 }
 
+// MountEnv is what the config's mounts depend on besides their entries.
+type MountEnv struct {
+	UserNS   bool   // a user namespace of its own: sysfs may need a bind, cgroup v1 cannot be mounted
+	CgroupNS bool   // a cgroup namespace of its own, already unshared
+	Cgroup   string // the container's cgroup, the same path in each hierarchy it is in
+}
+
 // MountAll performs the config's mounts in order, each below rootfs.
-func MountAll(k kernel.Calls, rootfs string, mounts []specs.Mount, inUserNS bool) error {
+func MountAll(k kernel.Calls, rootfs string, mounts []specs.Mount, env MountEnv) error {
 	for _, m := range mounts {
-		if err := Mount(k, rootfs, m, inUserNS); err != nil {
+		if err := Mount(k, rootfs, m, env); err != nil {
 			return err
 		}
 	}
@@ -191,7 +205,7 @@ func MountAll(k kernel.Calls, rootfs string, mounts []specs.Mount, inUserNS bool
 // inside the rootfs, create it, mount(2), then remount a bind mount to apply
 // ro/nosuid/nodev/noexec (the kernel ignores them on the first bind), then
 // set its propagation.
-func Mount(k kernel.Calls, rootfs string, m specs.Mount, inUserNS bool) error {
+func Mount(k kernel.Calls, rootfs string, m specs.Mount, env MountEnv) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("mount destination %q: not an absolute path", m.Destination)
 	}
@@ -204,7 +218,7 @@ func Mount(k kernel.Calls, rootfs string, m specs.Mount, inUserNS bool) error {
 		p.flags |= unix.MS_BIND
 	}
 	if m.Type == "cgroup" {
-		return mountCgroup(k, dest, p)
+		return mountCgroup(k, dest, p, env)
 	}
 	bind := p.flags&unix.MS_BIND != 0
 	if err := makeTarget(dest, m.Source, bind); err != nil {
@@ -217,7 +231,7 @@ func Mount(k kernel.Calls, rootfs string, m specs.Mount, inUserNS bool) error {
 		}
 	} else {
 		err = k.Mount(m.Source, dest, m.Type, p.flags, p.data)
-		if err != nil && m.Type == "sysfs" && inUserNS {
+		if err != nil && m.Type == "sysfs" && env.UserNS {
 			// sysfs needs a network namespace owned by our user namespace;
 			// without one, fall back to the host's /sys, read-only.
 			err = k.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, "")
@@ -308,9 +322,16 @@ func createFile(p string, perm os.FileMode) error {
 
 // mountCgroup gives the container a view of its own cgroup. On a pure v2
 // host that is a cgroup2 mount (the cgroup namespace makes the container's
-// cgroup its root). On a v1 or hybrid host it is a tmpfs holding, for each
-// hierarchy, a bind mount of the container's own cgroup directory.
-func mountCgroup(k kernel.Calls, dest string, p parsedMount) error {
+// cgroup its root). On a v1 or hybrid host it is a tmpfs holding one mount
+// per hierarchy the container is in, showing the container's own cgroup:
+//
+//   - in a cgroup namespace of its own, a cgroup (or cgroup2) mount of the
+//     hierarchy, whose root is then the container's cgroup, with its flags
+//     given at once;
+//   - otherwise (no cgroup namespace, or a user namespace, where cgroup v1
+//     cannot be mounted), a bind mount of the container's cgroup directory,
+//     remounted for its flags.
+func mountCgroup(k kernel.Calls, dest string, p parsedMount, env MountEnv) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
@@ -320,28 +341,34 @@ func mountCgroup(k kernel.Calls, dest string, p parsedMount) error {
 	if err := k.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
-	own, err := ownCgroups()
-	if err != nil {
-		return err
-	}
 	hier, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}
+	flags := p.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	for _, h := range hier {
-		rel, ok := own[h.key]
-		if !ok {
-			continue
+		src := filepath.Join(h.mountpoint, env.Cgroup)
+		if _, err := os.Stat(src); err != nil {
+			continue // the container has no cgroup of its own in this hierarchy
 		}
-		src := filepath.Join(h.mountpoint, rel)
 		target := filepath.Join(dest, filepath.Base(h.mountpoint))
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
+		if env.CgroupNS && !env.UserNS {
+			fstype, data := "cgroup", h.key
+			if h.key == "" {
+				fstype = "cgroup2"
+			}
+			if err := k.Mount("cgroup", target, fstype, flags, data); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := k.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return err
 		}
-		if err := remountBind(k, target, p.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+		if err := remountBind(k, target, flags); err != nil {
 			return err
 		}
 	}
@@ -353,7 +380,7 @@ func mountCgroup(k kernel.Calls, dest string, p parsedMount) error {
 
 type hierarchy struct {
 	mountpoint string
-	key        string // the controllers list as /proc/self/cgroup names it
+	key        string // the mount options that name it ("cpu,cpuacct"); "" for cgroup2
 }
 
 // cgroupHierarchies lists the host's cgroup mounts from mountinfo.
@@ -376,36 +403,25 @@ func cgroupHierarchies() ([]hierarchy, error) {
 		case "cgroup2":
 			out = append(out, hierarchy{fields[4], ""})
 		case "cgroup":
-			var ctrls []string
+			// the options that name the hierarchy: its controllers, or
+			// "none,name=..." for a named hierarchy without any
+			var opts []string
 			for _, o := range strings.Split(superOpts, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
-					ctrls = append(ctrls, o)
+					opts = append(opts, o)
 				case o == "rw" || o == "ro" || strings.Contains(o, "=") || o == "clone_children" || o == "noprefix" || o == "xattr" || o == "cpuset_v2_mode":
 				default:
-					ctrls = append(ctrls, o)
+					opts = append(opts, o)
 				}
 			}
-			out = append(out, hierarchy{fields[4], strings.Join(ctrls, ",")})
+			if len(opts) == 1 && strings.HasPrefix(opts[0], "name=") {
+				opts = append([]string{"none"}, opts...)
+			}
+			out = append(out, hierarchy{fields[4], strings.Join(opts, ",")})
 		}
 	}
 	return out, s.Err()
-}
-
-// ownCgroups reads /proc/self/cgroup: controllers → path.
-func ownCgroups() (map[string]string, error) {
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return nil, err
-	}
-	own := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 {
-			own[parts[1]] = parts[2]
-		}
-	}
-	return own, nil
 }
 
 func indexOf(s []string, x string) int {

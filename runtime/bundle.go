@@ -15,27 +15,36 @@ import (
 	"minidock/rootfs"
 )
 
-// loadBundle reads and checks <bundle>/config.json with the runtime-spec
-// types.
-func loadBundle(k kernel.Calls, bundle string) (*specs.Spec, string, error) {
+// loadBundle reads <bundle>/config.json with the runtime-spec types.
+// checkBundle checks it.
+func loadBundle(k kernel.Calls, bundle string) (*specs.Spec, error) {
 	p := filepath.Join(bundle, "config.json")
 	data, err := os.ReadFile(p)
 	k.Note("read", p, err)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, "", fmt.Errorf("bundle %s: config.json not found (make one with `minidock runtime spec`)", bundle)
+			return nil, fmt.Errorf("bundle %s: config.json not found (make one with `minidock runtime spec`)", bundle)
 		}
-		return nil, "", fmt.Errorf("read config.json: %w", err)
+		return nil, fmt.Errorf("read config.json: %w", err)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
-		return nil, "", fmt.Errorf("config.json in %s is not valid: %w", bundle, err)
+		return nil, fmt.Errorf("config.json in %s is not valid: %w", bundle, err)
 	}
-	rootPath, err := validateSpec(&spec, bundle)
+	if spec.Linux == nil {
+		return nil, errors.New("config.json: linux section is missing")
+	}
+	return &spec, nil
+}
+
+// checkBundle refuses what the runtime cannot do faithfully (validateSpec)
+// and returns the absolute rootfs path.
+func checkBundle(spec *specs.Spec, bundle string) (string, error) {
+	rootPath, err := validateSpec(spec, bundle)
 	if err != nil {
-		return nil, "", fmt.Errorf("config.json: %w", err)
+		return "", fmt.Errorf("config.json: %w", err)
 	}
-	return &spec, rootPath, nil
+	return rootPath, nil
 }
 
 // validateSpec refuses what the runtime cannot do faithfully, before

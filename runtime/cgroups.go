@@ -25,7 +25,7 @@ func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 	if err := k.Note("mkdir", cg.Path()+" in each hierarchy, and its limits", err); err != nil {
 		return nil, err
 	}
-	c.CgroupPath = cg.Path()
+	c.CgroupPath, c.cg = cg.Path(), cg
 	return cg, nil
 }
 
@@ -42,9 +42,18 @@ func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 	return &out
 }
 
-// cgroup reopens the container's cgroup from its saved path.
+// cgroup is the container's cgroup, made by Create or opened again from
+// its saved path (once per Container).
 func (c *Container) cgroup() (cgroupHandle, error) {
-	return cgroup.New(c.CgroupPath, c.ID)
+	if c.cg != nil {
+		return c.cg, nil
+	}
+	cg, err := cgroup.New(c.CgroupPath, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.cg = cg
+	return cg, nil
 }
 
 // frozen reports whether the container's cgroup is frozen (paused).

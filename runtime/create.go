@@ -55,7 +55,7 @@ type CreateOptions struct {
 // exiting, as the runtime's command line does. Create leaves no goroutine,
 // signal handler or process-wide setting behind. On any error everything
 // made so far is undone.
-func Create(root, id string, o CreateOptions) (_ *Container, err error) {
+func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -65,17 +65,15 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	spec, rootPath, err := loadBundle(k.Begin("loadBundle"), bundle)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := initConfigFor(spec, rootPath, o)
+	spec, err := loadBundle(k.Begin("loadBundle"), bundle)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("runtime root %s: %w", root, err)
 	}
+	// The state directory claims the id: from here on, what is made is
+	// this container's, and undone if creating it fails.
 	dir := filepath.Join(root, id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -83,7 +81,7 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		}
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	c := &Container{ID: id, Bundle: bundle, Rootfs: rootPath, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr}
+	c := &Container{ID: id, Bundle: bundle, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr}
 	var cmd *exec.Cmd
 	var cg cgroupHandle
 	defer func() {
@@ -103,9 +101,26 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		os.RemoveAll(dir)
 	}()
 
-	if cg, err = createCgroup(k.Begin("createCgroup"), c); err != nil {
+	// The cgroup is made while the bundle is checked: the two take about as
+	// long, on two CPUs.
+	made := make(chan error, 1)
+	go func() {
+		var err error
+		cg, err = createCgroup(k.Begin("createCgroup"), c)
+		made <- err
+	}()
+	c.Rootfs, err = checkBundle(spec, bundle)
+	var cfg *initConfig
+	if err == nil {
+		cfg, err = initConfigFor(spec, c.Rootfs, o)
+	}
+	if cerr := <-made; err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
+	cfg.CgroupPath = cg.Path()
 	startL, err := listenStart(dir)
 	if err != nil {
 		return nil, err
@@ -130,7 +145,12 @@ func Create(root, id string, o CreateOptions) (_ *Container, err error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	ks := k.Begin("startInit")
-	err = startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	settled, err := startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
+	defer func() {
+		if serr := settled(); serr != nil && err == nil {
+			ct, err = nil, serr
+		}
+	}()
 	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), cg.Path(), pidOf(cmd)), err)
 	if err != nil {
 		cmd = nil
@@ -229,7 +249,7 @@ func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initCon
 		Namespaces: linux.Namespaces, Hostname: spec.Hostname, Domainname: spec.Domainname,
 		Rootfs: rootPath, RootfsPropagation: linux.RootfsPropagation, Mounts: spec.Mounts, Devices: linux.Devices,
 		NoPivot: o.NoPivot, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
-		ReadonlyRoot: spec.Root.Readonly, Process: spec.Process, PreserveFds: len(o.ExtraFiles),
+		ReadonlyRoot: spec.Root.Readonly, Process: initProcFor(spec.Process), PreserveFds: len(o.ExtraFiles),
 	}
 	if hooks := spec.Hooks; hooks != nil {
 		cfg.RuntimeHooks = len(hooks.Prestart) > 0 || len(hooks.CreateRuntime) > 0
@@ -297,10 +317,13 @@ func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.Fi
 //     directory (cgroup.Manager.EnterThread, CloneInto). A process moved in
 //     afterwards would cost an RCU grace period (docs/cgroups.md).
 //
+// It returns once the init has started; the thread's way back out of the
+// cgroup is still under way then (it is of no concern to the init), and
+// settled waits for it and returns its error. Call it before returning.
 // attr nil means start does not use os/exec (the raw clone of an exec into
 // a user namespace): then the caller puts the process into cg itself.
-func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) error {
-	errc := make(chan error, 1)
+func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysProcAttr, start func() error) (settled func() error, err error) {
+	started, left := make(chan error, 1), make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
 		discard := false // the thread is somewhere it cannot leave
@@ -312,18 +335,21 @@ func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysP
 		if pidns != "" {
 			discard = true
 			if err := ns.Join(k, specs.PIDNamespace, pidns); err != nil {
-				errc <- err
+				started <- err
+				left <- nil
 				return
 			}
 		}
 		if cg == nil || attr == nil {
-			errc <- start()
+			started <- start()
+			left <- nil
 			return
 		}
 		leave, err := cg.EnterThread()
 		if err != nil {
 			discard = true
-			errc <- err
+			started <- err
+			left <- nil
 			return
 		}
 		closeDir, err := cg.CloneInto(attr)
@@ -331,13 +357,15 @@ func startInit(k kernel.Calls, cg cgroupHandle, pidns string, attr *syscall.SysP
 			err = start()
 			closeDir()
 		}
-		if lerr := leave(); lerr != nil {
+		started <- err
+		if err := leave(); err != nil {
 			discard = true
-			err = errors.Join(err, lerr)
+			left <- err
+			return
 		}
-		errc <- err
+		left <- nil
 	}()
-	return <-errc
+	return func() error { return <-left }, <-started
 }
 
 // listenStart binds the start socket in the state directory. The path is

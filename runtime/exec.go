@@ -71,7 +71,7 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	if st := c.Status(); st != "running" && st != "created" {
 		return nil, fmt.Errorf("exec: container %s is %s, not running", c.ID, st)
 	}
-	cfg := &initConfig{Exec: true, Process: p, PreserveFds: len(o.ExtraFiles)}
+	cfg := &initConfig{Exec: true, Process: initProcFor(p), PreserveFds: len(o.ExtraFiles)}
 	if c.Config.Linux != nil && c.Config.Linux.Seccomp != nil {
 		// the container's filter applies to its exec'd processes too
 		if cfg.Seccomp, err = seccomp.Compile(c.Config.Linux.Seccomp); err != nil {
@@ -111,7 +111,9 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	ks := k.Begin("startInit")
 	var pid int
 	if userns == "" {
-		err = startInit(ks, cg, pidns, cmd.SysProcAttr, cmd.Start)
+		var settled func() error
+		settled, err = startInit(ks, cg, pidns, cmd.SysProcAttr, cmd.Start)
+		defer settled()
 		if err == nil {
 			pid = cmd.Process.Pid
 			// waited for by pid, as the userns case below must be
@@ -183,11 +185,12 @@ func startInUserNamespace(k kernel.Calls, cmd *exec.Cmd, pidns, userns string) (
 		}
 	}
 	var pid int
-	err = startInit(k, nil, pidns, nil, func() error {
+	settled, err := startInit(k, nil, pidns, nil, func() error {
 		var err error
 		pid, err = ns.StartInUserNamespace(fd, "/proc/self/exe", cmd.Args, cmd.Env, files)
 		return err
 	})
+	settled()
 	err = k.Note("clone", fmt.Sprintf("raw fork, setns %s CLONE_NEWUSER, setresuid 0, execve /proc/self/exe init = pid %d", userns, pid), err)
 	return pid, err
 }

@@ -43,6 +43,9 @@ type initConfig struct {
 	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
 	MaskedPaths       []string            `json:"maskedPaths,omitempty"`
 	ReadonlyRoot      bool                `json:"readonlyRoot,omitempty"`
+	// CgroupPath is the container's cgroup (the same path in every
+	// hierarchy), for its view of /sys/fs/cgroup.
+	CgroupPath string `json:"cgroupPath,omitempty"`
 
 	// Hooks: RuntimeHooks asks the parent to run prestart and
 	// createRuntime hooks; createContainer hooks run in the init, with
@@ -52,9 +55,33 @@ type initConfig struct {
 	State                *specs.State `json:"state,omitempty"`
 
 	// The process; nil when config.json has none (every start then fails).
-	Process     *specs.Process  `json:"process,omitempty"`
+	Process     *initProc       `json:"process,omitempty"`
 	Seccomp     *seccomp.Filter `json:"seccomp,omitempty"`
 	PreserveFds int             `json:"preserveFds,omitempty"`
+}
+
+// initProc is the part of specs.Process the init uses. (Not sending the
+// rest also spares the init's first JSON decode the reflection over types
+// it would never fill: console size, scheduler, I/O priority, CPU affinity.)
+type initProc struct {
+	Terminal        bool                     `json:"terminal,omitempty"`
+	User            specs.User               `json:"user"`
+	Args            []string                 `json:"args"`
+	Env             []string                 `json:"env,omitempty"`
+	Cwd             string                   `json:"cwd"`
+	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
+	Rlimits         []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+	NoNewPrivileges bool                     `json:"noNewPrivileges,omitempty"`
+	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
+}
+
+// initProcFor keeps of p what the init uses (nil stays nil).
+func initProcFor(p *specs.Process) *initProc {
+	if p == nil {
+		return nil
+	}
+	return &initProc{Terminal: p.Terminal, User: p.User, Args: p.Args, Env: p.Env, Cwd: p.Cwd, Capabilities: p.Capabilities,
+		Rlimits: p.Rlimits, NoNewPrivileges: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj}
 }
 
 // initProcess is the init along its sequence: its config, and what one
@@ -177,20 +204,24 @@ func (p *initProcess) prepareRootfs(k kernel.Calls) error {
 	cfg := p.cfg
 	if ns.Has(cfg.Namespaces, specs.MountNamespace) {
 		root := cfg.Rootfs
-		inUserNS := ns.Has(cfg.Namespaces, specs.UserNamespace)
+		env := rootfs.MountEnv{
+			UserNS:   ns.Has(cfg.Namespaces, specs.UserNamespace),
+			CgroupNS: ns.New(cfg.Namespaces, specs.CgroupNamespace),
+			Cgroup:   cfg.CgroupPath,
+		}
 		if err := rootfs.SetRootPropagation(k, cfg.RootfsPropagation); err != nil {
 			return err
 		}
-		if err := rootfs.MakeParentPrivate(k, root); err != nil {
+		if err := rootfs.MakeParentPrivate(k, root, cfg.RootfsPropagation); err != nil {
 			return err
 		}
 		if err := rootfs.BindRootfs(k, root); err != nil {
 			return err
 		}
-		if err := rootfs.MountAll(k, root, cfg.Mounts, inUserNS); err != nil {
+		if err := rootfs.MountAll(k, root, cfg.Mounts, env); err != nil {
 			return err
 		}
-		if err := rootfs.SetupDev(k, root, cfg.Mounts, cfg.Devices, inUserNS); err != nil {
+		if err := rootfs.SetupDev(k, root, cfg.Mounts, cfg.Devices, env.UserNS); err != nil {
 			return err
 		}
 		if cfg.Process != nil && cfg.Process.Terminal {

@@ -319,7 +319,7 @@ func TestInitErrorNamesStepAndCall(t *testing.T) {
 }
 
 func TestInitExecJoinsNamespaces(t *testing.T) {
-	cfg := &initConfig{Exec: true, Process: &specs.Process{Args: []string{"sh"}, Cwd: "/"}, Namespaces: []specs.LinuxNamespace{
+	cfg := &initConfig{Exec: true, Process: &initProc{Args: []string{"sh"}, Cwd: "/"}, Namespaces: []specs.LinuxNamespace{
 		{Type: specs.NetworkNamespace, Path: "/proc/42/ns/net"},
 		{Type: specs.MountNamespace, Path: "/proc/42/ns/mnt"},
 	}}

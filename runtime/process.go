@@ -97,7 +97,8 @@ func dropBoundingSet(k kernel.Calls, c *specs.LinuxCapabilities) error {
 		return nil
 	}
 	keep, _ := parseCaps(c.Bounding)
-	for i := 0; i <= lastCap(); i++ {
+	last := lastCap()
+	for i := 0; i <= last; i++ {
 		if keep&(1<<uint(i)) != 0 {
 			continue
 		}

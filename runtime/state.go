@@ -32,7 +32,8 @@ type Container struct {
 
 	dir     string
 	trace   *trace.Tracer
-	console *os.File // the pty master kept for the caller (see Console)
+	console *os.File     // the pty master kept for the caller (see Console)
+	cg      cgroupHandle // the cgroup, once opened (see cgroup)
 }
 
 // StateJSON is runc's `state` output, the OCI state plus "created".

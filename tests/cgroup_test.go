@@ -104,3 +104,30 @@ func TestCgroupUpdateAndEvents(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &pids))
 	assert.Contains(t, pids, r.state(id).Pid)
 }
+
+// TestCgroupViewIsOwn: the container's /sys/fs/cgroup shows its own
+// cgroup, with its limits, not the host's hierarchies (whose roots alone
+// have cgroup.sane_behavior on v1), with a cgroup namespace of its own and
+// without.
+func TestCgroupViewIsOwn(t *testing.T) {
+	r := newRuntime(t)
+	for _, ownNS := range []bool{true, false} {
+		limit := int64(77)
+		out, code := r.runIn(t, func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}
+			if !ownNS {
+				var nss []specs.LinuxNamespace
+				for _, n := range s.Linux.Namespaces {
+					if n.Type != specs.CgroupNamespace {
+						nss = append(nss, n)
+					}
+				}
+				s.Linux.Namespaces = nss
+			}
+			s.Process.Args = []string{"sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; ls /sys/fs/cgroup/memory /sys/fs/cgroup 2>/dev/null"}
+		})
+		require.Equal(t, 0, code, out)
+		assert.Contains(t, out, "77\n", "own cgroup namespace %v", ownNS)
+		assert.NotContains(t, out, "cgroup.sane_behavior", "own cgroup namespace %v: the host's hierarchy root is visible", ownNS)
+	}
+}
