@@ -148,6 +148,10 @@ func InitMain(args []string) {
 func (p *initProcess) run(k kernel.Calls, steps []initStep) error {
 	for _, s := range steps {
 		if err := s.run(p, k.Begin(s.name)); err != nil {
+			var ee *execError
+			if errors.As(err, &ee) {
+				return err // a program that cannot be executed: fail exits 127
+			}
 			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err)}
 		}
 	}
