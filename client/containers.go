@@ -92,10 +92,12 @@ func (c *Client) ContainerKill(ctx context.Context, name, signal string) error {
 	return c.call(ctx, request{method: "POST", path: containerPath(name, "kill"), query: q}, nil)
 }
 
-// ContainerRemove is DELETE /containers/{name}[?force=1].
-func (c *Client) ContainerRemove(ctx context.Context, name string, force bool) error {
+// ContainerRemove is DELETE /containers/{name}[?force=1][&v=1]: force
+// kills a running container first, volumes removes its anonymous volumes.
+func (c *Client) ContainerRemove(ctx context.Context, name string, force, volumes bool) error {
 	q := url.Values{}
 	boolQuery(q, "force", force)
+	boolQuery(q, "v", volumes)
 	return c.call(ctx, request{method: "DELETE", path: containerPath(name), query: q}, nil)
 }
 

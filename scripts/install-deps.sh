@@ -7,6 +7,7 @@ pkgs=(
   runc             # reference runtime: the tests also run against it
   iproute2         # ip, for tests that look at links and namespaces
   nftables         # nft: the bridge firewall (bridge/firewall.go)
+  etcd-server etcd-client  # the cluster store of overlay networks: cluster/ and vxlan/ tests start one (etcdctl reads its keys)
   skopeo umoci     # third-party image tools for the interop tests
   docker-registry  # distribution 2.8: the reference registry of the registry tests
   docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer

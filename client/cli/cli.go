@@ -105,7 +105,7 @@ func newRootCommand(cli *CLI) *cobra.Command {
 		inGroup(groupCommon, newRunCommand(cli), newExecCommand(cli), newPsCommand(cli), newImagesCommand(cli),
 			newVersionCommand(cli), newInfoCommand(cli))...,
 	)
-	root.AddCommand(inGroup(groupManagement, newContainerCommand(cli), newImageCommand(cli), newNetworkCommand(cli))...)
+	root.AddCommand(inGroup(groupManagement, newContainerCommand(cli), newImageCommand(cli), newNetworkCommand(cli), newVolumeCommand(cli))...)
 	root.AddCommand(
 		newCommitCommand(cli), newCpCommand(cli), newCreateCommand(cli), newDiffCommand(cli), newEventsCommand(cli),
 		newExportCommand(cli), newHistoryCommand(cli), newImportCommand(cli), newInspectCommand(cli, ""),
@@ -297,6 +297,15 @@ func minArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) < n {
 			return &argsError{cmd: cmd, msg: fmt.Sprintf("'%s' requires at least %d %s", cmd.CommandPath(), n, plural(n, "argument"))}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return &argsError{cmd: cmd, msg: fmt.Sprintf("'%s' requires at most %d %s", cmd.CommandPath(), n, plural(n, "argument"))}
 		}
 		return nil
 	}

@@ -76,7 +76,7 @@ func TestHelpLayout(t *testing.T) {
 	// the sections in docker's order, each with its commands in order
 	want := regexp.MustCompile(`(?s)^\nUsage:  minidock \[OPTIONS\] COMMAND \[ARG\.\.\.\]\n\n.+\n\n` +
 		`Common Commands:\n  run +Create and run a new container from an image\n  exec +.*\n  ps +.*\n  images +.*\n  version +.*\n  info +.*\n\n` +
-		`Management Commands:\n  container +Manage containers\n  image +Manage images\n  network +Manage networks\n\n` +
+		`Management Commands:\n  container +Manage containers\n  image +Manage images\n  network +Manage networks\n  volume +Manage volumes\n\n` +
 		`Commands:\n  commit .*\n  cp .*  wait +.*\n  completion +.*\n\n` +
 		`Global Options:\n  -H, --host string .*\n\nRun 'minidock COMMAND --help' for more information on a command\.\n`)
 	if !want.MatchString(first) {
@@ -90,7 +90,8 @@ func TestHelpLayout(t *testing.T) {
 
 	out, _, code := runCLI(t, "run", "--help")
 	for _, flag := range []string{"\n  -d, --detach ", "\n  -h, --hostname string ", "\n      --expose list ",
-		"\n  -p, --publish list ", "\n  -e, --env list ", "\n  -m, --memory bytes "} {
+		"\n  -p, --publish list ", "\n  -e, --env list ", "\n  -m, --memory bytes ", "\n  -v, --volume list ",
+		"\n      --mount list ", "\n      --tmpfs list ", "\n      --volumes-from list "} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("run --help lacks %q:\n%s", flag, out)
 		}

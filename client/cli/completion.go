@@ -72,6 +72,21 @@ func completeNetworks(cli *CLI) cobra.CompletionFunc {
 	}
 }
 
+// completeVolumes offers volume names.
+func completeVolumes(cli *CLI) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		var names []string
+		if c, err := cli.API(); err == nil {
+			if resp, err := c.VolumeList(cmd.Context(), nil); err == nil {
+				for _, v := range resp.Volumes {
+					names = append(names, v.Name)
+				}
+			}
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
 // firstArg completes the first argument with f, and nothing after it
 // (run IMAGE COMMAND...: the command is the container's).
 func firstArg(f cobra.CompletionFunc) cobra.CompletionFunc {

@@ -141,7 +141,7 @@ func newKillCommand(cli *CLI) *cobra.Command {
 }
 
 func newRmCommand(cli *CLI) *cobra.Command {
-	var force bool
+	var force, volumes bool
 	cmd := &cobra.Command{
 		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Aliases: []string{"remove"},
@@ -149,11 +149,12 @@ func newRmCommand(cli *CLI) *cobra.Command {
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := cli.client
-			return cli.each(args, func(n string) error { return c.ContainerRemove(cmd.Context(), n, force) })
+			return cli.each(args, func(n string) error { return c.ContainerRemove(cmd.Context(), n, force, volumes) })
 		},
 		ValidArgsFunction: completeContainers(cli, true),
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
 	return cmd
 }
 
@@ -489,19 +490,25 @@ func newContainerPruneCommand(cli *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(rep.ContainersDeleted) > 0 {
-				fmt.Fprintln(cli.Out, "Deleted Containers:")
-				for _, id := range rep.ContainersDeleted {
-					fmt.Fprintln(cli.Out, id)
-				}
-				fmt.Fprintln(cli.Out)
-			}
-			fmt.Fprintln(cli.Out, "Total reclaimed space: "+humanSize(rep.SpaceReclaimed))
+			cli.printPruned("Containers", rep.ContainersDeleted, rep.SpaceReclaimed)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return cmd
+}
+
+// printPruned is a prune's report as docker prints it: "Deleted
+// Volumes:", one name a line, then the space reclaimed.
+func (cli *CLI) printPruned(what string, deleted []string, reclaimed int64) {
+	if len(deleted) > 0 {
+		fmt.Fprintf(cli.Out, "Deleted %s:\n", what)
+		for _, d := range deleted {
+			fmt.Fprintln(cli.Out, d)
+		}
+		fmt.Fprintln(cli.Out)
+	}
+	fmt.Fprintln(cli.Out, "Total reclaimed space: "+humanSize(reclaimed))
 }
 
 // confirm asks on the terminal, unless force.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,8 @@ type containerOptions struct {
 	network, ip                          string
 	publishAll                           bool
 	aliases, publish, expose, extraHosts listValue
+
+	volumes, mounts, tmpfs, volumesFrom listValue
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
@@ -52,6 +55,10 @@ func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	fs.Var(&o.expose, "expose", "Expose a port or a range of ports")
 	fs.Var(&o.extraHosts, "add-host", "Add a custom host-to-IP mapping (host:ip)")
+	fs.VarP(&o.volumes, "volume", "v", "Bind mount a volume ([NAME|/HOST/PATH:]/PATH[:ro|rw][,nocopy][,z|Z][,rshared|rslave|rprivate])")
+	fs.Var(&o.mounts, "mount", "Attach a filesystem mount to the container (type=volume|bind|tmpfs,source=,target=,readonly,...)")
+	fs.Var(&o.tmpfs, "tmpfs", "Mount a tmpfs directory (/PATH[:OPTIONS])")
+	fs.Var(&o.volumesFrom, "volumes-from", "Mount volumes from the specified container(s) (CONTAINER[:ro|rw])")
 }
 
 // request makes the create request for image and its command: attach
@@ -87,6 +94,9 @@ func (o *containerOptions) request(image string, cmd []string, attach bool) (*ap
 		return nil, err
 	}
 	if err := o.ports(req); err != nil {
+		return nil, err
+	}
+	if err := o.storage(req); err != nil {
 		return nil, err
 	}
 	if o.ip != "" || len(o.aliases) > 0 {
@@ -134,6 +144,50 @@ func (o *containerOptions) ports(req *api.ContainerCreateRequest) error {
 			expose(k)
 		}
 	}
+	return nil
+}
+
+// storage puts -v, --mount, --tmpfs and --volumes-from into the request,
+// as the docker CLI does: a -v with a source is a bind (HostConfig.Binds,
+// a relative host path starting with "." made absolute), one without is
+// an anonymous volume (Config.Volumes); --mount is parsed here
+// (HostConfig.Mounts), --tmpfs split at its first colon (HostConfig.Tmpfs).
+func (o *containerOptions) storage(req *api.ContainerCreateRequest) error {
+	hc := req.HostConfig
+	for _, v := range o.volumes {
+		if src, rest, ok := strings.Cut(v, ":"); ok && strings.HasPrefix(src, ".") {
+			if abs, err := filepath.Abs(src); err == nil {
+				v = abs + ":" + rest
+			}
+		}
+		m, _, err := api.ParseBind(v)
+		if err != nil {
+			return err
+		}
+		if m.Source == "" {
+			if req.Volumes == nil {
+				req.Volumes = map[string]struct{}{}
+			}
+			req.Volumes[m.Target] = struct{}{}
+			continue
+		}
+		hc.Binds = append(hc.Binds, v)
+	}
+	for _, f := range o.mounts {
+		m, err := api.ParseMountFlag(f)
+		if err != nil {
+			return fmt.Errorf("invalid argument %q for \"--mount\" flag: %w", f, err)
+		}
+		hc.Mounts = append(hc.Mounts, m)
+	}
+	for _, t := range o.tmpfs {
+		if hc.Tmpfs == nil {
+			hc.Tmpfs = map[string]string{}
+		}
+		dest, opts, _ := strings.Cut(t, ":")
+		hc.Tmpfs[dest] = opts
+	}
+	hc.VolumesFrom = o.volumesFrom
 	return nil
 }
 

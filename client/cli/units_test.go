@@ -26,17 +26,3 @@ func TestUnits(t *testing.T) {
 		}
 	}
 }
-
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"1048576": 1 << 20, "64m": 64 << 20, "64MB": 64 << 20, "64MiB": 64 << 20,
-		"1.5g": 3 << 29, "512k": 512 << 10, "2b": 2} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "m", "-1m", "12x"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) accepted", in)
-		}
-	}
-}
