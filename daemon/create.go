@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 		return api.CreateResponse{}, err
 	}
 	hc := cc.HostConfig
+	if err := checkUnsupported(&cc); err != nil {
+		return api.CreateResponse{}, err
+	}
 	if err := checkRestartPolicy(&hc); err != nil {
 		return api.CreateResponse{}, err
 	}
@@ -97,6 +101,26 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	d.containers[id] = c
 	d.emit(c, "create", nil)
 	return api.CreateResponse{ID: id, Warnings: warnings}, nil
+}
+
+// checkUnsupported refuses, naming them, the fields of a create request
+// this engine does not apply yet, rather than drop them.
+func checkUnsupported(cc *ContainerCreateConfig) error {
+	var fields []string
+	for name, set := range map[string]bool{
+		"HostConfig.Binds": len(cc.HostConfig.Binds) > 0, "HostConfig.Mounts": len(cc.HostConfig.Mounts) > 0,
+		"HostConfig.Tmpfs": len(cc.HostConfig.Tmpfs) > 0, "HostConfig.VolumesFrom": len(cc.HostConfig.VolumesFrom) > 0,
+		"Volumes": len(cc.Config.Volumes) > 0,
+	} {
+		if set {
+			fields = append(fields, name)
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	sort.Strings(fields)
+	return errdefs.Invalidf("%s: volumes and mounts are not supported by this daemon yet", strings.Join(fields, ", "))
 }
 
 // mergeImageConfig is the container's config: the request's, each unset

@@ -183,6 +183,11 @@ func TestEngineErrors(t *testing.T) {
 	require.Equal(t, 413, st)
 	st, _ = e.do("POST", "/containers/create?name=bad/name", map[string]any{"Image": "busybox"})
 	require.Equal(t, 400, st)
+	// a field the engine does not apply is refused, named, not dropped
+	st, body = e.do("POST", "/containers/create", map[string]any{"Image": "busybox", "Cmd": []string{"true"},
+		"HostConfig": map[string]any{"Binds": []string{"/tmp:/host"}}})
+	require.Equal(t, 400, st)
+	require.Contains(t, string(body), "HostConfig.Binds")
 
 	e.create("taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
 	st, body = e.do("POST", "/containers/create?name=taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
