@@ -60,6 +60,7 @@ type Controller struct {
 	networks  map[string]*Network              // by ID
 	sandboxes map[string]*Sandbox              // containers that hold addresses, by container ID
 	ports     map[string][]*bridge.Reservation // held host ports, by container ID
+	detaching map[string]detachment             // veths being deleted, by host end
 	pools     []addressPool
 	upstreams []netip.AddrPort
 }
@@ -80,7 +81,7 @@ func Open(cfg Config) (*Controller, error) {
 		cfg.Log = log.New(os.Stderr, "minidock daemon: ", 0)
 	}
 	c := &Controller{cfg: cfg, networks: map[string]*Network{}, sandboxes: map[string]*Sandbox{},
-		ports: map[string][]*bridge.Reservation{}}
+		ports: map[string][]*bridge.Reservation{}, detaching: map[string]detachment{}}
 	var err error
 	if c.pools, err = parsePools(cfg.AddressPools); err != nil {
 		return nil, err
@@ -243,6 +244,7 @@ func (c *Controller) Restore(running []*Sandbox) error {
 // daemon makes them again; else they stay, so that the containers keep
 // their network while no daemon runs.
 func (c *Controller) Close(busy bool) {
+	c.waitDetached("")
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.networks {

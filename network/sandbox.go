@@ -345,6 +345,7 @@ func (c *Controller) Wire(sb *Sandbox, pid int) error {
 	case sb.Mode == "host" || strings.HasPrefix(sb.Mode, "container:"):
 		return nil
 	}
+	c.waitDetached(sb.ContainerID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, ep := range sb.endpoints() {
@@ -445,10 +446,7 @@ func (c *Controller) Leave(sb *Sandbox) {
 	for _, ep := range sb.endpoints() {
 		if n := c.networks[ep.NetworkID]; n != nil && n.Driver == "bridge" && ep.IP.IsValid() {
 			c.cfg.Event(n, "disconnect", sb.ContainerID)
-			// gone already when the namespace died; not when the start failed
-			if err := bridge.Detach(vethName(sb.ContainerID, n)); err != nil {
-				c.cfg.Log.Print(err)
-			}
+			c.detach(sb.ContainerID, vethName(sb.ContainerID, n))
 		}
 	}
 	c.releaseAddresses(sb)
@@ -456,6 +454,52 @@ func (c *Controller) Leave(sb *Sandbox) {
 		if err := c.applyRules(); err != nil {
 			c.cfg.Log.Print(err)
 		}
+	}
+}
+
+// detachment is a veth pair being deleted: done is closed when it is.
+type detachment struct {
+	containerID string
+	done        chan struct{}
+}
+
+// detach deletes container id's veth pair hostIf in the background: the
+// kernel deletes it too when the container's namespace dies, and either
+// way the deletion waits for an RCU grace period (some 15 ms), which an
+// exit, and `docker run --rm` waiting for it, need not wait for. The
+// container's next start or connect, which may need the name again,
+// waits for it (waitDetached). Callers hold mu.
+func (c *Controller) detach(id, hostIf string) {
+	if _, busy := c.detaching[hostIf]; busy {
+		return
+	}
+	done := make(chan struct{})
+	c.detaching[hostIf] = detachment{id, done}
+	go func() {
+		// gone already when the namespace died; not when the start failed
+		if err := bridge.Detach(hostIf); err != nil {
+			c.cfg.Log.Print(err)
+		}
+		c.mu.Lock()
+		delete(c.detaching, hostIf)
+		c.mu.Unlock()
+		close(done)
+	}()
+}
+
+// waitDetached waits until container id's veths being deleted are gone
+// ("": everyone's). Callers do not hold mu.
+func (c *Controller) waitDetached(id string) {
+	c.mu.Lock()
+	var pending []chan struct{}
+	for _, d := range c.detaching {
+		if id == "" || d.containerID == id {
+			pending = append(pending, d.done)
+		}
+	}
+	c.mu.Unlock()
+	for _, done := range pending {
+		<-done
 	}
 }
 
@@ -474,6 +518,7 @@ func (c *Controller) releaseAddresses(sb *Sandbox) {
 // Connect adds an endpoint on network ref to sb (eth1, ...); a running
 // container (pid > 0) is wired at once, without a default route.
 func (c *Controller) Connect(sb *Sandbox, ref string, es *api.EndpointSettings, pid int) error {
+	c.waitDetached(sb.ContainerID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, err := c.find(ref)
