@@ -60,7 +60,7 @@ type Controller struct {
 	networks  map[string]*Network              // by ID
 	sandboxes map[string]*Sandbox              // containers that hold addresses, by container ID
 	ports     map[string][]*bridge.Reservation // held host ports, by container ID
-	detaching map[string]detachment             // veths being deleted, by host end
+	detaching map[string]detachment            // veths being deleted, by host end
 	pools     []addressPool
 	upstreams []netip.AddrPort
 }
