@@ -29,6 +29,17 @@ import (
 // the descriptor that lookup gave, not through a path a running
 // container could change meanwhile.
 
+// WithContainerRootfs runs f with the host path of container name's root
+// filesystem, mounted for the time of f (see withRootfs): a builder
+// writes a step's files there (COPY, WORKDIR) before it commits.
+func (d *Daemon) WithContainerRootfs(ctx context.Context, name string, f func(root string) error) error {
+	c, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	return d.withRootfs(c, f)
+}
+
 // withRootfs runs f with the container's merged root filesystem: a
 // running container's is mounted already; another's is mounted for the
 // time of f. c.op is held throughout, so no start or remove meets the
