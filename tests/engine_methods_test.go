@@ -95,9 +95,13 @@ func TestEngineMethods(t *testing.T) {
 	layered, err := d.Commit(ctx, id, daemon.CommitOptions{Ref: "built:1", Changes: []string{`CMD ["cat", "/result"]`}})
 	require.NoError(t, err)
 	require.NoError(t, d.RemoveContainer(ctx, id, false))
-	next, err := d.CreateContainer(ctx, daemon.ContainerCreateConfig{Config: api.ContainerConfig{Image: layered},
-		HostConfig: api.HostConfig{NetworkMode: "none"}})
+	next, err := d.CreateContainer(ctx, daemon.ContainerCreateConfig{Config: api.ContainerConfig{Image: layered,
+		Cmd: []string{"sh", "-c", "cat /result /copied"}}, HostConfig: api.HostConfig{NetworkMode: "none"}})
 	require.NoError(t, err)
+	// a builder's COPY: a file written into the container's root before it runs
+	require.NoError(t, d.WithContainerRootfs(ctx, next.ID, func(root string) error {
+		return os.WriteFile(filepath.Join(root, "copied"), []byte("copied\n"), 0o644)
+	}))
 	wait, err = d.ContainerWait(ctx, next.ID, "next-exit")
 	require.NoError(t, err)
 	require.NoError(t, d.StartContainer(ctx, next.ID))
@@ -106,7 +110,7 @@ func TestEngineMethods(t *testing.T) {
 	require.NoError(t, err)
 	var lines []string
 	require.NoError(t, logs.Each(ctx, func(e *shim.LogEntry) error { lines = append(lines, e.Log); return nil }, func() {}))
-	require.Equal(t, []string{"built\n"}, lines)
+	require.Equal(t, []string{"built\n", "copied\n"}, lines)
 	require.NoError(t, d.RemoveContainer(ctx, next.ID, false))
 
 	// exec in a running container, its output on a writer
