@@ -355,8 +355,15 @@ func (s *shim) wait(conn net.Conn, req Request) {
 		reply(conn, resp)
 		return
 	}
-	s.waiters.Add(1)
-	defer s.waiters.Done()
+	s.mu.Lock()
+	s.waiting++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.waiting--
+		s.answered.Broadcast()
+		s.mu.Unlock()
+	}()
 	// A client that hangs up meanwhile ends the wait: read returns.
 	gone := make(chan struct{})
 	go func() {

@@ -141,13 +141,14 @@ type shim struct {
 	o  Options
 	rt Runtime
 
-	mu      sync.Mutex
-	init    *process
-	execs   map[string]*process // by exec ID, until their exit is collected
-	started bool                // OpStart has run
-	created chan struct{}       // closed once the create has ended, well or not
-	done    chan struct{}       // closed when the shim may exit
-	waiters sync.WaitGroup      // wait requests being answered
+	mu       sync.Mutex
+	init     *process
+	execs    map[string]*process // by exec ID, until their exit is collected
+	started  bool                // OpStart has run
+	created  chan struct{}       // closed once the create has ended, well or not
+	done     chan struct{}       // closed when the shim may exit
+	waiting  int                 // wait requests not answered yet
+	answered *sync.Cond          // on mu: a wait request has been answered
 }
 
 func run(o Options, rt Runtime, hello *os.File) error {
@@ -158,6 +159,7 @@ func run(o Options, rt Runtime, hello *os.File) error {
 		return sayHello(hello, Hello{}, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err))
 	}
 	s := &shim{o: o, rt: rt, execs: map[string]*process{}, created: make(chan struct{}), done: make(chan struct{})}
+	s.answered = sync.NewCond(&s.mu)
 	logFile, err := os.OpenFile(LogPath(o.Dir, o.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return sayHello(hello, Hello{}, fmt.Errorf("open log: %w", err))
@@ -239,18 +241,22 @@ func (s *shim) waitInit(ln net.Listener) {
 	}
 	ln.Close()
 	os.Remove(s.o.Socket)
+	// Let the clients that wait hear it (the daemon's monitor, a wait of
+	// a restarted daemon), 2 s at most, then go: the socket closes with us.
+	gaveUp := false
+	timer := time.AfterFunc(2*time.Second, func() {
+		s.mu.Lock()
+		gaveUp = true
+		s.answered.Broadcast()
+		s.mu.Unlock()
+	})
 	s.mu.Lock()
 	p.finish(exit)
-	s.mu.Unlock()
-	// Let the clients that wait hear it (the daemon's monitor, a wait of
-	// a restarted daemon), then go: the socket closes with us.
-	time.Sleep(10 * time.Millisecond)
-	waited := make(chan struct{})
-	go func() { s.waiters.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-time.After(2 * time.Second):
+	for s.waiting > 0 && !gaveUp {
+		s.answered.Wait()
 	}
+	s.mu.Unlock()
+	timer.Stop()
 	close(s.done)
 }
 
