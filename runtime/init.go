@@ -25,6 +25,10 @@ import (
 type initConfig struct {
 	// Exec: enter a running container (runtime exec) instead of making one.
 	Exec bool `json:"exec,omitempty"`
+	// StartNow: execve as soon as ready, without waiting for start
+	// (runtime run); the parent learns of the execve from the sync socket's
+	// end (it is close-on-exec).
+	StartNow bool `json:"startNow,omitempty"`
 	// Namespaces of the container. Those with a path are joined with
 	// setns(2) by the init (the pid namespace, which only applies to
 	// children, by the parent); new ones were made by clone(2), except a
@@ -111,6 +115,17 @@ var createSteps = []initStep{
 	{"execProcess", (*initProcess).execProcess},
 }
 
+// runSteps make a new container and start its process at once (runtime
+// run): createSteps but for waitForStart.
+var runSteps = []initStep{
+	{"setupNamespaces", (*initProcess).setupNamespaces},
+	{"prepareRootfs", (*initProcess).prepareRootfs},
+	{"enterRootfs", (*initProcess).enterRootfs},
+	{"finalizeRootfs", (*initProcess).finalizeRootfs},
+	{"finishProcess", (*initProcess).finishProcess},
+	{"execProcess", (*initProcess).execProcess},
+}
+
 // execSteps enter a running container (runtime exec), in order.
 var execSteps = []initStep{
 	{"setupNamespaces", (*initProcess).setupNamespaces},
@@ -135,8 +150,11 @@ func InitMain(args []string) {
 	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
 	if err == nil {
 		steps := createSteps
-		if p.cfg.Exec {
+		switch {
+		case p.cfg.Exec:
 			steps = execSteps
+		case p.cfg.StartNow:
+			steps = runSteps
 		}
 		err = p.run(k, steps)
 	}
@@ -416,12 +434,19 @@ func (p *initProcess) execProcess(k kernel.Calls) error {
 	if proc == nil {
 		return errors.New("config.json has no process to start")
 	}
-	if p.cfg.Exec {
+	switch {
+	case p.cfg.Exec:
 		// runtime exec: ready now (there is no start)
 		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
 			return err
 		}
 		unix.Close(fdSync)
+	case p.cfg.StartNow:
+		// runtime run: ready, and the sync socket stays open for an error
+		// until execve closes it
+		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+			return err
+		}
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {

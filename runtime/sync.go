@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -78,7 +79,7 @@ func recvMsg(fd int) (syncMsg, int, error) {
 			return m, -1, fmt.Errorf("sync receive: %w", err)
 		}
 		if n == 0 {
-			return m, -1, fmt.Errorf("sync receive: the other side closed the connection")
+			return m, -1, errSyncClosed
 		}
 		passed := -1
 		if oobn > 0 {
@@ -95,6 +96,10 @@ func recvMsg(fd int) (syncMsg, int, error) {
 		return m, passed, nil
 	}
 }
+
+// errSyncClosed is the end of the sync socket: the other side exited, or
+// the init called execve.
+var errSyncClosed = errors.New("sync receive: the other side closed the connection")
 
 // expect receives a message of type want; an error message from init
 // becomes an *InitError.
