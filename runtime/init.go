@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -115,17 +116,6 @@ var createSteps = []initStep{
 	{"execProcess", (*initProcess).execProcess},
 }
 
-// runSteps make a new container and start its process at once (runtime
-// run): createSteps but for waitForStart.
-var runSteps = []initStep{
-	{"setupNamespaces", (*initProcess).setupNamespaces},
-	{"prepareRootfs", (*initProcess).prepareRootfs},
-	{"enterRootfs", (*initProcess).enterRootfs},
-	{"finalizeRootfs", (*initProcess).finalizeRootfs},
-	{"finishProcess", (*initProcess).finishProcess},
-	{"execProcess", (*initProcess).execProcess},
-}
-
 // execSteps enter a running container (runtime exec), in order.
 var execSteps = []initStep{
 	{"setupNamespaces", (*initProcess).setupNamespaces},
@@ -154,7 +144,8 @@ func InitMain(args []string) {
 		case p.cfg.Exec:
 			steps = execSteps
 		case p.cfg.StartNow:
-			steps = runSteps
+			// runtime run: no waiting for start
+			steps = slices.DeleteFunc(slices.Clone(createSteps), func(s initStep) bool { return s.name == "waitForStart" })
 		}
 		err = p.run(k, steps)
 	}
