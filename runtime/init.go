@@ -157,7 +157,7 @@ func InitMain(args []string) {
 func (p *initProcess) run(k kernel.Calls, steps []initStep) error {
 	for _, s := range steps {
 		if err := s.run(p, k.Begin(s.name)); err != nil {
-			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err)}
+			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err), err: err}
 		}
 	}
 	return nil

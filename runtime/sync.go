@@ -128,15 +128,20 @@ type InitError struct {
 	Step  string     // the step's name, as in the trace and docs/runtime.md
 	Msg   string     // what failed: the kernel call and its arguments, or why
 	Errno unix.Errno // the errno of the failed kernel call, 0 if none
+
+	err error // in the init itself: the step's error (an *execError exits 127)
 }
 
 func (e *InitError) Error() string { return "container init: " + e.Step + ": " + e.Msg }
 
 func (e *InitError) Unwrap() error {
-	if e.Errno == 0 {
-		return nil
+	switch {
+	case e.err != nil:
+		return e.err
+	case e.Errno != 0:
+		return e.Errno
 	}
-	return e.Errno
+	return nil
 }
 
 func (e *InitError) message() syncMsg {
