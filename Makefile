@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test test-runc test-go test-race
+test: build vet oci-validation vm-test test-runc test-go test-race registry-conformance
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime.
 # -p 1: one package at a time, so that the leak checks (mount table,
@@ -61,3 +61,12 @@ vm-test:
 		CGO_ENABLED=0 $(GO) test -c -o $$t $$p; \
 		tests/vm/run.sh $$t -test.v -test.count=1; \
 	done
+
+# The OCI distribution-spec conformance program (1.1 profile) against
+# minidock's registry server, which must have no FAIL, and against Debian's
+# docker-registry for comparison; prints the counts (docs/registry.md).
+CONFORMANCE := github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
+.PHONY: registry-conformance
+registry-conformance:
+	GOBIN=$(CURDIR)/bin $(GO) install $(CONFORMANCE)
+	MINIDOCK_CONFORMANCE=$(CURDIR)/bin/conformance $(GO) test -count=1 -v -run '^TestConformance' ./registry/server/

@@ -121,6 +121,9 @@ type ContainerConfig struct {
 	StopSignal   string            `json:"StopSignal,omitempty"`
 	// ExposedPorts: "80/tcp" -> {}; published with -P.
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	// Volumes: "/path" -> {}; an anonymous volume at each (`-v /path`,
+	// the image's VOLUME).
+	Volumes map[string]struct{} `json:"Volumes,omitempty"`
 }
 
 // HostConfig is the host-dependent part (Docker's container.HostConfig),
@@ -137,6 +140,12 @@ type HostConfig struct {
 	CPUShares       int64                    `json:"CpuShares"`
 	PidsLimit       *int64                   `json:"PidsLimit"`
 	RestartPolicy   RestartPolicy            `json:"RestartPolicy"`
+	// Storage (api/mounts.go): `-v` entries, `--mount` entries, `--tmpfs`
+	// (target -> mount options), `--volumes-from` entries.
+	Binds       []string          `json:"Binds"`
+	Mounts      []Mount           `json:"Mounts,omitempty"`
+	Tmpfs       map[string]string `json:"Tmpfs,omitempty"`
+	VolumesFrom []string          `json:"VolumesFrom"`
 }
 
 // ContainerCreateRequest is the body of POST /containers/create: a

@@ -6,115 +6,101 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
+	"os"
+	"sync"
 	"syscall"
 )
 
-// PortSpec is one parsed -p flag: [hostIP:][hostPort:]containerPort[/proto].
-// HostPort 0 means "any free port" (chosen by ReservePort).
-type PortSpec struct {
-	HostIP        netip.Addr // invalid: every address
-	HostPort      uint16
-	ContainerPort uint16
-	Proto         string // "tcp" or "udp"
-}
-
-func (p PortSpec) String() string {
-	host := ""
-	if p.HostIP.IsValid() {
-		host = p.HostIP.String() + ":"
-	}
-	if p.HostPort != 0 {
-		host += strconv.Itoa(int(p.HostPort)) + ":"
-	} else if host != "" {
-		host += ":"
-	}
-	return fmt.Sprintf("%s%d/%s", host, p.ContainerPort, p.Proto)
-}
-
-// ParsePortSpec parses a -p value: "80", "8080:80", "127.0.0.1:8080:80",
-// "127.0.0.1::80", each with an optional "/tcp" or "/udp" (tcp by default).
-// IPv4 only; no port ranges.
-func ParsePortSpec(s string) (PortSpec, error) {
-	p := PortSpec{Proto: "tcp"}
-	rest := s
-	if i := strings.LastIndexByte(rest, '/'); i >= 0 {
-		p.Proto = strings.ToLower(rest[i+1:])
-		rest = rest[:i]
-		if p.Proto != "tcp" && p.Proto != "udp" {
-			return PortSpec{}, fmt.Errorf("port %q: protocol %q is not tcp or udp", s, p.Proto)
-		}
-	}
-	parts := strings.Split(rest, ":")
-	var hostIP, hostPort, ctrPort string
-	switch len(parts) {
-	case 1:
-		ctrPort = parts[0]
-	case 2:
-		hostPort, ctrPort = parts[0], parts[1]
-	case 3:
-		hostIP, hostPort, ctrPort = parts[0], parts[1], parts[2]
-	default:
-		return PortSpec{}, fmt.Errorf("port %q: want [hostIP:][hostPort:]containerPort[/proto] (IPv4 only)", s)
-	}
-	var err error
-	if hostIP != "" {
-		if p.HostIP, err = netip.ParseAddr(hostIP); err != nil || !p.HostIP.Is4() {
-			return PortSpec{}, fmt.Errorf("port %q: host address %q is not an IPv4 address", s, hostIP)
-		}
-	}
-	if hostPort != "" {
-		if p.HostPort, err = parsePort(hostPort); err != nil {
-			return PortSpec{}, fmt.Errorf("port %q: host port: %w", s, err)
-		}
-	}
-	if p.ContainerPort, err = parsePort(ctrPort); err != nil {
-		return PortSpec{}, fmt.Errorf("port %q: container port: %w", s, err)
-	}
-	return p, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
-	}
-	return uint16(n), nil
-}
-
 // ReservePort holds proto hostIP:hostPort on the host for as long as the
 // mapping lives, so that no other program (and no other container) can take
-// it while the DNAT rule sends its traffic elsewhere. hostPort 0 asks the
-// kernel for a free port; Port tells which. A port already in use gives an
-// error saying so. The socket listens (TCP) or is bound (UDP) but never
-// reads: DNAT rewrites the packets before they could reach it.
+// it while the DNAT rule sends its traffic elsewhere. hostPort 0 asks for an
+// ephemeral port (see reserveEphemeral); Port tells which. A port already in
+// use gives an error saying so. The socket listens (TCP) or is bound (UDP)
+// but never reads: DNAT rewrites the packets before they could reach it.
 func ReservePort(proto string, hostIP netip.Addr, hostPort uint16) (*Reservation, error) {
 	if !hostIP.IsValid() {
 		hostIP = netip.IPv4Unspecified()
 	}
-	addr := netip.AddrPortFrom(hostIP, hostPort).String()
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("reserve port %s/%s: protocol is not tcp or udp", netip.AddrPortFrom(hostIP, hostPort), proto)
+	}
+	if hostPort == 0 {
+		return reserveEphemeral(proto, hostIP)
+	}
+	r, err := bindPort(proto, netip.AddrPortFrom(hostIP, hostPort))
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("port %s/%s is already in use on the host", netip.AddrPortFrom(hostIP, hostPort), proto)
+	}
+	return r, err
+}
+
+// ephemeralNext is, per protocol, the port after the last ephemeral one
+// handed out.
+var ephemeralNext = struct {
+	sync.Mutex
+	port map[string]int
+}{port: map[string]int{}}
+
+// reserveEphemeral picks a host port as Docker's port allocator does: from
+// the kernel's ephemeral range (net.ipv4.ip_local_port_range), starting
+// after the last port it handed out and wrapping around, so that a port
+// just released is not given again at once. Each candidate is asked of the
+// kernel by binding it; one that someone holds (EADDRINUSE) is skipped, and
+// the first bind that succeeds is the reservation.
+func reserveEphemeral(proto string, hostIP netip.Addr) (*Reservation, error) {
+	first, last := ephemeralRange()
+	ephemeralNext.Lock()
+	defer ephemeralNext.Unlock()
+	start := ephemeralNext.port[proto]
+	if start < first || start > last {
+		start = first
+	}
+	n := last - first + 1
+	for i := 0; i < n; i++ {
+		port := first + (start-first+i)%n
+		r, err := bindPort(proto, netip.AddrPortFrom(hostIP, uint16(port)))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ephemeralNext.port[proto] = port + 1
+		return r, nil
+	}
+	return nil, fmt.Errorf("reserve port %s/%s: every port of the ephemeral range %d-%d is in use", hostIP, proto, first, last)
+}
+
+// ephemeralRange reads net.ipv4.ip_local_port_range, or gives Docker's
+// fallback, 49153-65535, when it cannot be read.
+func ephemeralRange() (first, last int) {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		_, err = fmt.Sscan(string(data), &first, &last)
+	}
+	if err != nil || first < 1 || last > 65535 || last < first {
+		return 49153, 65535
+	}
+	return first, last
+}
+
+// bindPort binds proto addr: listen(2) for TCP, bind(2) alone for UDP.
+func bindPort(proto string, addr netip.AddrPort) (*Reservation, error) {
 	var (
 		c    io.Closer
 		port int
 		err  error
 	)
-	switch proto {
-	case "tcp":
+	if proto == "tcp" {
 		var l net.Listener
-		if l, err = net.Listen("tcp4", addr); err == nil {
+		if l, err = net.Listen("tcp4", addr.String()); err == nil {
 			c, port = l, l.Addr().(*net.TCPAddr).Port
 		}
-	case "udp":
+	} else {
 		var pc net.PacketConn
-		if pc, err = net.ListenPacket("udp4", addr); err == nil {
+		if pc, err = net.ListenPacket("udp4", addr.String()); err == nil {
 			c, port = pc, pc.LocalAddr().(*net.UDPAddr).Port
 		}
-	default:
-		return nil, fmt.Errorf("reserve port %s/%s: protocol is not tcp or udp", addr, proto)
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("port %s/%s is already in use on the host", addr, proto)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reserve port %s/%s: %w", addr, proto, err)

@@ -1,39 +1,12 @@
 package bridge
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
-
-func TestParsePortSpec(t *testing.T) {
-	for _, c := range []struct {
-		in, want, err string
-	}{
-		{"80", "80/tcp", ""},
-		{"8080:80", "8080:80/tcp", ""},
-		{"8080:80/udp", "8080:80/udp", ""},
-		{"127.0.0.1:8080:80", "127.0.0.1:8080:80/tcp", ""},
-		{"127.0.0.1::80/UDP", "127.0.0.1::80/udp", ""},
-		{"80/sctp", "", "not tcp or udp"},
-		{"0", "", "not a port number"},
-		{"65536", "", "not a port number"},
-		{"x:80", "", "host port"},
-		{"localhost:1:80", "", "not an IPv4 address"},
-		{"[::1]:8080:80", "", "IPv4 only"},
-		{"1-10:1-10", "", "not a port number"},
-	} {
-		p, err := ParsePortSpec(c.in)
-		switch {
-		case c.err == "" && err != nil:
-			t.Errorf("ParsePortSpec(%q): %v", c.in, err)
-		case c.err == "" && p.String() != c.want:
-			t.Errorf("ParsePortSpec(%q) = %s, want %s", c.in, p, c.want)
-		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
-			t.Errorf("ParsePortSpec(%q) = %v, %v; want error %q", c.in, p, err, c.err)
-		}
-	}
-}
 
 // TestReservePortTaken binds on the real host's 127.0.0.1 (loopback only):
 // a port someone else holds gives a clear error, a released one is free.
@@ -62,5 +35,45 @@ func TestReservePortTaken(t *testing.T) {
 	}
 	if _, err := ReservePort("sctp", lo, 0); err == nil {
 		t.Error("sctp accepted")
+	}
+}
+
+// TestReservePortEphemeral: port 0 gives ports of the kernel's ephemeral
+// range, one after the other as Docker's allocator does, skipping a port
+// someone else holds, and each stays held.
+func TestReservePortEphemeral(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	first, last := ephemeralRange()
+	inRange := func(p uint16) bool { return int(p) >= first && int(p) <= last }
+	r1, err := ReservePort("tcp", lo, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	if !inRange(r1.Port) {
+		t.Fatalf("port %d is outside the ephemeral range %d-%d", r1.Port, first, last)
+	}
+	// someone takes the next one (or has it already)
+	next := int(r1.Port) + 1
+	if next > last {
+		next = first
+	}
+	if l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(next)); err == nil {
+		defer l.Close()
+	}
+	r2, err := ReservePort("tcp", lo, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if !inRange(r2.Port) || int(r2.Port) == next || r2.Port == r1.Port {
+		t.Errorf("second port %d: want one in %d-%d other than %d (held) and %d (ours)", r2.Port, first, last, next, r1.Port)
+	}
+	// ahead of the first, counting round the range
+	if (int(r2.Port)-int(r1.Port)+(last-first+1))%(last-first+1) > (last-first+1)/2 {
+		t.Errorf("second port %d does not follow %d", r2.Port, r1.Port)
+	}
+	if _, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(int(r2.Port))); err == nil {
+		t.Errorf("port %d is not held", r2.Port)
 	}
 }

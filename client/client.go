@@ -1,13 +1,24 @@
-// Package client is minidock's Engine API client and its command line
-// (`minidock run`, `minidock ps`, ...). It knows the daemon only through
-// package api and HTTP on the daemon's unix socket.
+// Package client is minidock's typed Engine API client: one method per
+// endpoint (ContainerCreate, ContainerStart, ImageList, NetworkCreate,
+// ...), taking and returning the api package's types. It knows the daemon
+// only through package api and HTTP. The command line built on it is
+// package client/cli.
+//
+// Every method goes through one of four calls on a request: call (reply
+// decoded as JSON, or discarded), send (the raw reply, for bodies read as
+// they come: logs, export, save), openStream (a reply of JSON values one
+// after another, read with Stream.Next: events, stats, load and import
+// progress) and hijack (attach and exec start, where the connection
+// becomes the container's stdio).
 package client
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,26 +32,77 @@ import (
 // DefaultHost is the daemon's socket unless -H or MINIDOCK_HOST says.
 const DefaultHost = "unix:///run/minidock/minidock.sock"
 
-// Client talks to one daemon.
-type Client struct {
-	socket string
-	http   *http.Client
+// Config says how to reach a daemon.
+type Config struct {
+	// Host is unix:///path/to/socket or tcp://host:port.
+	Host string
+	// TLS, with a tcp:// host, wraps every connection in TLS: for mutual
+	// TLS give it the client's certificate and the CA that signed the
+	// daemon's.
+	TLS *tls.Config
 }
 
-// New makes a client for host, unix:///path.
-func New(host string) (*Client, error) {
-	p, ok := strings.CutPrefix(host, "unix://")
-	if !ok || p == "" {
-		return nil, fmt.Errorf("host %q: only unix:///path is supported", host)
+// Client talks to one daemon.
+type Client struct {
+	host string // as given, for messages
+	dial func(ctx context.Context) (net.Conn, error)
+	http *http.Client
+}
+
+// New makes a client for the daemon cfg names. It does not connect: the
+// first call does.
+func New(cfg Config) (*Client, error) {
+	network, addr, err := parseHost(cfg.Host)
+	if err != nil {
+		return nil, err
 	}
-	c := &Client{socket: p}
+	if cfg.TLS != nil && network != "tcp" {
+		return nil, fmt.Errorf("host %q: TLS needs a tcp:// host", cfg.Host)
+	}
+	c := &Client{host: cfg.Host}
+	c.dial = func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil || cfg.TLS == nil {
+			return conn, err
+		}
+		tc := tls.Client(conn, tlsFor(cfg.TLS, addr))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		return tc, nil
+	}
 	c.http = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", p)
-		},
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) },
 	}}
 	return c, nil
+}
+
+// parseHost splits unix:///path or tcp://host:port into a network and an
+// address for net.Dial.
+func parseHost(host string) (network, addr string, err error) {
+	scheme, rest, ok := strings.Cut(host, "://")
+	switch {
+	case ok && scheme == "unix" && rest != "":
+		return "unix", rest, nil
+	case ok && scheme == "tcp" && rest != "":
+		if _, _, err := net.SplitHostPort(rest); err != nil {
+			return "", "", fmt.Errorf("host %q: tcp://HOST:PORT: %w", host, err)
+		}
+		return "tcp", rest, nil
+	}
+	return "", "", fmt.Errorf("host %q: want unix:///path or tcp://host:port", host)
+}
+
+// tlsFor fills ServerName from addr when the configuration has none.
+func tlsFor(cfg *tls.Config, addr string) *tls.Config {
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(addr)
+	return cfg
 }
 
 // Error is an error reply of the daemon.
@@ -49,50 +111,88 @@ type Error struct {
 	Message string
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string { return "Error response from daemon: " + e.Message }
 
-// Do sends a request to /v<api.Version>/path and returns the response,
-// turning an error status into *Error.
-func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Response, error) {
-	u := "http://minidock/v" + api.Version + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
+// IsNotFound reports whether err is the daemon's 404.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// request is one call of the Engine API. path is below /v<api.Version>;
+// the body is JSON (a non-nil json, marshalled) or raw (body, with
+// contentType).
+type request struct {
+	method, path string
+	query        url.Values
+	json         any
+	body         io.Reader
+	contentType  string
+	header       http.Header
+}
+
+// newHTTP makes the http.Request for r.
+func (c *Client) newHTTP(ctx context.Context, r request) (*http.Request, error) {
+	body, contentType := r.body, r.contentType
+	if r.json != nil {
+		data, err := json.Marshal(r.json)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode body: %w", r.method, r.path, err)
+		}
+		body, contentType = bytes.NewReader(data), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	u := "http://minidock/v" + api.Version + r.path
+	if len(r.query) > 0 {
+		u += "?" + r.query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
 		return nil, err
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return req, nil
+}
+
+// send makes the request and returns the reply, whose body the caller
+// closes; an error status becomes *Error.
+func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	req, err := c.newHTTP(ctx, r)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the minidock daemon at unix://%s (is it running?): %w", c.socket, err)
+		return nil, fmt.Errorf("cannot reach the minidock daemon at %s (is it running?): %w", c.host, err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var e api.ErrorResponse
-		if json.Unmarshal(data, &e) != nil || e.Message == "" {
-			e.Message = strings.TrimSpace(string(data))
-		}
-		return nil, &Error{Status: resp.StatusCode, Message: "Error response from daemon: " + e.Message}
+		return nil, replyError(resp)
 	}
 	return resp, nil
 }
 
-// JSON sends v (unless nil) as JSON and decodes the reply into out
-// (unless nil).
-func (c *Client) JSON(ctx context.Context, method, path string, q url.Values, v, out any) error {
-	var body io.Reader
-	if v != nil {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
+// replyError reads an error reply: {"message": ...}, or its text.
+func replyError(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e api.ErrorResponse
+	if json.Unmarshal(data, &e) != nil || e.Message == "" {
+		e.Message = strings.TrimSpace(string(data))
 	}
-	resp, err := c.Do(ctx, method, path, q, body, "application/json")
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return &Error{Status: resp.StatusCode, Message: e.Message}
+}
+
+// call makes the request and decodes the JSON reply into out, or
+// discards the reply when out is nil.
+func (c *Client) call(ctx context.Context, r request, out any) error {
+	resp, err := c.send(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -102,32 +202,173 @@ func (c *Client) JSON(ctx context.Context, method, path string, q url.Values, v,
 		return nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode reply: %w", method, path, err)
+		return fmt.Errorf("%s %s: decode reply: %w", r.method, r.path, err)
 	}
 	return nil
 }
 
-// Hijack sends a request that upgrades the connection (attach) and
-// returns the raw connection with anything already read buffered.
-func (c *Client) Hijack(ctx context.Context, path string, q url.Values) (net.Conn, *bufio.Reader, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach the minidock daemon at unix://%s: %w", c.socket, err)
+// HijackedConn is a connection the daemon handed over to a container's
+// (or an exec's) stdio: reads give its output (framed unless it has a
+// TTY, see api.Demux), writes go to its stdin, CloseWrite ends its stdin.
+type HijackedConn struct {
+	net.Conn
+	// what the daemon sent after its reply, already read from Conn
+	r *bufio.Reader
+}
+
+func (h *HijackedConn) Read(p []byte) (int, error) { return h.r.Read(p) }
+
+// CloseWrite half-closes the connection: the end of stdin.
+func (h *HijackedConn) CloseWrite() error {
+	if cw, ok := h.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
 	}
-	u := "/v" + api.Version + path + "?" + q.Encode()
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: minidock\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n", u)
+	return nil
+}
+
+// hijack sends a request that upgrades the connection (Connection:
+// Upgrade, Upgrade: tcp) and returns the connection once the daemon
+// answered 101 (or 200, as old daemons do).
+func (c *Client) hijack(ctx context.Context, r request) (*HijackedConn, error) {
+	req, err := c.newHTTP(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "tcp")
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the minidock daemon at %s (is it running?): %w", c.host, err)
+	}
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
+	}
 	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
+	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("attach: %w", err)
+		return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != http.StatusOK {
 		defer conn.Close()
-		var e api.ErrorResponse
-		json.NewDecoder(resp.Body).Decode(&e)
-		return nil, nil, &Error{Status: resp.StatusCode, Message: "Error response from daemon: " + e.Message}
+		return nil, replyError(resp)
 	}
-	return conn, br, nil
+	return &HijackedConn{Conn: conn, r: br}, nil
+}
+
+// Stream is a reply made of JSON values one after another (events, stats,
+// the progress messages of load, import, and later pull, push and build).
+type Stream[T any] struct {
+	body io.ReadCloser
+	dec  *json.Decoder
+}
+
+// openStream makes the request and returns its reply as a Stream.
+func openStream[T any](ctx context.Context, c *Client, r request) (*Stream[T], error) {
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream[T]{body: resp.Body, dec: json.NewDecoder(resp.Body)}, nil
+}
+
+// Next returns the next value, io.EOF after the last.
+func (s *Stream[T]) Next() (T, error) {
+	var v T
+	err := s.dec.Decode(&v)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("read reply: %w", err)
+	}
+	return v, err
+}
+
+// Close ends the stream (and the request, when it is still going).
+func (s *Stream[T]) Close() error { return s.body.Close() }
+
+// Messages is a stream of progress messages.
+type Messages = Stream[api.JSONMessage]
+
+// EachMessage calls f for every message of s until its end, and closes
+// it. A message carrying an error ends the stream with that error, as
+// docker does for a pull or a build that fails half-way.
+func EachMessage(s *Messages, f func(api.JSONMessage)) error {
+	defer s.Close()
+	for {
+		m, err := s.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if m.Error != "" {
+			return errors.New(m.Error)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(m.ErrorDetail.Message)
+		}
+		f(m)
+	}
+}
+
+// Filters is the filters parameter of the list and prune endpoints:
+// {"label":["a=b"], "status":["exited"]}.
+type Filters map[string][]string
+
+// ParseFilters reads KEY=VALUE flags (ps -f, network ls -f, events -f).
+func ParseFilters(flags []string) (Filters, error) {
+	f := Filters{}
+	for _, kv := range flags {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("bad format of filter %q (expected name=value)", kv)
+		}
+		f[k] = append(f[k], v)
+	}
+	return f, nil
+}
+
+// set puts the filters into q, unless there are none.
+func (f Filters) set(q url.Values) {
+	if len(f) == 0 {
+		return
+	}
+	data, _ := json.Marshal(map[string][]string(f))
+	q.Set("filters", string(data))
+}
+
+// containerPath is /containers/{name}/{rest...}.
+func containerPath(name string, rest ...string) string {
+	p := "/containers/" + url.PathEscape(name)
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p
+}
+
+// imagePath is /images/{name}/{rest...}; names keep their slashes, as
+// the docker CLI sends them (busybox, library/busybox:1, host:5000/x).
+func imagePath(name string, rest ...string) string {
+	p := "/images/" + name
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p
+}
+
+// networkPath is /networks/{name}/{rest...}.
+func networkPath(name string, rest ...string) string {
+	p := "/networks/" + url.PathEscape(name)
+	for _, r := range rest {
+		p += "/" + r
+	}
+	return p
+}
+
+// boolQuery sets q[k]=1 when v.
+func boolQuery(q url.Values, k string, v bool) {
+	if v {
+		q.Set(k, "1")
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/api"
+	"minidock/archive"
 	"minidock/overlay"
 )
 
@@ -91,7 +92,7 @@ func openInRoot(root, p string, nofollow bool) (int, string, error) {
 		if err != nil {
 			return -1, "", &os.PathError{Op: "open", Path: p, Err: err}
 		}
-		host, err := os.Readlink(overlay.FdPath(fd))
+		host, err := os.Readlink(archive.FdPath(fd))
 		if err == nil && host != root && !strings.HasPrefix(host, root+"/") {
 			err = fmt.Errorf("resolves to %s, outside the container root %s", host, root)
 		}
@@ -168,7 +169,7 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 
 // stat is the X-Docker-Container-Path-Stat of a target.
 func (t *archiveTarget) stat(root string) (api.PathStat, error) {
-	fi, err := os.Lstat(filepath.Join(overlay.FdPath(t.dir), t.name))
+	fi, err := os.Lstat(filepath.Join(archive.FdPath(t.dir), t.name))
 	if err != nil {
 		return api.PathStat{}, err
 	}
@@ -179,7 +180,7 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 		if fd, host, err := openInRoot(root, containerPath(root, t.host), false); err == nil {
 			unix.Close(fd)
 			st.LinkTarget = containerPath(root, host)
-		} else if target, err := os.Readlink(filepath.Join(overlay.FdPath(t.dir), t.name)); err == nil {
+		} else if target, err := os.Readlink(filepath.Join(archive.FdPath(t.dir), t.name)); err == nil {
 			st.LinkTarget = path.Join(path.Dir(containerPath(root, t.host)), target)
 			if path.IsAbs(target) {
 				st.LinkTarget = path.Clean(target)
@@ -222,7 +223,7 @@ func (d *Daemon) containerArchive(w http.ResponseWriter, r *http.Request) {
 		started = true
 		// names below the entry are "name/...": only the first part changes
 		rename := func(n string) string { return t.as + strings.TrimPrefix(n, t.name) }
-		return overlay.WriteEntry(w, overlay.FdPath(t.dir), t.name, rename)
+		return archive.WriteEntry(w, archive.FdPath(t.dir), t.name, rename)
 	})
 	switch {
 	case err == nil:
@@ -296,8 +297,8 @@ func (d *Daemon) containerExtract(w http.ResponseWriter, r *http.Request) {
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := overlay.Unpack(dest, spool, &overlay.UnpackOptions{Root: root}); err != nil {
-			var ue *overlay.UnpackError
+		if _, err := archive.Unpack(dest, spool, &archive.UnpackOptions{Root: root}); err != nil {
+			var ue *archive.UnpackError
 			if errors.As(err, &ue) {
 				return badRequest("extract into %s: %v", p, err)
 			}
@@ -326,7 +327,7 @@ type extractOptions struct {
 // first hostile entry, and giving every entry to the container's root
 // unless keepOwner.
 func (o *extractOptions) check(r io.Reader, spool io.Writer) error {
-	err := overlay.Retar(spool, r, func(hdr *tar.Header) error {
+	err := archive.Retar(spool, r, func(hdr *tar.Header) error {
 		if err := o.checkEntry(hdr); err != nil {
 			return badRequest("refusing tar entry %q: %v", hdr.Name, err)
 		}
@@ -344,7 +345,7 @@ func (o *extractOptions) check(r io.Reader, spool io.Writer) error {
 
 // checkEntry says what is wrong with one entry, or nil.
 func (o *extractOptions) checkEntry(hdr *tar.Header) error {
-	name, err := overlay.CleanName(hdr.Name)
+	name, err := archive.CleanName(hdr.Name)
 	if err != nil {
 		return err
 	}
@@ -364,7 +365,7 @@ func (o *extractOptions) checkEntry(hdr *tar.Header) error {
 			return fmt.Errorf("symlink target %q points outside the container", t)
 		}
 	case tar.TypeLink:
-		if _, err := overlay.CleanName(hdr.Linkname); err != nil {
+		if _, err := archive.CleanName(hdr.Linkname); err != nil {
 			return fmt.Errorf("hard link target %q: %v", hdr.Linkname, err)
 		}
 	case tar.TypeChar, tar.TypeBlock:

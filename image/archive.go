@@ -116,11 +116,11 @@ func (s *Store) Import(r io.Reader, ref string, changes []string) (*Image, error
 	return img.clone(), nil
 }
 
-// archive is an image archive spooled to a temporary directory: its
+// spooledArchive is an image archive spooled to a temporary directory: its
 // regular files by cleaned name, each hashed on the way in, and its links.
 // Names are only map keys: nothing is ever created under an archive's own
 // names, so a hostile name cannot point anywhere.
-type archive struct {
+type spooledArchive struct {
 	files map[string]*tempBlob
 	links map[string]string           // name -> cleaned target name
 	plain map[digest.Digest]*tempBlob // decompressed layers, by raw digest
@@ -133,12 +133,12 @@ func archiveName(n string) string {
 }
 
 // spoolArchive reads a (possibly compressed) tar into a temporary dir.
-func (s *Store) spoolArchive(r io.Reader) (*archive, error) {
+func (s *Store) spoolArchive(r io.Reader) (*spooledArchive, error) {
 	dir, err := os.MkdirTemp(filepath.Join(s.imageDir, "tmp"), "load-")
 	if err != nil {
 		return nil, fmt.Errorf("load archive: %w", err)
 	}
-	a := &archive{files: map[string]*tempBlob{}, links: map[string]string{}, plain: map[digest.Digest]*tempBlob{}, s: s, dir: dir}
+	a := &spooledArchive{files: map[string]*tempBlob{}, links: map[string]string{}, plain: map[digest.Digest]*tempBlob{}, s: s, dir: dir}
 	dr, err := decompress(r)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -186,10 +186,10 @@ func (s *Store) spoolTo(dir string, r io.Reader) (*tempBlob, error) {
 	return tb, err
 }
 
-func (a *archive) close() { os.RemoveAll(a.dir) }
+func (a *spooledArchive) close() { os.RemoveAll(a.dir) }
 
 // file finds a regular file of the archive by name, following links.
-func (a *archive) file(name string) (*tempBlob, error) {
+func (a *spooledArchive) file(name string) (*tempBlob, error) {
 	n := archiveName(name)
 	for i := 0; i < 16; i++ {
 		if tb, ok := a.files[n]; ok {
@@ -221,7 +221,7 @@ func readJSON(tb *tempBlob, name string, v any) ([]byte, error) {
 
 // uncompressed returns the layer tar of a layer file, decompressing it
 // into a new temporary file if it is compressed.
-func (a *archive) uncompressed(tb *tempBlob) (*tempBlob, error) {
+func (a *spooledArchive) uncompressed(tb *tempBlob) (*tempBlob, error) {
 	if p, ok := a.plain[tb.digest]; ok {
 		return p, nil
 	}
@@ -331,7 +331,7 @@ type dockerManifest struct {
 	Layers   []string
 }
 
-func (a *archive) docker() ([]pendingImage, error) {
+func (a *spooledArchive) docker() ([]pendingImage, error) {
 	var entries []dockerManifest
 	if _, err := readJSON(a.files["manifest.json"], "manifest.json", &entries); err != nil {
 		return nil, err
@@ -383,7 +383,7 @@ func (a *archive) docker() ([]pendingImage, error) {
 	return out, nil
 }
 
-func (a *archive) oci() ([]pendingImage, error) {
+func (a *spooledArchive) oci() ([]pendingImage, error) {
 	lt, err := a.file(ocispec.ImageLayoutFile)
 	if err != nil {
 		return nil, fmt.Errorf("not an OCI layout: %w", err)
@@ -433,7 +433,7 @@ func refsFromAnnotations(ann map[string]string) ([]string, error) {
 }
 
 // blob returns the verified blob a descriptor points at.
-func (a *archive) blob(d ocispec.Descriptor) (*tempBlob, error) {
+func (a *spooledArchive) blob(d ocispec.Descriptor) (*tempBlob, error) {
 	if err := d.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("descriptor digest %q: %w", d.Digest, err)
 	}
@@ -454,7 +454,7 @@ func (a *archive) blob(d ocispec.Descriptor) (*tempBlob, error) {
 	return tb, nil
 }
 
-func (a *archive) ociDescriptor(d ocispec.Descriptor, refs []string, depth int, out *[]pendingImage) error {
+func (a *spooledArchive) ociDescriptor(d ocispec.Descriptor, refs []string, depth int, out *[]pendingImage) error {
 	if depth > 4 {
 		return errors.New("index nesting too deep")
 	}

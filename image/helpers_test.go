@@ -14,8 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"minidock/archive"
 	"minidock/internal/testutil"
-	"minidock/overlay"
 )
 
 // newStore opens a store on a fresh data root and, at the end of the test,
@@ -42,7 +42,7 @@ func busyboxTar(t testing.TB) []byte {
 	dir := filepath.Join(t.TempDir(), "rootfs")
 	testutil.MakeBusyboxRootfs(t, dir)
 	var buf bytes.Buffer
-	if err := overlay.WriteTree(&buf, dir); err != nil {
+	if err := archive.WriteTree(&buf, dir); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

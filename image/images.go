@@ -45,6 +45,11 @@ func (s *Store) resolve(ref string) (*Image, string, error) {
 			// name@digest: the manifest digest of an image of that name,
 			// or its ID.
 			for md, img := range s.images {
+				for _, src := range img.Sources {
+					if src.Name == r.Name() && (src.Digest == r.Digest || src.Manifest == r.Digest) {
+						return img, "", nil
+					}
+				}
 				if md != r.Digest && img.ID != r.Digest {
 					continue
 				}
@@ -221,7 +226,8 @@ func (s *Store) containersUsing(id digest.Digest) ([]string, error) {
 type layerBlob struct {
 	diffID digest.Digest
 	size   int64
-	temp   *tempBlob // nil when the blob is already stored
+	temp   *tempBlob    // nil when the blob is already stored
+	staged *StagedLayer // unpacked already (a pull), with its tar spooled
 }
 
 // addImage stores an image whose config is the exact bytes cfg (so its ID
@@ -251,6 +257,18 @@ func (s *Store) addImage(cfg []byte, layers []layerBlob, refs []string) (_ *Imag
 	for i, l := range layers {
 		if l.diffID != c.RootFS.DiffIDs[i] {
 			return nil, fmt.Errorf("layer %d: digest mismatch: config says %s, content is %s", i, c.RootFS.DiffIDs[i], l.diffID)
+		}
+		if l.staged != nil {
+			chain, err := s.placeLayer(parent, l.staged)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.commitBlob(l.staged.blob); err != nil {
+				return nil, err
+			}
+			parent = chain
+			m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.diffID, Size: l.size})
+			continue
 		}
 		src := s.blobPath(l.diffID)
 		if l.temp != nil {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"minidock/archive"
 	"minidock/internal/testutil"
-	"minidock/overlay"
 )
 
 // umociImage builds an OCI layout with umoci: a busybox layer, then a
@@ -45,7 +45,7 @@ func TestInteropLoad(t *testing.T) {
 	dir := t.TempDir()
 	lay, cfgDigest := umociImage(t, dir)
 	var layTar bytes.Buffer
-	if err := overlay.WriteTree(&layTar, lay); err != nil {
+	if err := archive.WriteTree(&layTar, lay); err != nil {
 		t.Fatal(err)
 	}
 	dockerTar := filepath.Join(dir, "d.tar")

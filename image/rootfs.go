@@ -10,11 +10,10 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"minidock/archive"
 	"minidock/overlay"
 )
 
@@ -113,9 +112,6 @@ func (s *Store) PrepareRootfs(containerID, ref string) (*Rootfs, error) {
 	img, _, err := s.resolve(ref)
 	if err != nil {
 		return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
-	}
-	if len(img.ChainIDs) == 0 {
-		return nil, fmt.Errorf("prepare rootfs of %s: image %s has no layers", containerID, img.ID)
 	}
 	if _, err := os.Stat(s.recordPath(containerID)); err == nil {
 		return nil, fmt.Errorf("prepare rootfs: container %s already has one", containerID)
@@ -263,44 +259,42 @@ func (s *Store) Export(containerID string, w io.Writer) (err error) {
 			}
 		}()
 	}
-	if err := overlay.WriteTree(w, rfs.Merged); err != nil {
+	if err := archive.WriteTree(w, rfs.Merged); err != nil {
 		return fmt.Errorf("export container %s: %w", containerID, err)
 	}
 	return nil
 }
 
-// CommitOptions describe the image Commit makes.
+// CommitOptions describe the image Commit (or CreateImage) makes.
 type CommitOptions struct {
 	Ref       string   // reference to tag the new image with; may be empty
 	Author    string   // config author
 	Comment   string   // history comment
 	Changes   []string // Dockerfile-like config changes: "CMD [\"sh\"]", "ENV A=b", ...
 	CreatedBy string   // history created_by (docker: the container's command); default "minidock commit ID"
+	// RunConfig, when set, is the new image's runtime config instead of
+	// the parent image's (Changes still apply on top): a build commits
+	// the config its instructions made so far.
+	RunConfig *RunConfig
 }
 
 // Commit turns a container's changes into a new image: its upper dir
-// becomes one more layer (overlay.WriteDiff: whiteouts become .wh.
+// becomes one more layer (archive.WriteDiff: whiteouts become .wh.
 // entries) on top of the container's image, and the image's config, with
 // the layer's diff ID appended, a history entry and the changes applied,
-// becomes the new config.
+// becomes the new config. A container that changed nothing adds no layer
+// (EmptyLayer): its history entry is marked empty_layer, as Docker's is.
 func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
-	var refs []string
-	if opts.Ref != "" {
-		r, err := ParseReference(opts.Ref)
-		if err != nil {
-			return nil, err
-		}
-		if r.Digest != "" {
-			return nil, fmt.Errorf("commit: reference %q cannot contain a digest", opts.Ref)
-		}
-		refs = []string{r.String()}
+	refs, err := commitRefs(opts.Ref)
+	if err != nil {
+		return nil, err
 	}
 	rfs, err := s.Rootfs(containerID)
 	if err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(overlay.WriteDiff(pw, rfs.Upper)) }()
+	go func() { pw.CloseWithError(archive.WriteDiff(pw, rfs.Upper)) }()
 	tb, err := s.spool(pr)
 	pr.CloseWithError(errors.New("spool stopped"))
 	if err != nil {
@@ -310,40 +304,25 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cb, err := s.readBlob(rfs.ImageID)
+	parent, err := s.readDockerImage(rfs.ImageID)
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
 	}
-	var cfg ocispec.Image
-	if err := json.Unmarshal(cb, &cfg); err != nil {
-		return nil, fmt.Errorf("commit container %s: parse config: %w", containerID, err)
-	}
-	now := time.Now().UTC()
-	cfg.Created = &now
-	cfg.Author = opts.Author
-	cfg.RootFS.Type = "layers"
-	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, tb.digest)
 	createdBy := opts.CreatedBy
 	if createdBy == "" {
 		createdBy = "minidock commit " + containerID
 	}
-	cfg.History = append(cfg.History, ocispec.History{Created: &now, Author: opts.Author, CreatedBy: createdBy, Comment: opts.Comment})
-	if err := ApplyChanges(&cfg.Config, opts.Changes); err != nil {
+	nb, err := childConfig(parent, tb.digest, opts, createdBy)
+	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
 	}
-	nb, err := json.Marshal(cfg)
+	layers, err := s.storedLayers(parent.RootFS.DiffIDs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("commit container %s: layers of its image: %w", containerID, err)
 	}
-	layers := make([]layerBlob, 0, len(cfg.RootFS.DiffIDs))
-	for _, d := range cfg.RootFS.DiffIDs[:len(cfg.RootFS.DiffIDs)-1] {
-		st, err := os.Stat(s.blobPath(d))
-		if err != nil {
-			return nil, fmt.Errorf("commit container %s: layer blob of its image: %w", containerID, err)
-		}
-		layers = append(layers, layerBlob{diffID: d, size: st.Size()})
+	if tb.digest != EmptyLayer {
+		layers = append(layers, layerBlob{diffID: tb.digest, size: tb.size, temp: tb})
 	}
-	layers = append(layers, layerBlob{diffID: tb.digest, size: tb.size, temp: tb})
 	img, err := s.addImage(nb, layers, refs)
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)

@@ -26,7 +26,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // ErrNotFound is wrapped by every "no such image/container rootfs" error.
@@ -40,7 +40,7 @@ var ErrConflict = errors.New("conflict")
 type Store struct {
 	// Unpack bounds what layer tarballs may contain (device nodes, sizes);
 	// set it before use. The zero value refuses device nodes.
-	Unpack overlay.UnpackOptions
+	Unpack archive.UnpackOptions
 
 	root     string // data root, e.g. /var/lib/minidock
 	imageDir string // <root>/image: the OCI layout
@@ -50,6 +50,9 @@ type Store struct {
 	mu     sync.Mutex
 	refs   map[string]digest.Digest // normalised reference -> manifest digest
 	images map[digest.Digest]*Image // manifest digest -> image
+	// buildCache maps build step keys to image IDs (buildcache.go),
+	// read on first use
+	buildCache map[string]digest.Digest
 }
 
 // Image is one image held by the store.
@@ -61,11 +64,13 @@ type Image struct {
 	DiffIDs  []digest.Digest // digests of the uncompressed layer tars, base first
 	ChainIDs []digest.Digest // identities of the layer stacks, base first
 	Size     int64           // total bytes of the layer tars
+	Sources  []Source        // registries it was pulled from or pushed to
 }
 
 func (img *Image) clone() *Image {
 	c := *img
 	c.Refs = append([]string(nil), img.Refs...)
+	c.Sources = append([]Source(nil), img.Sources...)
 	return &c
 }
 
@@ -289,7 +294,7 @@ func (s *Store) loadIndex() error {
 	for _, img := range s.images {
 		sort.Strings(img.Refs)
 	}
-	return nil
+	return s.loadSources()
 }
 
 // saveIndex writes image/index.json atomically. The annotation holds the
@@ -323,7 +328,10 @@ func (s *Store) saveIndex() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.indexPath(), b)
+	if err := writeFileAtomic(s.indexPath(), b); err != nil {
+		return err
+	}
+	return s.saveSources()
 }
 
 // readImage builds an Image from its manifest and config blobs.
@@ -405,43 +413,106 @@ var linkEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // ensureLayer makes sure the layer with diffID on top of parent (a chain
 // ID, empty for a base layer) is unpacked, reading the layer tar from the
 // blob file blob, and returns its chain ID. The layer is unpacked into a
-// temporary directory, checked against diffID, given a short link, synced
-// (syncfs) and renamed into place, so it either exists whole or not at all.
+// temporary directory, checked against diffID (unpackLayer), then given a
+// short link, synced and renamed into place (placeLayer), so it either
+// exists whole or not at all.
 func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string) (digest.Digest, error) {
-	chain := diffID
-	if parent != "" {
-		chain = digest.FromString(parent.String() + " " + diffID.String())
-	}
+	chain := chainOf(parent, diffID)
 	if _, err := os.Stat(filepath.Join(s.layerPath(chain), "layer.json")); err == nil {
 		return chain, nil
 	}
-	tmp, err := os.MkdirTemp(s.layerDir, ".tmp-"+chain.Encoded()[:12]+"-")
-	if err != nil {
-		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
-	}
-	link := ""
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-			if link != "" {
-				os.Remove(filepath.Join(s.layerDir, "l", link))
-			}
-		}
-	}()
 	f, err := os.Open(blob)
 	if err != nil {
 		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	size, err := overlay.Unpack(filepath.Join(tmp, "diff"), io.TeeReader(f, h), &s.Unpack)
+	l, err := s.unpackLayer(diffID, f)
 	if err != nil {
-		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+		return "", err
+	}
+	defer l.Discard()
+	return s.placeLayer(parent, l)
+}
+
+// chainOf is the chain ID of layer diffID on top of the stack parent.
+func chainOf(parent, diffID digest.Digest) digest.Digest {
+	if parent == "" {
+		return diffID
+	}
+	return digest.FromString(parent.String() + " " + diffID.String())
+}
+
+// StagedLayer is a layer unpacked into a temporary directory under the
+// layer directory and checked against its diff ID, not yet in place:
+// placeLayer renames it to its chain ID, or Discard removes it.
+type StagedLayer struct {
+	dir    string // <root>/overlay/.tmp-..., holding diff/
+	diffID digest.Digest
+	size   int64     // bytes of file content
+	blob   *tempBlob // the layer tar spooled on the way (StageLayer), or nil
+}
+
+// DiffID is the digest of the layer's uncompressed tar.
+func (l *StagedLayer) DiffID() digest.Digest { return l.diffID }
+
+// Discard removes what is left of a staged layer (nothing once placed).
+func (l *StagedLayer) Discard() {
+	if l.dir != "" {
+		os.RemoveAll(l.dir)
+		l.dir = ""
+	}
+	if l.blob != nil {
+		os.Remove(l.blob.path) // gone already once committed
+	}
+}
+
+// unpackLayer extracts the layer tar read from r into a new temporary
+// directory of the layer dir, reading r to its end, and checks its sha256
+// against diffID. Nothing is left behind on error.
+func (s *Store) unpackLayer(diffID digest.Digest, r io.Reader) (_ *StagedLayer, err error) {
+	tmp, err := os.MkdirTemp(s.layerDir, ".tmp-"+diffID.Encoded()[:12]+"-")
+	if err != nil {
+		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	h := sha256.New()
+	tr := io.TeeReader(r, h)
+	size, err := archive.Unpack(filepath.Join(tmp, "diff"), tr, &s.Unpack)
+	if err != nil {
+		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
+	}
+	// The tar's end marker may come before the end of the stream (padding,
+	// and for a download the rest that its digest covers): read it all.
+	if _, err := io.Copy(io.Discard, tr); err != nil {
+		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
-		return "", fmt.Errorf("unpack layer: digest mismatch: expected %s, content is %s", diffID, got)
+		return nil, fmt.Errorf("unpack layer: digest mismatch: expected %s, content is %s", diffID, got)
 	}
+	return &StagedLayer{dir: tmp, diffID: diffID, size: size}, nil
+}
+
+// placeLayer puts a staged layer in place as the layer diffID on top of
+// parent: a short link, layer.json, syncfs, and a rename to its chain ID
+// directory. When that layer exists already the staged copy is dropped.
+func (s *Store) placeLayer(parent digest.Digest, l *StagedLayer) (digest.Digest, error) {
+	chain := chainOf(parent, l.diffID)
+	if _, err := os.Stat(filepath.Join(s.layerPath(chain), "layer.json")); err == nil {
+		os.RemoveAll(l.dir)
+		l.dir = ""
+		return chain, nil
+	}
+	link := ""
+	ok := false
+	defer func() {
+		if !ok && link != "" {
+			os.Remove(filepath.Join(s.layerDir, "l", link))
+		}
+	}()
 	for i := 0; ; i++ {
 		var b [10]byte
 		rand.Read(b[:])
@@ -452,23 +523,24 @@ func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string) (digest.D
 		}
 		if !os.IsExist(err) || i > 10 {
 			link = ""
-			return "", fmt.Errorf("unpack layer %s: short link: %w", diffID, err)
+			return "", fmt.Errorf("unpack layer %s: short link: %w", l.diffID, err)
 		}
 	}
-	meta, _ := json.Marshal(layerMeta{ChainID: chain, DiffID: diffID, Parent: parent, Link: link, Size: size})
-	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), meta, 0o644); err != nil {
-		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	meta, _ := json.Marshal(layerMeta{ChainID: chain, DiffID: l.diffID, Parent: parent, Link: link, Size: l.size})
+	if err := os.WriteFile(filepath.Join(l.dir, "layer.json"), meta, 0o644); err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
-	if fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+	if fd, err := unix.Open(l.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 		err = unix.Syncfs(fd)
 		unix.Close(fd)
 		if err != nil {
-			return "", fmt.Errorf("unpack layer %s: syncfs: %w", diffID, err)
+			return "", fmt.Errorf("unpack layer %s: syncfs: %w", l.diffID, err)
 		}
 	}
-	if err := os.Rename(tmp, s.layerPath(chain)); err != nil {
-		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
+	if err := os.Rename(l.dir, s.layerPath(chain)); err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", l.diffID, err)
 	}
+	l.dir = ""
 	ok = true
 	return chain, syncDir(s.layerDir)
 }
@@ -507,6 +579,9 @@ func (s *Store) counts() (map[digest.Digest]int, map[digest.Digest]bool, error) 
 	blobs := map[digest.Digest]bool{}
 	for md, img := range s.images {
 		blobs[md], blobs[img.ID] = true, true
+		for _, src := range img.Sources {
+			blobs[src.Manifest] = true
+		}
 		for _, d := range img.DiffIDs {
 			blobs[d] = true
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"minidock/overlay"
+	"minidock/archive"
 )
 
 // TestContainerLifecycle walks the path of `docker import`, `run`,
@@ -282,7 +282,7 @@ func TestHostileImportLeavesNothing(t *testing.T) {
 	s := newStore(t)
 	evil := layerTarRaw(t, "ok", "../escape")
 	_, err := s.Import(bytes.NewReader(evil), "evil", nil)
-	var ue *overlay.UnpackError
+	var ue *archive.UnpackError
 	if !errors.As(err, &ue) || ue.Entry != "../escape" {
 		t.Fatalf("hostile import: %v", err)
 	}
@@ -362,7 +362,7 @@ func TestCorruptArchives(t *testing.T) {
 	// A hostile layer inside an archive, and a manifest.json pointing
 	// outside the archive: refused, nothing stored or written.
 	_, err = s.LoadArchive(bytes.NewReader(dockerArchive(t, []string{"evil:1"}, nil, layer, layerTarRaw(t, "ok", "a/../../escape"))))
-	var ue *overlay.UnpackError
+	var ue *archive.UnpackError
 	if !errors.As(err, &ue) || ue.Entry != "a/../../escape" {
 		t.Errorf("hostile layer in an archive: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sort"
 
 	"golang.org/x/sys/unix"
+
+	"minidock/archive"
 )
 
 // ChangeKind says what happened to a path; the values are the Docker
@@ -76,7 +78,7 @@ func (c *changer) walk(rel string) error {
 		if err := unix.Lstat(full, &st); err != nil {
 			return fmt.Errorf("changes: stat %q: %w", full, err)
 		}
-		if isWhiteout(&st) {
+		if archive.IsWhiteout(&st) {
 			c.out = append(c.out, Change{Path: "/" + name, Kind: Deleted})
 			continue
 		}
@@ -91,7 +93,7 @@ func (c *changer) walk(rel string) error {
 			}
 		}
 	}
-	if rel != "" && isOpaque(dir) {
+	if rel != "" && archive.IsOpaque(dir) {
 		for _, n := range c.lowerNames(rel) {
 			if !present[n] {
 				c.out = append(c.out, Change{Path: "/" + path.Join(rel, n), Kind: Deleted})
@@ -110,7 +112,7 @@ func hiddenBelow(l, p string) bool {
 		if unix.Lstat(full, &st) != nil {
 			continue
 		}
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR || isOpaque(full) {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR || archive.IsOpaque(full) {
 			return true
 		}
 	}
@@ -122,7 +124,7 @@ func (c *changer) inLower(p string) bool {
 	for _, l := range c.lower {
 		var st unix.Stat_t
 		if unix.Lstat(filepath.Join(l, p), &st) == nil {
-			return !isWhiteout(&st)
+			return !archive.IsWhiteout(&st)
 		}
 		if hiddenBelow(l, p) {
 			return false
@@ -154,11 +156,11 @@ func (c *changer) lowerNames(p string) []string {
 			}
 			seen[e.Name()] = true
 			var est unix.Stat_t
-			if unix.Lstat(filepath.Join(full, e.Name()), &est) == nil && !isWhiteout(&est) {
+			if unix.Lstat(filepath.Join(full, e.Name()), &est) == nil && !archive.IsWhiteout(&est) {
 				names = append(names, e.Name())
 			}
 		}
-		if isOpaque(full) {
+		if archive.IsOpaque(full) {
 			break
 		}
 	}

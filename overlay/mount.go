@@ -1,23 +1,25 @@
 // Package overlay is the copy-on-write half of container storage: it mounts
 // overlayfs (read-only lower layers + a writable upper layer = one merged
-// view), unpacks layer tarballs into directories overlayfs can use as lower
-// layers (turning OCI whiteout files into overlayfs whiteouts), and turns an
-// upper directory back into a layer tarball. It knows nothing of images,
-// manifests or digests; package image builds on it. See docs/overlayfs.md.
+// view) and lists what an upper directory changes over its lower layers.
+// Layer tarballs are package archive's: it unpacks them into directories
+// overlayfs can use as lower layers (OCI whiteout files become overlayfs
+// whiteouts) and turns an upper directory back into one. It knows nothing
+// of images, manifests or digests; package image builds on it. See
+// docs/overlayfs.md.
 package overlay
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/mountinfo"
 )
 
 // Mount describes one overlayfs mount.
@@ -176,42 +178,5 @@ func Unmount(target string) error {
 // IsMounted reports whether path is a mount point in this mount namespace,
 // by reading /proc/self/mountinfo.
 func IsMounted(path string) (bool, error) {
-	path = filepath.Clean(path)
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, fmt.Errorf("read mount table: %w", err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64*1024), 1024*1024)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
-			return true, nil
-		}
-	}
-	if err := s.Err(); err != nil {
-		return false, fmt.Errorf("read mount table: %w", err)
-	}
-	return false, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space, ...) that
-// the kernel writes for unusual characters in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mountinfo.IsMountPoint(filepath.Clean(path))
 }

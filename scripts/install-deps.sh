@@ -7,7 +7,10 @@ pkgs=(
   runc             # reference runtime: the tests also run against it
   iproute2         # ip, for tests that look at links and namespaces
   nftables         # nft: the bridge firewall (bridge/firewall.go)
+  etcd-server etcd-client  # the cluster store of overlay networks: cluster/ and vxlan/ tests start one (etcdctl reads its keys)
   skopeo umoci     # third-party image tools for the interop tests
+  docker-registry  # distribution 2.8: the reference registry of the registry tests
+  docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer
   qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
   gcc libc6-dev    # make test-race: the race detector needs cgo
 )

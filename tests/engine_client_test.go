@@ -1,13 +1,17 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"minidock/api"
 )
 
 // minidock's own client against the daemon, as a user types it.
@@ -151,4 +155,45 @@ func TestEngineClientMoreVerbs(t *testing.T) {
 	require.Equal(t, "two\n", e.mustCLI("ps", "-a", "--filter", "label=n=two", "--format", "{{.Names}}"))
 	e.mustCLI("rm", "one", "two", "three")
 	e.mustCLI("rmi", "mine/box:v1")
+}
+
+// Docker's port syntax with an explicit 0: -p 0:8000 and
+// -p 127.0.0.1:0:8000 publish on an ephemeral port of the kernel's range,
+// which `port` shows and which answers; --expose exposes without
+// publishing; info prints sizes as docker does; completion offers the
+// daemon's container names.
+func TestEngineClientEphemeralPorts(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	w := webServer("zero")
+	e.mustCLI("run", "-d", "--name", "zero", "-p", "127.0.0.1:0:8000", "-p", "0:8000/udp", "--expose", "9000-9001",
+		"busybox", w[0], w[1], w[2])
+	out := strings.TrimSpace(e.mustCLI("port", "zero", "8000"))
+	require.True(t, strings.HasPrefix(out, "127.0.0.1:"), out)
+	hostPort, err := strconv.Atoi(strings.TrimPrefix(out, "127.0.0.1:"))
+	require.NoError(t, err, out)
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	require.NoError(t, err)
+	var first, last int
+	_, err = fmt.Sscan(string(data), &first, &last)
+	require.NoError(t, err)
+	require.True(t, hostPort >= first && hostPort <= last, "port %d outside the ephemeral range %d-%d", hostPort, first, last)
+	require.Equal(t, "hello from zero\n", waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", hostPort)))
+	udp := strings.TrimSpace(e.mustCLI("port", "zero", "8000/udp"))
+	require.Regexp(t, `^0\.0\.0\.0:[1-9][0-9]*$`, udp)
+	require.NotEqual(t, "0.0.0.0:0", udp)
+
+	c := e.inspect("zero")
+	require.Contains(t, c.Config.ExposedPorts, "9000/tcp")
+	require.Contains(t, c.Config.ExposedPorts, "9001/tcp")
+	require.Equal(t, []api.PortBinding{{HostIP: "127.0.0.1"}}, c.HostConfig.PortBindings["8000/tcp"])
+
+	info := e.mustCLI("info")
+	require.Regexp(t, `(?m)^ Total Memory: [0-9.]+GiB$`, info)
+	require.NotContains(t, info, "e+")
+
+	// completion asks the daemon for names
+	out = e.mustCLI("__complete", "stop", "")
+	require.Contains(t, out, "zero\n", out)
+	e.mustCLI("rm", "-f", "zero")
 }

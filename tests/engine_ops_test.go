@@ -122,7 +122,7 @@ func TestEngineContainerOps(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "MEM USAGE / LIMIT")
 	require.Contains(t, out, "renamed")
-	require.Contains(t, out, "67.1MB")
+	require.Contains(t, out, "/ 64MiB") // docker prints memory in binary units
 	out, code = run("rename", "renamed", "again")
 	require.Equal(t, 0, code, out)
 	out, code = run("rename", "again", "other")

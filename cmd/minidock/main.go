@@ -1,5 +1,6 @@
 // Command minidock is one binary with five roles (see ../shared/design.md and
-// docs/runtime.md, docs/daemon.md): client, daemon, shim, runtime and the hidden init.
+// docs/runtime.md, docs/daemon.md): client, daemon, shim, runtime and the hidden init,
+// and the registry server (docs/registry.md).
 // main only picks the role from argv and hands over.
 package main
 
@@ -7,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"minidock/client"
+	"minidock/client/cli"
 	"minidock/daemon"
+	"minidock/registry/server"
 	"minidock/runtime"
 	"minidock/shim"
 )
@@ -31,11 +33,14 @@ func main() {
 		os.Exit(runtime.Main(args))
 	case "daemon":
 		os.Exit(daemon.Main(args))
+	case "registry":
+		// `minidock registry serve ...`: the registry server.
+		os.Exit(server.Main(args))
 	case "shim":
 		// Started by the daemon, one per running container.
 		os.Exit(shim.Main(args))
 	default:
 		// Everything else is the client: `minidock run ...`, `minidock ps`.
-		os.Exit(client.Main(os.Args[1:]))
+		os.Exit(cli.Main(os.Args[1:]))
 	}
 }

@@ -1,0 +1,123 @@
+package registry
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"minidock/registry/server"
+)
+
+func TestIsInsecure(t *testing.T) {
+	c := NewClient(Options{InsecureRegistries: []string{"myreg:5000", "10.0.0.0/8", "plain.lan"}})
+	for name, want := range map[string]bool{
+		"127.0.0.1:5000": true, "127.9.9.9": true, "[::1]:5000": true, "localhost:5000": true,
+		"myreg:5000": true, "myreg:5001": false, "10.1.2.3:5000": true, "11.1.2.3:5000": false,
+		"plain.lan:443": true, "registry-1.docker.io": false, "localhost.evil.example:5000": false,
+	} {
+		if got := c.isInsecure(name); got != want {
+			t.Errorf("isInsecure(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// testCA makes a CA and a server certificate for name, signed by it.
+func testCA(t *testing.T, name string) (caPEM []byte, cert tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "minidock test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestTLS: a registry that is not insecure is reached over HTTPS only,
+// verified with the system's CAs plus certs.d/<host>/ca.crt; loopback
+// registries and those named insecure may use plain HTTP. The name
+// registry.test is mapped to 127.0.0.1 by the dialer (no DNS).
+func TestTLS(t *testing.T) {
+	caPEM, cert := testCA(t, "registry.test")
+	srv, err := server.New(server.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsSrv := httptest.NewUnstartedServer(srv)
+	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	plainSrv := httptest.NewServer(srv)
+	defer plainSrv.Close()
+	tlsAddr := strings.TrimPrefix(tlsSrv.URL, "https://")
+	plainAddr := strings.TrimPrefix(plainSrv.URL, "http://")
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	_, plainPort, _ := net.SplitHostPort(plainAddr)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h, p, _ := net.SplitHostPort(addr)
+		if h == "registry.test" {
+			addr = net.JoinHostPort("127.0.0.1", p)
+		} else if net.ParseIP(h) == nil {
+			t.Errorf("the client looked up %q", addr)
+		}
+		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+	}
+	ti := makeImage(t, 30, 1, 4<<10, true, false, "amd64")
+	pushRaw(t, plainAddr, "tls/app", "1", ti)
+	certs := t.TempDir()
+
+	pull := func(opts Options, ref string) error {
+		opts.DialContext, opts.CertsDir = dial, certs
+		_, err := testClient(opts).Pull(ctxT(t), newStore(t), ref, PullOptions{})
+		return err
+	}
+	secure := "registry.test:" + tlsPort + "/tls/app:1"
+	if err := pull(Options{}, secure); err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Errorf("HTTPS with an unknown CA: %v", err)
+	}
+	os.MkdirAll(filepath.Join(certs, "registry.test:"+tlsPort), 0o755)
+	os.WriteFile(filepath.Join(certs, "registry.test:"+tlsPort, "ca.crt"), caPEM, 0o644)
+	if err := pull(Options{}, secure); err != nil {
+		t.Errorf("HTTPS with certs.d/registry.test:%s/ca.crt: %v", tlsPort, err)
+	}
+	// Loopback: HTTPS without verification, or plain HTTP.
+	if err := pull(Options{}, tlsAddr+"/tls/app:1"); err != nil {
+		t.Errorf("HTTPS on 127.0.0.1 (insecure by default): %v", err)
+	}
+	if err := pull(Options{}, plainAddr+"/tls/app:1"); err != nil {
+		t.Errorf("HTTP on 127.0.0.1: %v", err)
+	}
+	// A named registry speaking plain HTTP: only when named insecure.
+	plainNamed := "registry.test:" + plainPort + "/tls/app:1"
+	if err := pull(Options{}, plainNamed); err == nil || !strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+		t.Errorf("plain HTTP for a registry not named insecure: %v", err)
+	}
+	if err := pull(Options{InsecureRegistries: []string{"registry.test:" + plainPort}}, plainNamed); err != nil {
+		t.Errorf("plain HTTP for a registry named insecure: %v", err)
+	}
+}
