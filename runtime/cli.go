@@ -307,6 +307,7 @@ func (c *cli) run(args []string) (int, error) {
 			return 1, err
 		}
 	}
+	o.StartNow = true
 	ct, err := Create(c.root, fs.Arg(0), o)
 	if err != nil {
 		return 1, err
@@ -316,14 +317,7 @@ func (c *cli) run(args []string) (int, error) {
 		if master != nil {
 			master.Close()
 		}
-		return 0, ct.Start()
-	}
-	if err := ct.Start(); err != nil {
-		if master != nil {
-			master.Close()
-		}
-		ct.Delete(true)
-		return 1, err
+		return 0, nil
 	}
 	code := foreground(ct.Pid, master)
 	kernel.NewLinux(trace.New(c.trace, "runtime")).Begin("wait").Note("wait4", fmt.Sprintf("%d, exit code %d", ct.Pid, code), nil)

@@ -34,6 +34,10 @@ type CreateOptions struct {
 	ConsoleSocket string
 	// NoPivot uses MS_MOVE + chroot instead of pivot_root (runc --no-pivot).
 	NoPivot bool
+	// StartNow starts the container's process as soon as it is ready,
+	// without waiting for Start, as `runc run` does: Create then returns
+	// once the process has called execve and the poststart hooks have run.
+	StartNow bool
 	// Stdio are the init's stdin, stdout and stderr, kept by the
 	// container's process unless it has a terminal; nil means /dev/null.
 	Stdio [3]*os.File
@@ -121,11 +125,13 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		return nil, err
 	}
 	cfg.CgroupPath = cg.Path()
-	startL, err := listenStart(dir)
-	if err != nil {
-		return nil, err
+	var startL *os.File // the start socket: Start connects to it
+	if !o.StartNow {
+		if startL, err = listenStart(dir); err != nil {
+			return nil, err
+		}
+		defer startL.Close()
 	}
-	defer startL.Close()
 	h, err := newHandshake()
 	if err != nil {
 		return nil, err
@@ -189,10 +195,34 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 			return nil, fmt.Errorf("pid file: %w", err)
 		}
 	}
+	if o.StartNow {
+		if err = c.startedNow(k.Begin("start"), h.parent); err != nil {
+			return nil, err
+		}
+	}
 	// The caller waits for the init by its pid; drop os/exec's handle (a
 	// pidfd) now rather than at garbage collection.
 	cmd.Process.Release()
 	return c, nil
+}
+
+// startedNow waits for the init of a StartNow container to call execve:
+// the sync socket ends (close-on-exec), or brings the error that stopped
+// it. Then the poststart hooks run, as after Start.
+func (c *Container) startedNow(k kernel.Calls, sync int) error {
+	m, _, err := recvMsg(sync)
+	switch {
+	case errors.Is(err, errSyncClosed):
+	case err != nil:
+		return err
+	case m.Type == msgError:
+		return m.initError()
+	default:
+		return fmt.Errorf("sync: unexpected %q from init", m.Type)
+	}
+	k.Note("recvmsg", "sync socket closed: the init called execve", nil)
+	c.poststart(k)
+	return nil
 }
 
 // serveInit answers the init until it is ready, and returns the pty
@@ -248,7 +278,7 @@ func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initCon
 	cfg := &initConfig{
 		Namespaces: linux.Namespaces, Hostname: spec.Hostname, Domainname: spec.Domainname,
 		Rootfs: rootPath, RootfsPropagation: linux.RootfsPropagation, Mounts: spec.Mounts, Devices: linux.Devices,
-		NoPivot: o.NoPivot, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
+		NoPivot: o.NoPivot, StartNow: o.StartNow, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
 		ReadonlyRoot: spec.Root.Readonly, Process: initProcFor(spec.Process), PreserveFds: len(o.ExtraFiles),
 	}
 	if hooks := spec.Hooks; hooks != nil {

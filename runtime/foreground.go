@@ -21,7 +21,16 @@ import (
 func foreground(pid int, master *os.File) int {
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
-	defer signal.Stop(sigs)
+	forwarded := make(chan struct{})
+	go func() {
+		for s := range sigs {
+			sig := s.(unix.Signal)
+			if sig != unix.SIGCHLD && sig != unix.SIGWINCH && sig != unix.SIGURG && sig != unix.SIGPIPE {
+				unix.Kill(pid, sig)
+			}
+		}
+		close(forwarded)
+	}()
 	var outDone chan struct{}
 	if master != nil {
 		restore := attachTerminal(master)
@@ -29,34 +38,22 @@ func foreground(pid int, master *os.File) int {
 		outDone = make(chan struct{})
 		go func() { io.Copy(os.Stdout, master); close(outDone) }()
 	}
-	waitc := make(chan int, 1)
-	go func() {
-		code, err := signals.Wait(pid)
-		if err != nil {
-			code = 1
-		}
-		waitc <- code
-	}()
-	for {
+	code, err := signals.Wait(pid)
+	if err != nil {
+		code = 1
+	}
+	signal.Stop(sigs)
+	close(sigs)
+	<-forwarded
+	if outDone != nil {
+		// the copy ends with EIO once the last holder of the pty's slave
+		// side has exited
 		select {
-		case s := <-sigs:
-			sig := s.(unix.Signal)
-			if sig == unix.SIGCHLD || sig == unix.SIGWINCH || sig == unix.SIGURG || sig == unix.SIGPIPE {
-				continue
-			}
-			unix.Kill(pid, sig)
-		case code := <-waitc:
-			if outDone != nil {
-				// the copy ends with EIO once the last holder of the pty's
-				// slave side has exited
-				select {
-				case <-outDone:
-				case <-time.After(time.Second):
-				}
-			}
-			return code
+		case <-outDone:
+		case <-time.After(time.Second):
 		}
 	}
+	return code
 }
 
 // attachTerminal connects the caller's terminal to the container's pty

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,6 +26,10 @@ import (
 type initConfig struct {
 	// Exec: enter a running container (runtime exec) instead of making one.
 	Exec bool `json:"exec,omitempty"`
+	// StartNow: execve as soon as ready, without waiting for start
+	// (runtime run); the parent learns of the execve from the sync socket's
+	// end (it is close-on-exec).
+	StartNow bool `json:"startNow,omitempty"`
 	// Namespaces of the container. Those with a path are joined with
 	// setns(2) by the init (the pid namespace, which only applies to
 	// children, by the parent); new ones were made by clone(2), except a
@@ -135,8 +140,12 @@ func InitMain(args []string) {
 	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
 	if err == nil {
 		steps := createSteps
-		if p.cfg.Exec {
+		switch {
+		case p.cfg.Exec:
 			steps = execSteps
+		case p.cfg.StartNow:
+			// runtime run: no waiting for start
+			steps = slices.DeleteFunc(slices.Clone(createSteps), func(s initStep) bool { return s.name == "waitForStart" })
 		}
 		err = p.run(k, steps)
 	}
@@ -148,11 +157,7 @@ func InitMain(args []string) {
 func (p *initProcess) run(k kernel.Calls, steps []initStep) error {
 	for _, s := range steps {
 		if err := s.run(p, k.Begin(s.name)); err != nil {
-			var ee *execError
-			if errors.As(err, &ee) {
-				return err // a program that cannot be executed: fail exits 127
-			}
-			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err)}
+			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err), err: err}
 		}
 	}
 	return nil
@@ -420,12 +425,19 @@ func (p *initProcess) execProcess(k kernel.Calls) error {
 	if proc == nil {
 		return errors.New("config.json has no process to start")
 	}
-	if p.cfg.Exec {
+	switch {
+	case p.cfg.Exec:
 		// runtime exec: ready now (there is no start)
 		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
 			return err
 		}
 		unix.Close(fdSync)
+	case p.cfg.StartNow:
+		// runtime run: ready, and the sync socket stays open for an error
+		// until execve closes it
+		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+			return err
+		}
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -78,7 +79,7 @@ func recvMsg(fd int) (syncMsg, int, error) {
 			return m, -1, fmt.Errorf("sync receive: %w", err)
 		}
 		if n == 0 {
-			return m, -1, fmt.Errorf("sync receive: the other side closed the connection")
+			return m, -1, errSyncClosed
 		}
 		passed := -1
 		if oobn > 0 {
@@ -95,6 +96,10 @@ func recvMsg(fd int) (syncMsg, int, error) {
 		return m, passed, nil
 	}
 }
+
+// errSyncClosed is the end of the sync socket: the other side exited, or
+// the init called execve.
+var errSyncClosed = errors.New("sync receive: the other side closed the connection")
 
 // expect receives a message of type want; an error message from init
 // becomes an *InitError.
@@ -123,15 +128,20 @@ type InitError struct {
 	Step  string     // the step's name, as in the trace and docs/runtime.md
 	Msg   string     // what failed: the kernel call and its arguments, or why
 	Errno unix.Errno // the errno of the failed kernel call, 0 if none
+
+	err error // in the init itself: the step's error (an *execError exits 127)
 }
 
 func (e *InitError) Error() string { return "container init: " + e.Step + ": " + e.Msg }
 
 func (e *InitError) Unwrap() error {
-	if e.Errno == 0 {
-		return nil
+	switch {
+	case e.err != nil:
+		return e.err
+	case e.Errno != 0:
+		return e.Errno
 	}
-	return e.Errno
+	return nil
 }
 
 func (e *InitError) message() syncMsg {

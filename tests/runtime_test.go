@@ -326,6 +326,14 @@ func TestRuntimeExec(t *testing.T) {
 	assert.Less(t, pid, 100)
 	_, code := r.run("exec", id, "sh", "-c", "exit 3")
 	assert.Equal(t, 3, code)
+	// a program that cannot be found: a shell's 127 (runc fails otherwise)
+	out, code = r.run("exec", id, "no-such-program")
+	assert.Contains(t, out, "executable file not found")
+	if !r.runc {
+		assert.Equal(t, 127, code, out)
+	} else {
+		assert.NotEqual(t, 0, code, out)
+	}
 }
 
 // consoleSocket listens on a console socket like containerd's shim does and
