@@ -47,7 +47,7 @@ echo "$block" >"$work/lines.sh"
 
 out=$work/out
 grep -q '^  run  *Create and run a new container from an image$' "$out" || fail "minidock help lists no run"
-grep -q 'pivot-root  *pivot_root' "$out" || fail "no pivot-root step in --trace's output"
+grep -qE '\[init [0-9]+\] .*pivot_root' "$out" || fail "no pivot_root line of the init in --trace's output"
 [ "$(grep -c '^minidock$' "$out")" = 2 ] || fail "the two containers did not print their hostname"
 [ "$(grep -cE '^ +1 0 +\{ps\} sh -c hostname; ps$' "$out")" = 2 ] || fail "ps in the two containers does not show sh as PID 1"
 grep -q '"status": "created"' "$out" || fail "runtime state did not show the created container"

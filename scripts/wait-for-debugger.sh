@@ -16,7 +16,7 @@
 set -eu
 pid=$(sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p')
 [ -n "$pid" ] || { echo "wait-for-debugger: no pid in the state on stdin" >&2; exit 1; }
-echo "minidock: init $pid waits before pivot_root: dlv attach $pid" >"/proc/$PPID/fd/2"
+echo "minidock: init $pid waits before pivot_root: dlv attach $pid" >>"/proc/$PPID/fd/2"
 while :; do
 	tracer=$(sed -n 's/^TracerPid:[[:space:]]*//p' "/proc/$pid/status") || exit 1
 	[ "$tracer" != 0 ] && exit 0
