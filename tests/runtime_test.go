@@ -536,6 +536,21 @@ func TestRuntimeSeccomp(t *testing.T) {
 	assert.NotContains(t, out, "MADE")
 	assert.Contains(t, out, "still-running")
 
+	// Without no_new_privs the filter is loaded before the capabilities
+	// go, and the init's last steps run under it: a profile older than a
+	// call the runtime makes there (close_range) must not stop the start.
+	out, code = r.runIn(t, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = false
+		s.Process.Args = []string{"echo", "started"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"close_range"}, Action: specs.ActErrno}},
+		}
+	})
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "started")
+
 	// a bad profile is refused at create
 	_, code = r.runIn(t, func(s *specs.Spec) {
 		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
