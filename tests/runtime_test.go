@@ -565,3 +565,21 @@ func loadSpec(t *testing.T, dir string) *specs.Spec {
 	require.NoError(t, jsonUnmarshal(data, &s))
 	return &s
 }
+
+// TestRuntimeRootfsPropagation: with a root propagation that leaves the
+// mount holding the rootfs shared, pivot_root would refuse it; the runtime
+// makes that mount private first (MakeParentPrivate). The host's mount
+// table is the same afterwards.
+func TestRuntimeRootfsPropagation(t *testing.T) {
+	r := newRuntime(t)
+	before := testutil.Mounts(t)
+	for _, prop := range []string{"shared", "rshared", "slave", "private", "rprivate"} {
+		out, code := r.runIn(t, func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = prop
+			s.Process.Args = []string{"echo", "ran-" + prop}
+		})
+		require.Equal(t, 0, code, "%s: %s", prop, out)
+		assert.Contains(t, out, "ran-"+prop)
+	}
+	assert.Equal(t, before, testutil.Mounts(t), "host mount table changed")
+}
