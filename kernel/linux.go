@@ -227,9 +227,32 @@ func (l *Linux) Dup3(oldfd, newfd int) error {
 	return l.done("dup3", func() string { return dup3Args(oldfd, newfd) }, err)
 }
 
+// CloseOnExecFrom marks every descriptor from fd up close-on-exec with one
+// close_range(2); where that call is refused (a seccomp profile of the
+// container, loaded already, that predates it), one fcntl(FD_CLOEXEC) per
+// descriptor listed in /proc/self/fd.
 func (l *Linux) CloseOnExecFrom(fd int) error {
 	err := unix.CloseRange(uint(fd), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err != nil {
+		l.done("close_range", func() string { return closeRangeArgs(fd) }, err)
+		err = closeOnExecEach(fd)
+		return l.done("fcntl", func() string { return fmt.Sprintf("F_SETFD, FD_CLOEXEC on each fd from %d in /proc/self/fd", fd) }, err)
+	}
 	return l.done("close_range", func() string { return closeRangeArgs(fd) }, err)
+}
+
+func closeOnExecEach(from int) error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var n int
+		if _, err := fmt.Sscan(e.Name(), &n); err == nil && n >= from {
+			unix.CloseOnExec(n)
+		}
+	}
+	return nil
 }
 
 func (l *Linux) CapBsetDrop(capability int) error {

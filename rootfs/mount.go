@@ -21,7 +21,6 @@
 package rootfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/cgroup"
+	"minidock/internal/mountinfo"
 	"minidock/kernel"
 )
 
@@ -142,40 +142,11 @@ func MakeParentPrivate(k kernel.Calls, rootfs, propagation string) error {
 	case "", "rslave", "rprivate", "runbindable":
 		return nil
 	}
-	mp, shared, err := mountOf(filepath.Dir(rootfs))
-	if err != nil || !shared {
+	m, err := mountinfo.Of(filepath.Dir(rootfs))
+	if err != nil || !m.Has("shared:") {
 		return err
 	}
-	return k.Mount("", mp, "", unix.MS_PRIVATE, "")
-}
-
-// mountOf finds the mount point holding path (the longest mount point that
-// is a prefix of it) in /proc/self/mountinfo, and whether it is shared.
-func mountOf(path string) (string, bool, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false, err
-	}
-	best, shared := "", false
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 7 {
-			continue
-		}
-		mp := f[4]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, shared = mp, false
-			for _, opt := range f[6:] {
-				if opt == "-" {
-					break
-				}
-				if strings.HasPrefix(opt, "shared:") {
-					shared = true
-				}
-			}
-		}
-	}
-	return best, shared, nil
+	return k.Mount("", m.Point, "", unix.MS_PRIVATE, "")
 }
 
 // BindRootfs bind-mounts the rootfs directory onto itself (MS_BIND|MS_REC):
@@ -385,28 +356,20 @@ type hierarchy struct {
 
 // cgroupHierarchies lists the host's cgroup mounts from mountinfo.
 func cgroupHierarchies() ([]hierarchy, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	table, err := mountinfo.Read()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []hierarchy
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		i := indexOf(fields, "-")
-		if i < 0 || i+3 >= len(fields) {
-			continue
-		}
-		fstype, superOpts := fields[i+1], fields[i+3]
-		switch fstype {
+	for _, m := range table {
+		switch m.FSType {
 		case "cgroup2":
-			out = append(out, hierarchy{fields[4], ""})
+			out = append(out, hierarchy{m.Point, ""})
 		case "cgroup":
 			// the options that name the hierarchy: its controllers, or
 			// "none,name=..." for a named hierarchy without any
 			var opts []string
-			for _, o := range strings.Split(superOpts, ",") {
+			for _, o := range strings.Split(m.SuperOptions, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
 					opts = append(opts, o)
@@ -418,19 +381,10 @@ func cgroupHierarchies() ([]hierarchy, error) {
 			if len(opts) == 1 && strings.HasPrefix(opts[0], "name=") {
 				opts = append([]string{"none"}, opts...)
 			}
-			out = append(out, hierarchy{fields[4], strings.Join(opts, ",")})
+			out = append(out, hierarchy{m.Point, strings.Join(opts, ",")})
 		}
 	}
-	return out, s.Err()
-}
-
-func indexOf(s []string, x string) int {
-	for i, v := range s {
-		if v == x {
-			return i
-		}
-	}
-	return -1
+	return out, nil
 }
 
 // isNotExist tells a missing path from other failures of the seam.

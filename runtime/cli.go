@@ -4,10 +4,14 @@
 // Load, Exec and the Container methods) for a caller that drives it in
 // process, such as minidock's shim.
 //
-// The parent side is in create.go (Create), container.go (Start, Signal,
-// Delete) and exec.go (Exec); the init side, which runs inside the new
-// namespaces, in init.go; the command line, a thin layer over the library,
-// in cli.go. docs/runtime.md walks through them.
+// The parent's steps, in order, are in create.go (Create: loadBundle,
+// createCgroup beside checkBundle, startInit, saveState, serveInit) and
+// container.go (Start, Signal, Delete); exec.go has Exec. The init's steps,
+// which run inside the new namespaces, are in init.go (InitMain:
+// readConfig, setupNamespaces, prepareRootfs, enterRootfs, finalizeRootfs,
+// finishProcess, waitForStart, execProcess), each making its kernel calls
+// through the seam of package kernel. The command line, a thin layer over
+// the library, is cli.go. docs/runtime.md walks through them in this order.
 package runtime
 
 import (

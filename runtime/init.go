@@ -96,6 +96,7 @@ type initProcess struct {
 	master, slave *os.File        // the pty, when process.terminal
 	seccomp       *seccomp.Filter // loaded by execProcess, unless finishProcess had to load it
 	start         *os.File        // the connection from `runtime start`
+	sync          int             // the sync socket to the parent (fdSync, or where execProcess moved it)
 }
 
 // initStep is one named step of the init sequence: the name tags its
@@ -136,7 +137,7 @@ func InitMain(args []string) {
 		traceFile = os.NewFile(fdTrace, "trace")
 	}
 	k := kernel.NewLinux(trace.New(traceFile, "init"))
-	p := &initProcess{}
+	p := &initProcess{sync: fdSync}
 	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
 	if err == nil {
 		steps := createSteps
@@ -252,10 +253,10 @@ func (p *initProcess) prepareRootfs(k kernel.Calls) error {
 // here, in the container's namespaces, before pivot_root.
 func (p *initProcess) runCreateHooks(k kernel.Calls) error {
 	if p.cfg.RuntimeHooks {
-		if err := sendMsg(fdSync, syncMsg{Type: msgHooks}, -1); err != nil {
+		if err := sendMsg(p.sync, syncMsg{Type: msgHooks}, -1); err != nil {
 			return err
 		}
-		if _, err := expect(fdSync, msgHooksDone); err != nil {
+		if _, err := expect(p.sync, msgHooksDone); err != nil {
 			return err
 		}
 	}
@@ -367,7 +368,7 @@ func (p *initProcess) useTerminal(k kernel.Calls) error {
 			return err
 		}
 	}
-	if err := sendMsg(fdSync, syncMsg{Type: msgPty}, int(p.master.Fd())); err != nil {
+	if err := sendMsg(p.sync, syncMsg{Type: msgPty}, int(p.master.Fd())); err != nil {
 		return err
 	}
 	p.master.Close()
@@ -391,10 +392,10 @@ func (p *initProcess) useTerminal(k kernel.Calls) error {
 // connection stays open (close-on-exec) so that start learns whether
 // execve worked: EOF means it did, text is the error.
 func (p *initProcess) waitForStart(k kernel.Calls) error {
-	if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+	if err := sendMsg(p.sync, syncMsg{Type: msgReady}, -1); err != nil {
 		return err
 	}
-	unix.Close(fdSync)
+	unix.Close(p.sync)
 	for {
 		nfd, _, err := unix.Accept4(fdStart, unix.SOCK_CLOEXEC)
 		if err == unix.EINTR {
@@ -417,9 +418,9 @@ func (p *initProcess) waitForStart(k kernel.Calls) error {
 
 // execProcess execs the container's program: looked up only now, as the
 // OCI spec has it (create does not depend on it; a missing program fails
-// start), the seccomp filter loaded last, so that it constrains the
-// program and not the init's set-up, the fds passed on moved into place
-// and every other fd marked close-on-exec.
+// start), the fds passed on moved into place and every other fd marked
+// close-on-exec, then the seccomp filter loaded last, so that it
+// constrains the program and not the init's set-up.
 func (p *initProcess) execProcess(k kernel.Calls) error {
 	proc := p.cfg.Process
 	if proc == nil {
@@ -428,25 +429,28 @@ func (p *initProcess) execProcess(k kernel.Calls) error {
 	switch {
 	case p.cfg.Exec:
 		// runtime exec: ready now (there is no start)
-		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+		if err := sendMsg(p.sync, syncMsg{Type: msgReady}, -1); err != nil {
 			return err
 		}
-		unix.Close(fdSync)
+		unix.Close(p.sync)
 	case p.cfg.StartNow:
 		// runtime run: ready, and the sync socket stays open for an error
-		// until execve closes it
-		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+		// until execve closes it, above the fds passed on (moved to 3,
+		// 4, ... below)
+		if err := sendMsg(p.sync, syncMsg{Type: msgReady}, -1); err != nil {
 			return err
+		}
+		if p.cfg.PreserveFds > 0 {
+			high, err := unix.FcntlInt(uintptr(p.sync), unix.F_DUPFD_CLOEXEC, fdTrace+1+p.cfg.PreserveFds)
+			if err != nil {
+				return err
+			}
+			p.sync = high
 		}
 	}
 	path, err := lookPath(proc.Args[0], proc.Env)
 	if err != nil {
 		return &execError{err}
-	}
-	if p.seccomp != nil {
-		if err := p.seccomp.Load(k); err != nil {
-			return err
-		}
 	}
 	// The files passed on come after ours (see initCommand): move them
 	// down to 3, 4, ...
@@ -457,6 +461,11 @@ func (p *initProcess) execProcess(k kernel.Calls) error {
 	}
 	if err := k.CloseOnExecFrom(3 + p.cfg.PreserveFds); err != nil {
 		return err
+	}
+	if p.seccomp != nil {
+		if err := p.seccomp.Load(k); err != nil {
+			return err
+		}
 	}
 	return &execError{k.Exec(path, proc.Args, proc.Env)}
 }
@@ -488,7 +497,7 @@ func (p *initProcess) fail(err error) {
 			msg = ie.Msg // start names the container; the message is enough
 		}
 		fmt.Fprint(p.start, msg)
-	case !errors.As(err, &ie) || sendMsg(fdSync, ie.message(), -1) != nil:
+	case !errors.As(err, &ie) || sendMsg(p.sync, ie.message(), -1) != nil:
 		fmt.Fprintf(os.Stderr, "minidock init: %v\n", err)
 	}
 	os.Exit(code)

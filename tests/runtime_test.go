@@ -536,6 +536,21 @@ func TestRuntimeSeccomp(t *testing.T) {
 	assert.NotContains(t, out, "MADE")
 	assert.Contains(t, out, "still-running")
 
+	// Without no_new_privs the filter is loaded before the capabilities
+	// go, and the init's last steps run under it: a profile older than a
+	// call the runtime makes there (close_range) must not stop the start.
+	out, code = r.runIn(t, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = false
+		s.Process.Args = []string{"echo", "started"}
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"close_range"}, Action: specs.ActErrno}},
+		}
+	})
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "started")
+
 	// a bad profile is refused at create
 	_, code = r.runIn(t, func(s *specs.Spec) {
 		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
@@ -549,4 +564,77 @@ func loadSpec(t *testing.T, dir string) *specs.Spec {
 	var s specs.Spec
 	require.NoError(t, jsonUnmarshal(data, &s))
 	return &s
+}
+
+// TestRuntimeRootfsPropagation: with a root propagation that leaves the
+// mount holding the rootfs shared, pivot_root would refuse it; the runtime
+// makes that mount private first (MakeParentPrivate). The host's mount
+// table is the same afterwards.
+func TestRuntimeRootfsPropagation(t *testing.T) {
+	r := newRuntime(t)
+	before := testutil.Mounts(t)
+	for _, prop := range []string{"shared", "rshared", "slave", "private", "rprivate"} {
+		out, code := r.runIn(t, func(s *specs.Spec) {
+			s.Linux.RootfsPropagation = prop
+			s.Process.Args = []string{"echo", "ran-" + prop}
+		})
+		require.Equal(t, 0, code, "%s: %s", prop, out)
+		assert.Contains(t, out, "ran-"+prop)
+	}
+	assert.Equal(t, before, testutil.Mounts(t), "host mount table changed")
+}
+
+// TestRuntimePreserveFds: --preserve-fds N passes the runtime's fds 3 to
+// 3+N-1 on to the container's process, at the same numbers, and nothing
+// else beyond stdio (for run, and for create then start).
+func TestRuntimePreserveFds(t *testing.T) {
+	r := newRuntime(t)
+	extra := filepath.Join(t.TempDir(), "extra")
+	require.NoError(t, os.WriteFile(extra, []byte("preserved\n"), 0o644))
+	dir := bundle(t, sh("cat <&3; ls /proc/self/fd | sort -n | tr '\\n' ' '"))
+	for _, args := range [][]string{{"run"}, {"create"}} {
+		f, err := os.Open(extra)
+		require.NoError(t, err)
+		outf, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		require.NoError(t, err)
+		id := newID(t)
+		c := r.cmd(append(args, "--preserve-fds", "1", "--bundle", dir, id)...)
+		c.Stdout, c.Stderr = outf, outf
+		c.ExtraFiles = []*os.File{f}
+		err = c.Run()
+		f.Close()
+		require.NoError(t, err)
+		if args[0] == "create" {
+			r.must("start", id)
+			r.waitStatus(id, "stopped")
+			r.must("delete", id)
+		}
+		outf.Close()
+		out, _ := os.ReadFile(outf.Name())
+		assert.Equal(t, "preserved\n0 1 2 3 4 ", string(out), args[0]) // 4: ls's own directory
+	}
+
+	// A program that execve refuses (ENOEXEC: no ELF, no #!) fails run
+	// with the error, which goes to the runtime, not into the file passed
+	// on as fd 3 (whose number the runtime's own socket had before).
+	dir = bundle(t, func(s *specs.Spec) { s.Process.Args = []string{"/not-a-program"} })
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rootfs/not-a-program"), []byte("just text\n"), 0o755))
+	f, err := os.OpenFile(extra, os.O_RDWR|os.O_APPEND, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	outf, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	require.NoError(t, err)
+	c := r.cmd("run", "--preserve-fds", "1", "--bundle", dir, newID(t))
+	c.Stdout, c.Stderr = outf, outf
+	c.ExtraFiles = []*os.File{f}
+	err = c.Run()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	out, _ := os.ReadFile(outf.Name())
+	// the runtime's failure (1), not the exit status of a process it
+	// thought had started (127)
+	assert.Equal(t, 1, ee.ExitCode(), string(out))
+	assert.Contains(t, string(out), "exec format error")
+	data, _ := os.ReadFile(extra)
+	assert.Equal(t, "preserved\n", string(data), "the file passed on was written to")
 }

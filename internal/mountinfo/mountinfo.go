@@ -20,6 +20,9 @@ type Mount struct {
 	// group N), "master:N" (a slave of group N), "unbindable"; none for a
 	// private mount.
 	Optional []string
+	// FSType and SuperOptions follow the "-": the filesystem type
+	// ("cgroup") and its options ("rw,cpu,cpuacct").
+	FSType, SuperOptions string
 }
 
 // Read returns the mounts of this mount namespace, in the kernel's order
@@ -36,8 +39,11 @@ func Read() ([]Mount, error) {
 			continue
 		}
 		m := Mount{Point: unescape(f[4])}
-		for _, o := range f[6:] {
+		for i, o := range f[6:] {
 			if o == "-" {
+				if rest := f[6+i+1:]; len(rest) >= 3 {
+					m.FSType, m.SuperOptions = rest[0], rest[2]
+				}
 				break
 			}
 			m.Optional = append(m.Optional, o)
