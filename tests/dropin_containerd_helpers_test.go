@@ -184,26 +184,23 @@ func (c *containerdPeer) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// crictlPath is crictl from $CRICTL, bin/crictl (`make crictl`) or PATH;
-// the test is skipped without one.
+// crictlPath is crictl from $CRICTL, the cache `make crictl` builds it
+// into, or PATH; the test is skipped without one.
 func crictlPath(tb testing.TB) string {
 	p := crictlPathOrEmpty()
 	if p == "" {
-		tb.Skip("crictl not found: `make crictl` builds it into bin/")
+		tb.Skip("crictl not found: `make crictl` builds it")
 	}
 	return p
 }
 
 func crictlPathOrEmpty() string {
-	for _, p := range []string{os.Getenv("CRICTL"), "../bin/crictl"} {
-		if p == "" {
-			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				return abs
-			}
-		}
+	if p := os.Getenv("CRICTL"); p != "" {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	if cached, _ := filepath.Glob(filepath.Join(home, ".cache/minidock/crictl-v*")); len(cached) > 0 {
+		return cached[len(cached)-1]
 	}
 	if p, err := exec.LookPath("crictl"); err == nil {
 		return p
@@ -233,7 +230,7 @@ func (c *containerdPeer) checkClean() {
 
 // removeAll removes what a failed test left: pods, tasks, containers.
 func (c *containerdPeer) removeAll() {
-	if _, err := os.Stat(crictlPathOrEmpty()); err == nil {
+	if crictlPathOrEmpty() != "" {
 		c.crictl("rmp", "--force", "--all")
 	}
 	for _, ns := range []string{c.ns, criNamespace} {

@@ -152,19 +152,26 @@ func TestDropinCRI(t *testing.T) {
 			require.Empty(t, c.mustCrictl("pods", "--quiet"))
 			require.Empty(t, c.mustCrictl("ps", "--all", "--quiet"))
 			c.checkClean()
-			// the pod's cgroup, which runc made as the parent of the
-			// containers' and a kubelet would remove
-			for _, d := range cgroupDirs("pod-" + r.name) {
-				if err := os.Remove(d); err != nil {
-					t.Errorf("leak: the pod's cgroup %s is not empty: %v", d, err)
-				}
-			}
+			removePodCgroup(t, c.cgroupParent+"/pod-"+r.name)
 			t.Logf("%s calls for crictl runp, create, start (two), exec, stop, rm, stopp, rmp:\n%s", r.name, strings.Join(r.callLog(), "\n"))
 		})
 	}
 }
 
-func writeJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	require.NoError(t, os.WriteFile(path, mustJSON(t, v), 0o644))
+func writeJSON(tb testing.TB, path string, v any) {
+	tb.Helper()
+	require.NoError(tb, os.WriteFile(path, mustJSON(tb, v), 0o644))
+}
+
+// removePodCgroup removes a pod's cgroup (rel, in every hierarchy), which
+// runc makes as the parent of the pod's containers' and a kubelet would
+// remove; it must be empty by then.
+func removePodCgroup(tb testing.TB, rel string) {
+	tb.Helper()
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", rel))
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil {
+			tb.Errorf("leak: the pod's cgroup %s is not empty: %v", d, err)
+		}
+	}
 }
