@@ -19,6 +19,7 @@ func TestDropinContainerd(t *testing.T) {
 	skipUnlessDropin(t, "containerd", "ctr", "containerd-shim-runc-v2")
 	rts := dropinRuntimes(t, t.TempDir(), true)
 	peer := startContainerd(t, rts)
+	book := callBook{}
 	for _, r := range rts {
 		t.Run(r.name, func(t *testing.T) {
 			c := peer.in(t)
@@ -30,7 +31,7 @@ func TestDropinContainerd(t *testing.T) {
 				require.Equal(t, 3, code, out)
 				require.Contains(t, out, "hello from pid 1")
 				c.checkClean()
-				t.Logf("%s calls for ctr run --rm:\n%s", r.name, strings.Join(r.callLog(), "\n"))
+				book.check(t, r, "ctr run --rm")
 			})
 
 			t.Run("tty", func(t *testing.T) {
@@ -39,7 +40,7 @@ func TestDropinContainerd(t *testing.T) {
 					c.ctrRunArgs(r, []string{"--rm", "--tty"}, "dropin-tty", "sh")...)...)
 				require.Contains(t, out, "/dev/pts/0")
 				c.checkClean()
-				t.Logf("%s calls for ctr run --rm --tty:\n%s", r.name, strings.Join(r.callLog(), "\n"))
+				book.check(t, r, "ctr run --rm --tty")
 			})
 
 			t.Run("detached", func(t *testing.T) {
@@ -70,7 +71,7 @@ func TestDropinContainerd(t *testing.T) {
 				c.mustCtr("tasks", "delete", id)
 				c.mustCtr("containers", "delete", id)
 				c.checkClean()
-				t.Logf("%s calls for ctr run -d, exec, ps, pause, resume, kill, delete:\n%s", r.name, strings.Join(r.callLog(), "\n"))
+				book.check(t, r, "ctr run -d, exec, ps, pause, resume, kill, delete")
 			})
 		})
 	}
@@ -89,6 +90,7 @@ func TestDropinCRI(t *testing.T) {
 	peer := startContainerd(t, rts)
 	hostNet, err := os.Readlink("/proc/self/ns/net")
 	require.NoError(t, err)
+	book := callBook{}
 	for _, r := range rts {
 		t.Run(r.name, func(t *testing.T) {
 			c := peer.in(t)
@@ -153,7 +155,7 @@ func TestDropinCRI(t *testing.T) {
 			require.Empty(t, c.mustCrictl("ps", "--all", "--quiet"))
 			c.checkClean()
 			removePodCgroup(t, c.cgroupParent+"/pod-"+r.name)
-			t.Logf("%s calls for crictl runp, create, start (two), exec, stop, rm, stopp, rmp:\n%s", r.name, strings.Join(r.callLog(), "\n"))
+			book.check(t, r, "crictl runp, create, start (two), exec, stop, rm, stopp, rmp")
 		})
 	}
 }

@@ -25,14 +25,12 @@ func TestDropinDocker(t *testing.T) {
 	skipUnlessDropin(t, "dockerd", dockerCLI20, "containerd", "containerd-shim-runc-v2", "ip", "nft")
 	rts := dropinRuntimes(t, t.TempDir(), true)
 	peer := startDockerd(t, rts)
+	book := callBook{}
 	for _, r := range rts {
 		t.Run(r.name, func(t *testing.T) {
 			d := peer.in(t)
 			rt := d.runtimeName(r)
 			r.callLog()
-			logCalls := func(what string) {
-				t.Logf("%s calls for %s:\n%s", r.name, what, strings.Join(r.callLog(), "\n"))
-			}
 
 			t.Run("run", func(t *testing.T) {
 				d := d.in(t)
@@ -40,7 +38,7 @@ func TestDropinDocker(t *testing.T) {
 				require.Equal(t, 3, code, out)
 				require.Contains(t, out, "hello from pid 1")
 				d.checkClean()
-				logCalls("docker run --rm")
+				book.check(t, r, "docker run --rm")
 			})
 
 			t.Run("interactive", func(t *testing.T) {
@@ -48,7 +46,7 @@ func TestDropinDocker(t *testing.T) {
 				out := shellSession(t, d.env, 5, dockerCLI20, "run", "--rm", "-it", "--runtime", rt, "--network", "none", "busybox", "sh")
 				require.Contains(t, out, "/dev/pts/0")
 				d.checkClean()
-				logCalls("docker run --rm -it")
+				book.check(t, r, "docker run --rm -it")
 			})
 
 			t.Run("detached", func(t *testing.T) {
@@ -81,7 +79,7 @@ func TestDropinDocker(t *testing.T) {
 				require.Contains(t, d.mustDocker("logs", name), "got TERM")
 				d.mustDocker("rm", name)
 				d.checkClean()
-				logCalls("docker run -d, exec, exec -it, update, pause, unpause, stop, rm")
+				book.check(t, r, "docker run -d, exec, exec -it, update, pause, unpause, stop, rm")
 			})
 
 			t.Run("bridge", func(t *testing.T) {
@@ -113,7 +111,7 @@ func TestDropinDocker(t *testing.T) {
 					t.Fatalf("nothing reached %s:%d from the container: %s", d.bridgeIP, port, out)
 				}
 				d.checkClean()
-				logCalls("docker run --network bridge")
+				book.check(t, r, "docker run --network bridge")
 			})
 
 			t.Run("live-restore", func(t *testing.T) {
@@ -128,7 +126,7 @@ func TestDropinDocker(t *testing.T) {
 				require.Contains(t, d.mustDocker("exec", name, "sh", "-c", "echo still here"), "still here")
 				d.mustDocker("rm", "--force", name)
 				d.checkClean()
-				logCalls("docker run -d, dockerd restart, exec, rm -f")
+				book.check(t, r, "docker run -d, dockerd restart, exec, rm -f")
 			})
 		})
 	}

@@ -99,29 +99,57 @@ func (r dropinRuntime) callLog() []string {
 	return strings.Split(strings.TrimSpace(string(data)), "\n")
 }
 
-// verbs reduces logged calls to their command words with their flags, in
-// order, dropping values that differ from run to run (ids, paths).
-func verbs(calls []string) []string {
-	var out []string
-	for _, c := range calls {
-		var kept []string
-		f := strings.Fields(c)
+// callForms are the distinct forms of a runtime's calls, sorted: each
+// call's command word, its flags without their values and, for kill, the
+// signal (ids and paths differ from run to run).
+func callForms(calls []string) []string {
+	seen := map[string]bool{}
+	for _, call := range calls {
+		f := strings.Fields(call)
+		var form []string
+		command := ""
 		for i := 0; i < len(f); i++ {
-			w := f[i]
-			if strings.HasPrefix(w, "--") {
-				kept = append(kept, w)
-				if !strings.Contains(w, "=") && i+1 < len(f) && valueFlags[w] {
+			switch w := f[i]; {
+			case strings.HasPrefix(w, "-"):
+				name, _, inline := strings.Cut(w, "=")
+				form = append(form, name)
+				if !inline && valueFlags[name] {
 					i++
 				}
-				continue
-			}
-			if len(kept) == 0 || strings.HasPrefix(kept[len(kept)-1], "--") {
-				kept = append(kept, w)
+			case command == "":
+				command = w
+				form = append(form, w)
+			case command == "kill" && i == len(f)-1:
+				form = append(form, w)
 			}
 		}
-		out = append(out, strings.Join(kept, " "))
+		seen[strings.Join(form, " ")] = true
 	}
-	return out
+	forms := make([]string, 0, len(seen))
+	for f := range seen {
+		forms = append(forms, f)
+	}
+	slices.Sort(forms)
+	return forms
+}
+
+// callBook keeps, per scenario, the forms of runc's calls, so that
+// minidock's, in the same scenario, can be checked against them: the
+// caller drove both the same way (nothing failed, nothing was retried).
+type callBook map[string][]string
+
+// check takes r's calls since the last check, logs them (docs/drop-in.md
+// quotes such a log) and compares their forms with runc's.
+func (b callBook) check(t *testing.T, r dropinRuntime, scenario string) {
+	t.Helper()
+	calls := r.callLog()
+	t.Logf("%s calls for %s:\n%s", r.name, scenario, strings.Join(calls, "\n"))
+	forms := callForms(calls)
+	if r.name == "runc" {
+		b[scenario] = forms
+	} else if want, ok := b[scenario]; ok {
+		require.Equal(t, want, forms, "%s was called otherwise than runc for %s", r.name, scenario)
+	}
 }
 
 // valueFlags are the runc flags (global and per command) that take a
