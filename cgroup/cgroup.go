@@ -17,11 +17,11 @@
 package cgroup
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -42,10 +42,6 @@ const DefaultParent = "/minidock"
 // ModeEnv overrides DetectMode when set to "unified", "hybrid" or "legacy".
 // Tests use it to run the v1 driver without the hybrid extras.
 const ModeEnv = "MINIDOCK_CGROUP_MODE"
-
-// ErrNoCloneInto is returned by OpenDir when the process cannot be started
-// straight into the cgroup: CLONE_INTO_CGROUP only knows the v2 hierarchy.
-var ErrNoCloneInto = errors.New("CLONE_INTO_CGROUP needs a pure cgroup v2 host")
 
 // Manager owns one container's cgroup. Every method acts on the real
 // cgroup filesystem; a Manager holds nothing but paths, so a new one made
@@ -76,10 +72,14 @@ type Manager interface {
 	OOMKillCount() (uint64, error)
 	// Destroy removes the cgroup directories; it is a no-op if they are gone.
 	Destroy() error
-	// OpenDir opens the v2 cgroup directory for clone3's CLONE_INTO_CGROUP
-	// (syscall.SysProcAttr UseCgroupFD/CgroupFD). It returns ErrNoCloneInto
-	// on v1 and hybrid hosts.
-	OpenDir() (*os.File, error)
+	// EnterThread moves the calling, locked thread into the cgroup's v1
+	// hierarchies, so that what it forks is born there, and returns the
+	// function that moves it back (start.go).
+	EnterThread() (leave func() error, err error)
+	// CloneInto sets attr so that clone3 starts the child in the cgroup's
+	// v2 directory (CLONE_INTO_CGROUP), on a unified or hybrid host; done
+	// closes the directory once the child has started (start.go).
+	CloneInto(attr *syscall.SysProcAttr) (done func(), err error)
 }
 
 // Mode is how the host has mounted its cgroup filesystems.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -620,30 +621,77 @@ func procStatus(t *testing.T, pid int, key string) string {
 	return ""
 }
 
-func TestCloneIntoCgroup(t *testing.T) {
+// TestStartInside: a child forked by a thread that entered the cgroup
+// (EnterThread, v1) and cloned into it (CloneInto, v2) is born in the
+// cgroup in every hierarchy, and the thread is back where it was after.
+func TestStartInside(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode Mode) {
 		m := createTestManager(t, mode, pidsLimit(5))
-		f, err := m.OpenDir()
-		if mode != Unified {
-			if !errors.Is(err, ErrNoCloneInto) {
-				t.Errorf("OpenDir on %s: got %v, want ErrNoCloneInto", mode, err)
+		done := make(chan error, 1)
+		var out []byte
+		var before, after string
+		go func() {
+			runtime.LockOSThread()
+			b, _ := os.ReadFile("/proc/thread-self/cgroup")
+			before = string(b)
+			leave, err := m.EnterThread()
+			if err != nil {
+				done <- err
+				return
 			}
-			t.Skipf("CLONE_INTO_CGROUP needs pure cgroup v2; this host is %s (make vm-test runs it)", mode)
-		}
-		if err != nil {
+			cmd := exec.Command(testutil.BusyboxPath(t), "cat", "/proc/self/cgroup")
+			cmd.SysProcAttr = &syscall.SysProcAttr{}
+			closeDir, err := m.CloneInto(cmd.SysProcAttr)
+			if err == nil {
+				out, err = cmd.Output()
+				closeDir()
+			}
+			if lerr := leave(); lerr != nil {
+				done <- lerr // the thread stays locked: it exits with this goroutine
+				return
+			}
+			a, _ := os.ReadFile("/proc/thread-self/cgroup")
+			after = string(a)
+			runtime.UnlockOSThread()
+			done <- err
+		}()
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		defer f.Close()
-		cmd := exec.Command(testutil.BusyboxPath(t), "cat", "/proc/self/cgroup")
-		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatal(err)
+		if before != after {
+			t.Errorf("the thread was not moved back:\nbefore %s\nafter %s", before, after)
 		}
-		if got := strings.TrimSpace(string(out)); got != "0::"+m.Path() {
-			t.Errorf("child started in %q, want 0::%s", got, m.Path())
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		in := 0
+		for _, l := range lines {
+			if strings.HasSuffix(l, ":"+m.Path()) {
+				in++
+			}
+		}
+		if in == 0 {
+			t.Errorf("child born outside %s:\n%s", m.Path(), out)
+		}
+		for _, l := range lines {
+			f := strings.SplitN(l, ":", 3)
+			if len(f) == 3 && joins(mode, f[1]) && f[2] != m.Path() {
+				t.Errorf("child in %q, want %s in that hierarchy", l, m.Path())
+			}
 		}
 	})
+}
+
+// joins reports whether a Manager of mode puts processes in the hierarchy
+// /proc/self/cgroup names key.
+func joins(mode Mode, key string) bool {
+	if key == "" {
+		return mode != Legacy
+	}
+	for _, c := range strings.Split(key, ",") {
+		if slices.Contains(v1Controllers, c) {
+			return mode != Unified
+		}
+	}
+	return false
 }
 
 // TestDefaultParentRemovedWithLastContainer: the shared /minidock parent

@@ -668,7 +668,3 @@ func (m *v1) Destroy() error {
 	}
 	return errors.Join(errs...)
 }
-
-// OpenDir always fails on v1: a process can only be moved into a v1
-// cgroup after it exists.
-func (m *v1) OpenDir() (*os.File, error) { return nil, ErrNoCloneInto }

@@ -563,17 +563,6 @@ func (m *v2) Destroy() error {
 	return err
 }
 
-// OpenDir opens the cgroup directory; pass its descriptor as
-// SysProcAttr.CgroupFD (with UseCgroupFD) and clone3 starts the child
-// inside the cgroup, so no instruction ever runs outside the limits.
-func (m *v2) OpenDir() (*os.File, error) {
-	fd, err := unix.Open(m.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", m.dir, err)
-	}
-	return os.NewFile(uintptr(fd), m.dir), nil
-}
-
 // removeTree removes dir after its sub-cgroups, deepest first. Only
 // directories are removed; the control files go with their directory.
 func removeTree(dir string) error {

@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"archive/tar"
-	"encoding/base64"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 
 	"minidock/api"
 	"minidock/archive"
+	"minidock/internal/errdefs"
 	"minidock/overlay"
 )
 
@@ -29,6 +28,17 @@ import (
 // "/" and never lead out of it, and the files are then reached through
 // the descriptor that lookup gave, not through a path a running
 // container could change meanwhile.
+
+// WithContainerRootfs runs f with the host path of container name's root
+// filesystem, mounted for the time of f (see withRootfs): a builder
+// writes a step's files there (COPY, WORKDIR) before it commits.
+func (d *Daemon) WithContainerRootfs(ctx context.Context, name string, f func(root string) error) error {
+	c, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	return d.withRootfs(c, f)
+}
 
 // withRootfs runs f with the container's merged root filesystem: a
 // running container's is mounted already; another's is mounted for the
@@ -54,7 +64,7 @@ func (d *Daemon) withRootfs(c *Container, f func(root string) error) error {
 	if running && !mounted {
 		// A second overlay mount of a live upper dir would see stale
 		// files and corrupt it.
-		return conflict("the root filesystem of running container %s is not mounted in this daemon's mount namespace (an earlier daemon in another namespace started it): stop the container first", c.ID)
+		return errdefs.Conflictf("the root filesystem of running container %s is not mounted in this daemon's mount namespace (an earlier daemon in another namespace started it): stop the container first", c.ID)
 	}
 	root, err := d.images.Mount(c.ID)
 	if err != nil {
@@ -124,11 +134,11 @@ type archiveTarget struct {
 // content, named "." in the tar). A missing path is a 404.
 func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 	if p == "" {
-		return nil, badRequest("path is required: give path=PATH in the container")
+		return nil, errdefs.Invalidf("path is required: give path=PATH in the container")
 	}
 	missing := func(err error) error {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-			return notFound("Could not find the file %s in container %s", p, ctrID)
+			return errdefs.NotFoundf("Could not find the file %s in container %s", p, ctrID)
 		}
 		return err
 	}
@@ -190,88 +200,98 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 	return st, nil
 }
 
-func setPathStat(w http.ResponseWriter, st api.PathStat) {
-	data, _ := json.Marshal(st)
-	w.Header().Set(api.PathStatHeader, base64.StdEncoding.EncodeToString(data))
+// ContainerStatPath is HEAD /containers/{id}/archive?path=: what the path
+// is, resolved in the container (see resolveArchivePath).
+func (d *Daemon) ContainerStatPath(ctx context.Context, name, p string) (api.PathStat, error) {
+	var st api.PathStat
+	err := d.archive(name, p, func(root string, t *archiveTarget) (err error) {
+		st, err = t.stat(root)
+		return err
+	})
+	return st, err
 }
 
-// containerArchive serves HEAD and GET /containers/{id}/archive?path=.
-func (d *Daemon) containerArchive(w http.ResponseWriter, r *http.Request) {
-	c, err := d.lookup(r.PathValue("id"))
+// ContainerArchive is GET /containers/{id}/archive?path=: the path's
+// stat goes to begin, which returns where the tar goes. The tar is
+// written by descriptors (archive.WriteEntry): a running container that
+// swaps a directory for a symlink meanwhile stops the copy rather than
+// leading it out of its root.
+func (d *Daemon) ContainerArchive(ctx context.Context, name, p string, begin func(api.PathStat) io.Writer) error {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	p := r.URL.Query().Get("path")
-	started := false
-	err = d.withRootfs(c, func(root string) error {
-		t, err := resolveArchivePath(root, p, r.PathValue("id"))
+	err = d.archive(name, p, func(root string, t *archiveTarget) error {
+		st, err := t.stat(root)
 		if err != nil {
 			return err
 		}
-		defer unix.Close(t.dir)
-		st, err := t.stat(root)
-		if err != nil {
-			return fmt.Errorf("stat %s in container %s: %w", p, c.ID, err)
-		}
-		setPathStat(w, st)
-		if r.Method == http.MethodHead {
-			w.WriteHeader(http.StatusOK)
-			return nil
-		}
-		w.Header().Set("Content-Type", "application/x-tar")
-		started = true
+		w := begin(st)
 		// names below the entry are "name/...": only the first part changes
 		rename := func(n string) string { return t.as + strings.TrimPrefix(n, t.name) }
 		return archive.WriteEntry(w, archive.FdPath(t.dir), t.name, rename)
 	})
-	switch {
-	case err == nil:
+	if err == nil {
 		d.mu.Lock()
-		if r.Method == http.MethodGet {
-			d.emit(c, "archive-path", map[string]string{"path": p})
-		}
+		d.emit(c, "archive-path", map[string]string{"path": p})
 		d.mu.Unlock()
-	case started:
-		// the tar is cut short: that is all a client can be told now
-		fmt.Fprintf(os.Stderr, "minidock daemon: archive %s of %s: %v\n", p, c.ID, err)
-	default:
-		writeError(w, err)
 	}
+	return err
 }
 
-// containerExtract is PUT /containers/{id}/archive?path=DIR: the tar in
-// the body is extracted into DIR. Every entry is checked before anything
-// is written: names with ".." or absolute ones, symlinks that would climb
-// above the container's root, hard links out of the archive, device
-// nodes, and (with noOverwriteDirNonDir) a directory replacing a file or
-// the reverse are refused with a 400 naming the entry. Files are owned by
-// the container's root unless copyUIDGID is set.
-func (d *Daemon) containerExtract(w http.ResponseWriter, r *http.Request) {
-	c, err := d.lookup(r.PathValue("id"))
+// archive resolves path p in container name's root and calls f with it.
+func (d *Daemon) archive(name, p string, f func(root string, t *archiveTarget) error) error {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	q := r.URL.Query()
-	p := q.Get("path")
+	return d.withRootfs(c, func(root string) error {
+		t, err := resolveArchivePath(root, p, name)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(t.dir)
+		if err := f(root, t); err != nil {
+			return fmt.Errorf("%s in container %s: %w", p, c.ID, err)
+		}
+		return nil
+	})
+}
+
+// ExtractOptions are PUT archive's: keep the tar's owners (else the
+// container's root owns every entry), and refuse a directory over a file
+// or the reverse.
+type ExtractOptions struct {
+	CopyUIDGID           bool
+	NoOverwriteDirNonDir bool
+}
+
+// ExtractToContainer is PUT /containers/{id}/archive?path=DIR: the tar r
+// is extracted into DIR. Every entry is checked before anything is
+// written: names with ".." or absolute ones, symlinks that would climb
+// above the container's root, hard links out of the archive, device
+// nodes, and (NoOverwriteDirNonDir) a directory replacing a file or the
+// reverse are refused (400) naming the entry.
+func (d *Daemon) ExtractToContainer(ctx context.Context, name, p string, r io.Reader, o ExtractOptions) error {
+	c, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
 	if p == "" {
-		writeError(w, badRequest("path is required: give path=DIR in the container"))
-		return
+		return errdefs.Invalidf("path is required: give path=DIR in the container")
 	}
 	d.mu.Lock()
 	readonly := c.HostConfig.ReadonlyRootfs
 	d.mu.Unlock()
 	if readonly {
-		writeError(w, badRequest("container rootfs is marked read-only"))
-		return
+		return errdefs.Invalidf("container rootfs is marked read-only")
 	}
-	opts := extractOptions{keepOwner: boolParam(r, "copyUIDGID"), noOverwriteDirNonDir: boolParam(r, "noOverwriteDirNonDir")}
+	opts := extractOptions{keepOwner: o.CopyUIDGID, noOverwriteDirNonDir: o.NoOverwriteDirNonDir}
 	err = d.withRootfs(c, func(root string) error {
 		fd, dest, err := openInRoot(root, p, false)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-				return notFound("Could not find the file %s in container %s", p, r.PathValue("id"))
+				return errdefs.NotFoundf("Could not find the file %s in container %s", p, name)
 			}
 			return err
 		}
@@ -282,16 +302,16 @@ func (d *Daemon) containerExtract(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return badRequest("extraction point is not a directory: %s", p)
+			return errdefs.Invalidf("extraction point is not a directory: %s", p)
 		}
-		spool, err := os.CreateTemp(d.containerDir(c.ID), ".extract-")
+		spool, err := os.CreateTemp(c.paths.dir, ".extract-")
 		if err != nil {
 			return fmt.Errorf("extract into %s: %w", p, err)
 		}
 		defer os.Remove(spool.Name())
 		defer spool.Close()
 		opts.root, opts.dest = root, containerPath(root, dest)
-		if err := opts.check(r.Body, spool); err != nil {
+		if err := opts.check(r, spool); err != nil {
 			return err
 		}
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
@@ -300,20 +320,19 @@ func (d *Daemon) containerExtract(w http.ResponseWriter, r *http.Request) {
 		if _, err := archive.Unpack(dest, spool, &archive.UnpackOptions{Root: root}); err != nil {
 			var ue *archive.UnpackError
 			if errors.As(err, &ue) {
-				return badRequest("extract into %s: %v", p, err)
+				return errdefs.Invalidf("extract into %s: %v", p, err)
 			}
 			return fmt.Errorf("extract into %s: %w", p, err)
 		}
 		return nil
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	d.mu.Lock()
 	d.emit(c, "extract-to-dir", map[string]string{"path": p})
 	d.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
 // extractOptions are what PUT archive checks a tar against.
@@ -329,16 +348,16 @@ type extractOptions struct {
 func (o *extractOptions) check(r io.Reader, spool io.Writer) error {
 	err := archive.Retar(spool, r, func(hdr *tar.Header) error {
 		if err := o.checkEntry(hdr); err != nil {
-			return badRequest("refusing tar entry %q: %v", hdr.Name, err)
+			return errdefs.Invalidf("refusing tar entry %q: %v", hdr.Name, err)
 		}
 		if !o.keepOwner {
 			hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
 		}
 		return nil
 	})
-	if err != nil && statusOf(err) == http.StatusInternalServerError {
+	if err != nil && errdefs.KindOf(err) == errdefs.Unknown {
 		// mostly a body that is not a tar
-		return badRequest("the request body: %v", err)
+		return errdefs.Invalidf("the request body: %v", err)
 	}
 	return err
 }

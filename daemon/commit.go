@@ -1,128 +1,98 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
+	"io"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"minidock/api"
 	"minidock/image"
+	"minidock/internal/errdefs"
 )
 
-// containerExport is GET /containers/{id}/export: the container's whole
-// filesystem as a tar (docker export); see withRootfs.
-func (d *Daemon) containerExport(w http.ResponseWriter, r *http.Request) {
-	c, err := d.lookup(r.PathValue("id"))
+// ContainerExport is `docker export`: the container's whole filesystem
+// as a tar on w (see withRootfs).
+func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) error {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	started := false
-	err = d.withRootfs(c, func(string) error {
-		w.Header().Set("Content-Type", "application/x-tar")
-		started = true
-		return d.images.Export(c.ID, w)
-	})
-	switch {
-	case err != nil && started:
-		// the tar is cut short: that is all a client can be told now
-		fmt.Fprintf(os.Stderr, "minidock daemon: export %s: %v\n", c.ID, err)
-	case err != nil:
-		writeError(w, err)
-	}
+	return d.withRootfs(c, func(string) error { return d.images.Export(c.ID, w) })
 }
 
-// stillThere is the 404 for a container removed while its caller waited
-// for c.op.
-func (d *Daemon) stillThere(c *Container) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if c.removed {
-		return notFound("No such container: %s", c.ID)
-	}
-	return nil
-}
-
-// containerChanges is GET /containers/{id}/changes (docker diff): what the
-// container's upper dir changes over its image.
-func (d *Daemon) containerChanges(w http.ResponseWriter, r *http.Request) {
-	c, err := d.lookup(r.PathValue("id"))
+// ContainerChanges is `docker diff`: what the container's upper dir
+// changes over its image.
+func (d *Daemon) ContainerChanges(ctx context.Context, name string) ([]api.ContainerChange, error) {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	changes, err := d.images.Diff(c.ID)
 	if err != nil {
-		writeError(w, fmt.Errorf("changes of container %s: %w", c.ID, err))
-		return
+		return nil, fmt.Errorf("changes of container %s: %w", c.ID, err)
 	}
 	out := []api.ContainerChange{}
 	for _, ch := range changes {
 		out = append(out, api.ContainerChange{Path: ch.Path, Kind: int(ch.Kind)})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// commit is POST /commit?container=&repo=&tag=&comment=&author=&changes=:
-// the container's changes become a new image. As Docker does, the image
-// takes the container's configuration (command, environment, working dir,
-// user, labels), then a config given in the body, then the changes.
-func (d *Daemon) commit(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	c, err := d.lookup(q.Get("container"))
+// CommitOptions are a commit's: the reference to tag the image with (may
+// be empty), its author and comment, a config to apply over the
+// container's, and Dockerfile-like changes over that.
+type CommitOptions struct {
+	Ref     string
+	Author  string
+	Comment string
+	Config  *api.ContainerConfig
+	Changes []string
+}
+
+// Commit is `docker commit`: the container's upper dir becomes a new
+// layer over its image's, and a new image. As in Docker, the image takes
+// the container's config (command, environment, working dir, user,
+// labels, stop signal), then o.Config, then o.Changes. It returns the
+// image's ID. A builder commits each step's container this way.
+func (d *Daemon) Commit(ctx context.Context, name string, o CommitOptions) (string, error) {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return "", err
 	}
-	// The body, optional, is a config to apply over the container's.
-	var body api.ContainerConfig
-	if err := decodeJSON(w, r, &body); err != nil && r.ContentLength > 0 {
-		writeError(w, err)
-		return
-	}
-	ref := q.Get("repo")
-	if ref != "" && q.Get("tag") != "" {
-		ref += ":" + q.Get("tag")
-	} else if ref == "" && q.Get("tag") != "" {
-		writeError(w, badRequest("tag %q given without a repository", q.Get("tag")))
-		return
-	}
-	if ref != "" {
-		if _, err := image.ParseReference(ref); err != nil {
-			writeError(w, badRequest("invalid reference format: %v", err))
-			return
+	if o.Ref != "" {
+		if _, err := image.ParseReference(o.Ref); err != nil {
+			return "", errdefs.Invalidf("invalid reference format: %v", err)
 		}
+	}
+	// Checked before the layer is written, so a bad change costs nothing.
+	if err := image.ApplyChanges(new(ocispec.ImageConfig), o.Changes); err != nil {
+		return "", errdefs.Invalidf("%v", err)
 	}
 	d.mu.Lock()
 	changes := configChanges(c.Config)
 	createdBy := strings.Join(c.argv(), " ")
 	d.mu.Unlock()
-	changes = append(changes, configChanges(body)...)
-	changes = append(changes, q["changes"]...)
-	// Checked before the layer is written, so a bad change costs nothing.
-	if err := image.ApplyChanges(new(ocispec.ImageConfig), q["changes"]); err != nil {
-		writeError(w, badRequest("%v", err))
-		return
+	if o.Config != nil {
+		changes = append(changes, configChanges(*o.Config)...)
 	}
+	changes = append(changes, o.Changes...)
 	c.op.Lock()
 	defer c.op.Unlock()
 	if err := d.stillThere(c); err != nil {
-		writeError(w, err)
-		return
+		return "", err
 	}
-	img, err := d.images.Commit(c.ID, image.CommitOptions{Ref: ref, Author: q.Get("author"), Comment: q.Get("comment"), Changes: changes, CreatedBy: createdBy})
+	img, err := d.images.Commit(c.ID, image.CommitOptions{Ref: o.Ref, Author: o.Author, Comment: o.Comment, Changes: changes, CreatedBy: createdBy})
 	if err != nil {
-		writeError(w, fmt.Errorf("commit container %s: %w", c.ID, err))
-		return
+		return "", fmt.Errorf("commit container %s: %w", c.ID, err)
 	}
 	d.mu.Lock()
-	d.emit(c, "commit", map[string]string{"comment": q.Get("comment")})
+	d.emit(c, "commit", map[string]string{"comment": o.Comment})
 	d.mu.Unlock()
-	writeJSON(w, http.StatusCreated, api.IDResponse{ID: img.ID.String()})
+	return img.ID.String(), nil
 }
 
 // configChanges turns the set fields of a container config into the
@@ -157,40 +127,4 @@ func configChanges(cfg api.ContainerConfig) []string {
 		out = append(out, "STOPSIGNAL "+cfg.StopSignal)
 	}
 	return out
-}
-
-// imageHistory is GET /images/{name}/history: the config's history,
-// newest first, each entry that made a layer given that layer's size.
-func (d *Daemon) imageHistory(w http.ResponseWriter, r *http.Request, name string) {
-	img, err := d.resolveImage(name)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	sizes := d.images.LayerSizes(img)
-	out := []api.ImageHistoryItem{}
-	layer := 0
-	for _, h := range img.Config.History {
-		it := api.ImageHistoryItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Tags: []string{}}
-		if h.Created != nil {
-			it.Created = h.Created.Unix()
-		}
-		if !h.EmptyLayer {
-			if layer < len(sizes) {
-				it.Size = sizes[layer]
-			}
-			layer++
-		}
-		out = append(out, it)
-	}
-	if len(out) == 0 {
-		// an image without history: one entry for the image itself
-		out = append(out, api.ImageHistoryItem{Created: created(img).Unix(), Tags: []string{}, Size: img.Size})
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	out[0].ID = img.ID.String()
-	out[0].Tags = familiar(img.Refs)
-	writeJSON(w, http.StatusOK, out)
 }

@@ -1,14 +1,14 @@
 package daemon
 
 import (
-	"encoding/json"
-	"net/http"
-	"strconv"
+	"context"
 	"strings"
 	"sync"
 	"time"
 
 	"minidock/api"
+	"minidock/internal/errdefs"
+	"minidock/network"
 )
 
 // events keeps the last eventBacklog events (for since=) and the
@@ -41,7 +41,7 @@ func (d *Daemon) emit(c *Container, action string, attrs map[string]string) {
 
 // emitNetwork records a network event: create, destroy, and connect or
 // disconnect of container containerID.
-func (d *Daemon) emitNetwork(n *network, action, containerID string) {
+func (d *Daemon) emitNetwork(n *network.Network, action, containerID string) {
 	now := time.Now()
 	a := map[string]string{"name": n.Name, "type": n.Driver}
 	if containerID != "" {
@@ -68,135 +68,98 @@ func (d *Daemon) publish(m api.EventMessage) {
 	}
 }
 
-// parseEventTime reads since/until: unix seconds, with an optional
-// fraction, or an RFC 3339 time.
-func parseEventTime(s string) (int64, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixNano(), nil
-	}
-	sec, frac, _ := strings.Cut(s, ".")
-	n, err := strconv.ParseInt(sec, 10, 64)
-	if err != nil {
-		return 0, badRequest("invalid time %q: unix seconds or RFC 3339", s)
-	}
-	ns := n * 1e9
-	if frac != "" {
-		frac = (frac + "000000000")[:9]
-		f, err := strconv.ParseInt(frac, 10, 64)
-		if err != nil {
-			return 0, badRequest("invalid time %q: unix seconds or RFC 3339", s)
-		}
-		ns += f
-	}
-	return ns, nil
-}
-
 // eventMatches applies the filters type, event (action), container (ID,
 // ID prefix or name), image and label.
-func eventMatches(m api.EventMessage, f map[string][]string) bool {
-	return anyMatch(f["type"], func(v string) bool { return v == m.Type }) &&
-		anyMatch(f["event"], func(v string) bool { return v == m.Action }) &&
-		anyMatch(f["container"], func(v string) bool {
+func eventMatches(m api.EventMessage, f api.Filters) bool {
+	return f.Match("type", func(v string) bool { return v == m.Type }) &&
+		f.Match("event", func(v string) bool { return v == m.Action }) &&
+		f.Match("container", func(v string) bool {
 			if m.Type == "network" {
 				return v != "" && strings.HasPrefix(m.Actor.Attributes["container"], v)
 			}
 			return m.Type == "container" && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == strings.TrimPrefix(v, "/"))
 		}) &&
-		anyMatch(f["network"], func(v string) bool {
+		f.Match("network", func(v string) bool {
 			return m.Type == "network" && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == v)
 		}) &&
-		anyMatch(f["image"], func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
-		allLabels(m.Actor.Attributes, f["label"])
+		f.Match("image", func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
+		f.MatchLabels(m.Actor.Attributes)
 }
 
-// systemEvents is GET /events?since=&until=&filters=: the recorded
-// events since `since`, then new ones as they happen, until `until` or
-// the client hangs up.
-func (d *Daemon) systemEvents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var since, until int64 = -1, -1
-	var err error
-	if s := q.Get("since"); s != "" {
-		if since, err = parseEventTime(s); err != nil {
-			writeError(w, err)
-			return
-		}
+// EventsOptions are GET /events's: the events since and until these
+// times (unix nanoseconds; negative: unset), and filters type, event,
+// container, network, image and label.
+type EventsOptions struct {
+	Since, Until int64
+	Filters      api.Filters
+}
+
+// Subscription is a client of the event stream: Past holds the recorded
+// events since Since (the last 1024 are kept), Next the new ones.
+type Subscription struct {
+	Past []api.EventMessage
+	ch   chan api.EventMessage
+	o    EventsOptions
+	d    *Daemon
+}
+
+// SubscribeEvents is GET /events.
+func (d *Daemon) SubscribeEvents(o EventsOptions) (*Subscription, error) {
+	if err := o.Filters.Only("type", "event", "container", "network", "image", "label"); err != nil {
+		return nil, errdefs.Wrap(errdefs.InvalidParameter, err)
 	}
-	if s := q.Get("until"); s != "" {
-		if until, err = parseEventTime(s); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	filters, err := parseFilters(q.Get("filters"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	for k := range filters {
-		switch k {
-		case "type", "event", "container", "network", "image", "label":
-		default:
-			writeError(w, badRequest("invalid filter '%s'", k))
-			return
-		}
-	}
-	ch := make(chan api.EventMessage, 256)
+	s := &Subscription{ch: make(chan api.EventMessage, 256), o: o, d: d}
 	e := &d.events
 	e.mu.Lock()
-	var backlog []api.EventMessage
-	if since >= 0 {
+	defer e.mu.Unlock()
+	if o.Since >= 0 {
 		for _, m := range e.past {
-			if m.TimeNano >= since && (until < 0 || m.TimeNano <= until) {
-				backlog = append(backlog, m)
+			if m.TimeNano >= o.Since && (o.Until < 0 || m.TimeNano <= o.Until) && eventMatches(m, o.Filters) {
+				s.Past = append(s.Past, m)
 			}
 		}
 	}
 	if e.subs == nil {
 		e.subs = map[chan api.EventMessage]struct{}{}
 	}
-	e.subs[ch] = struct{}{}
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.subs, ch)
-		e.mu.Unlock()
-	}()
+	e.subs[s.ch] = struct{}{}
+	return s, nil
+}
 
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	for _, m := range backlog {
-		if eventMatches(m, filters) {
-			enc.Encode(m)
-		}
-	}
-	w.(http.Flusher).Flush()
+// Next waits for the next event that matches; false once Until has
+// passed or ctx has ended.
+func (s *Subscription) Next(ctx context.Context) (api.EventMessage, bool) {
 	var deadline <-chan time.Time
-	if until >= 0 {
-		wait := time.Until(time.Unix(0, until))
+	if s.o.Until >= 0 {
+		wait := time.Until(time.Unix(0, s.o.Until))
 		if wait <= 0 {
-			return
+			return api.EventMessage{}, false
 		}
-		deadline = time.After(wait)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		deadline = t.C
 	}
 	for {
 		select {
-		case m := <-ch:
-			if until >= 0 && m.TimeNano > until {
-				return
+		case m := <-s.ch:
+			if s.o.Until >= 0 && m.TimeNano > s.o.Until {
+				return m, false
 			}
-			if !eventMatches(m, filters) {
-				continue
+			if eventMatches(m, s.o.Filters) {
+				return m, true
 			}
-			if err := enc.Encode(m); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
 		case <-deadline:
-			return
-		case <-r.Context().Done():
-			return
+			return api.EventMessage{}, false
+		case <-ctx.Done():
+			return api.EventMessage{}, false
 		}
 	}
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	e := &s.d.events
+	e.mu.Lock()
+	delete(e.subs, s.ch)
+	e.mu.Unlock()
 }

@@ -1,72 +1,57 @@
 package daemon
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"minidock/api"
-	"minidock/internal/unixsock"
+	"minidock/internal/errdefs"
 	"minidock/shim"
 )
 
-// Exec is one process run inside a running container (docker exec). It
-// runs under `runtime exec`, a child of the daemon: unlike a container,
-// it does not outlive the daemon.
+// Exec is one process run in a running container (docker exec). It runs
+// under the container's shim, like the container's own process, and so
+// outlives a daemon restart: the next daemon finds it in the shim's
+// state. Its fields change under d.mu.
 type Exec struct {
 	ID          string
 	ContainerID string
 	Config      api.ExecConfig
 
-	mu       sync.Mutex
 	started  bool
 	running  bool
 	exitCode *int
 	pid      int
-	console  *os.File // the pty master, with Tty
 }
 
-func (d *Daemon) execCreate(w http.ResponseWriter, r *http.Request) {
-	c, err := d.lookup(r.PathValue("id"))
+// ExecCreate is POST /containers/{id}/exec: an exec is recorded; it runs
+// at ExecStart.
+func (d *Daemon) ExecCreate(ctx context.Context, name string, cfg api.ExecConfig) (string, error) {
+	c, err := d.lookup(name)
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var cfg api.ExecConfig
-	if err := decodeJSON(w, r, &cfg); err != nil {
-		writeError(w, err)
-		return
+		return "", err
 	}
 	if len(cfg.Cmd) == 0 {
-		writeError(w, badRequest("no exec command specified"))
-		return
+		return "", errdefs.Invalidf("no exec command specified")
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c.State.Status != "running" {
-		writeError(w, conflict("container %s is not running", c.ID))
-		return
+		return "", errdefs.Conflictf("container %s is not running", c.ID)
 	}
 	if c.State.Paused {
-		writeError(w, conflict("Container %s is paused, unpause the container before exec", c.ID))
-		return
+		return "", errdefs.Conflictf("Container %s is paused, unpause the container before exec", c.ID)
 	}
 	e := &Exec{ID: newID(), ContainerID: c.ID, Config: cfg}
 	d.execs[e.ID] = e
-	writeJSON(w, http.StatusCreated, api.CreateResponse{ID: e.ID, Warnings: []string{}})
+	return e.ID, nil
 }
 
 func (d *Daemon) lookupExec(id string) (*Exec, error) {
@@ -75,37 +60,157 @@ func (d *Daemon) lookupExec(id string) (*Exec, error) {
 	if e, ok := d.execs[id]; ok {
 		return e, nil
 	}
-	return nil, notFound("No such exec instance: %s", id)
+	return nil, errdefs.NotFoundf("No such exec instance: %s", id)
 }
 
-func (d *Daemon) execInspect(w http.ResponseWriter, r *http.Request) {
-	e, err := d.lookupExec(r.PathValue("id"))
+// ExecInspect is GET /exec/{id}/json; ExitCode is nil while it runs.
+func (d *Daemon) ExecInspect(ctx context.Context, id string) (*api.ExecInspect, error) {
+	e, err := d.lookupExec(id)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	e.mu.Lock()
-	out := api.ExecInspect{
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return &api.ExecInspect{
 		ID: e.ID, ContainerID: e.ContainerID, Running: e.running, ExitCode: e.exitCode, Pid: e.pid,
 		OpenStdin: e.Config.AttachStdin, OpenStdout: e.Config.AttachStdout, OpenStderr: e.Config.AttachStderr,
 		ProcessConfig: api.ExecProcessConfig{Tty: e.Config.Tty, Entrypoint: e.Config.Cmd[0], Arguments: e.Config.Cmd[1:], User: e.Config.User},
-	}
-	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	}, nil
 }
 
-// execProcess makes the exec's OCI process: the container's, with the
-// exec's command, terminal, environment, directory and user.
-func (d *Daemon) execProcess(c *Container, e *Exec) (*specs.Process, error) {
-	data, err := os.ReadFile(filepath.Join(d.containerDir(c.ID), "bundle", "config.json"))
+// Streams connects a process's streams to a client: called once the
+// engine is about to start (or join) the process, with whether it has a
+// terminal, it returns where the client's input comes from (nil: none)
+// and where the output goes: the multiplexed stream (api.WriteFrame's
+// framing) without a terminal, raw bytes with one. The HTTP layer
+// hijacks its connection there.
+type Streams func(tty bool) (stdin io.Reader, out io.Writer, err error)
+
+// ExecStartOptions are ExecStart's: Detach, or the client's Streams.
+type ExecStartOptions struct {
+	Detach  bool
+	Streams Streams
+}
+
+// ExecStart is POST /exec/{id}/start: the container's shim starts the
+// process, with its streams joined to the client's until it exits (not
+// with Detach). A process that cannot start exits 127 (no such program)
+// or 126, its message on its stderr.
+func (d *Daemon) ExecStart(ctx context.Context, id string, o ExecStartOptions) error {
+	e, err := d.lookupExec(id)
 	if err != nil {
-		return nil, fmt.Errorf("exec in %s: read its bundle: %w", c.ID, err)
+		return err
 	}
-	var spec specs.Spec
-	if err := json.Unmarshal(data, &spec); err != nil || spec.Process == nil {
-		return nil, fmt.Errorf("exec in %s: parse its bundle config: %v", c.ID, err)
+	c, err := d.lookup(e.ContainerID)
+	if err != nil {
+		return err
 	}
-	p := *spec.Process
+	d.mu.Lock()
+	started, running := e.started, c.State.Status == "running"
+	e.started = true
+	d.mu.Unlock()
+	if started {
+		return errdefs.Conflictf("exec %s has already been started", e.ID)
+	}
+	if !running {
+		return errdefs.Conflictf("container %s is not running", c.ID)
+	}
+	proc, err := d.execProcess(c, e)
+	if err != nil {
+		return err
+	}
+	cfg := e.Config
+	var in io.Reader
+	var out io.Writer
+	if !o.Detach {
+		if in, out, err = o.Streams(cfg.Tty); err != nil {
+			return err
+		}
+	}
+	req := shim.Request{Stdin: cfg.AttachStdin && in != nil, Stdout: out != nil, Stderr: out != nil}
+	spec := &shim.ExecSpec{ID: e.ID, Process: proc, OpenStdin: cfg.AttachStdin && in != nil}
+	pid, stream, err := c.shim().Exec(spec, req)
+	if err != nil {
+		code := 126
+		if shim.CodeOf(err) == shim.ErrStart {
+			if code = startExitCode(err.Error()); code == 128 {
+				code = 126
+			}
+		}
+		d.execEnded(e, code, 0)
+		if out == nil {
+			return err
+		}
+		// after the hijack the stream is all the client reads
+		if cfg.Tty {
+			io.WriteString(out, err.Error()+"\r\n")
+		} else {
+			api.WriteFrame(out, api.Stderr, []byte(err.Error()+"\n"))
+		}
+		return nil
+	}
+	d.mu.Lock()
+	e.running, e.pid = true, pid
+	d.mu.Unlock()
+	if stream == nil {
+		go d.collectExec(c, e)
+		return nil
+	}
+	if req.Stdin {
+		go func() {
+			io.Copy(stream, in)
+			stream.CloseWrite()
+		}()
+	}
+	io.Copy(out, stream) // ends once the process has exited and its output is drained
+	stream.Close()
+	d.collectExec(c, e)
+	return nil
+}
+
+// collectExec waits, through the shim, for an exec's exit and records it.
+func (d *Daemon) collectExec(c *Container, e *Exec) {
+	exit, err := c.shim().Wait(context.Background(), e.ID)
+	code := 137 // its container (and the shim) went with it
+	if err == nil {
+		code = exit.ExitCode
+	}
+	d.execEnded(e, code, -1)
+}
+
+// execEnded records an exec's exit code (pid >= 0 sets its pid).
+func (d *Daemon) execEnded(e *Exec, code, pid int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e.running, e.exitCode = false, &code
+	if pid >= 0 {
+		e.pid = pid
+	}
+}
+
+// execProcess makes the exec's OCI process: the container's (its
+// bundle's, kept since the start), with the exec's command, terminal,
+// environment, directory and user.
+func (d *Daemon) execProcess(c *Container, e *Exec) (*specs.Process, error) {
+	d.mu.Lock()
+	base := c.process
+	d.mu.Unlock()
+	if base == nil {
+		// a container a previous daemon started: read its bundle once
+		data, err := os.ReadFile(filepath.Join(c.paths.bundle, "config.json"))
+		if err != nil {
+			return nil, fmt.Errorf("exec in %s: read its bundle: %w", c.ID, err)
+		}
+		var spec specs.Spec
+		if err := json.Unmarshal(data, &spec); err != nil || spec.Process == nil {
+			return nil, fmt.Errorf("exec in %s: parse its bundle config: %v", c.ID, err)
+		}
+		base = spec.Process
+		d.mu.Lock()
+		c.process = base
+		d.mu.Unlock()
+	}
+	p := *base
 	p.Args = e.Config.Cmd
 	p.Terminal = e.Config.Tty
 	p.Env = mergeEnv(p.Env, e.Config.Env)
@@ -113,7 +218,11 @@ func (d *Daemon) execProcess(c *Container, e *Exec) (*specs.Process, error) {
 		p.Cwd = e.Config.WorkingDir
 	}
 	if e.Config.User != "" {
-		uid, gid, extra, err := resolveUser(spec.Root.Path, e.Config.User)
+		rfs, err := d.images.Rootfs(c.ID)
+		if err != nil {
+			return nil, err
+		}
+		uid, gid, extra, err := resolveUser(rfs.Merged, e.Config.User)
 		if err != nil {
 			return nil, err
 		}
@@ -122,325 +231,37 @@ func (d *Daemon) execProcess(c *Container, e *Exec) (*specs.Process, error) {
 	return &p, nil
 }
 
-// execStart is POST /exec/{id}/start: `runtime exec` with pipes (or a
-// pty) joined to the hijacked connection; its exit code is the exec's.
-func (d *Daemon) execStart(w http.ResponseWriter, r *http.Request) {
-	e, err := d.lookupExec(r.PathValue("id"))
+// ExecResize is POST /exec/{id}/resize: the shim sets the exec's
+// terminal size.
+func (d *Daemon) ExecResize(ctx context.Context, id string, h, w uint16) error {
+	e, err := d.lookupExec(id)
 	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var req struct{ Detach, Tty bool }
-	if r.ContentLength != 0 {
-		if err := decodeJSON(w, r, &req); err != nil {
-			writeError(w, err)
-			return
-		}
+		return err
 	}
 	c, err := d.lookup(e.ContainerID)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	e.mu.Lock()
-	if e.started {
-		e.mu.Unlock()
-		writeError(w, conflict("exec %s has already been started", e.ID))
-		return
-	}
-	e.started = true
-	e.mu.Unlock()
-	d.mu.Lock()
-	running := c.State.Status == "running"
-	d.mu.Unlock()
-	if !running {
-		writeError(w, conflict("container %s is not running", c.ID))
-		return
-	}
-	proc, err := d.execProcess(c, e)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	pf := filepath.Join(d.containerDir(c.ID), "exec-"+e.ID+".json")
-	data, _ := json.Marshal(proc)
-	if err := os.WriteFile(pf, data, 0o600); err != nil {
-		writeError(w, fmt.Errorf("exec: write process file: %w", err))
-		return
-	}
-	logPath := filepath.Join(d.containerDir(c.ID), "exec-"+e.ID+".log")
-	args := []string{"exec", "--process", pf}
-	prog, pre := d.cfg.Runtime, []string{}
-	if prog == "" {
-		prog, pre = d.self, []string{"runtime"}
-	}
-	pre = append(pre, "--root", d.runtimeRoot(), "--log", logPath, "--log-format", "json")
-
-	var conn net.Conn
-	var in io.Reader
-	if !req.Detach {
-		hj, ok := w.(http.Hijacker)
-		if !ok {
-			writeError(w, fmt.Errorf("exec: connection cannot be hijacked"))
-			return
+	if err := c.shim().Resize(e.ID, h, w); err != nil {
+		if code := shim.CodeOf(err); code == shim.ErrConflict || code == shim.ErrNotFound || errors.Is(err, shim.ErrGone) {
+			return errdefs.Conflictf("exec %s has no running terminal", e.ID)
 		}
-		var brw interface {
-			io.Reader
-			Buffered() int
-			Peek(int) ([]byte, error)
-		}
-		c2, rw, err := hj.Hijack()
-		if err != nil {
-			return
-		}
-		conn, brw = c2, rw.Reader
-		defer conn.Close()
-		media := api.MediaMultiplexed
-		if e.Config.Tty {
-			media = api.MediaRaw
-		}
-		if strings.EqualFold(r.Header.Get("Upgrade"), "tcp") {
-			fmt.Fprintf(conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", media)
-		} else {
-			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", media)
-		}
-		in = conn
-		if n := brw.Buffered(); n > 0 {
-			b, _ := brw.Peek(n)
-			in = io.MultiReader(bytes.NewReader(append([]byte(nil), b...)), conn)
-		}
+		return fmt.Errorf("resize exec %s: %w", e.ID, err)
 	}
-	run := func() {
-		code := d.runExec(e, prog, append(pre, args...), c.ID, conn, in)
-		os.Remove(pf)
-		os.Remove(logPath)
-		e.mu.Lock()
-		e.running, e.exitCode = false, &code
-		if e.console != nil {
-			e.console.Close()
-			e.console = nil
-		}
-		e.mu.Unlock()
-	}
-	if req.Detach {
-		go run()
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	run()
+	return nil
 }
 
-// runExec runs the runtime's exec and copies the streams; it returns the
-// process's exit code (126/127 when it could not be started).
-func (d *Daemon) runExec(e *Exec, prog string, args []string, containerID string, conn net.Conn, in io.Reader) int {
-	cmd := exec.Command(prog, args...)
-	var copies sync.WaitGroup
-	var stdinW io.WriteCloser
-	var consoleLn *net.UnixListener
-	var pidFile string
-	logPath := args[indexOf(args, "--log")+1]
-	if e.Config.Tty {
-		sock := filepath.Join(d.cfg.ExecRoot, "shim", "x"+e.ID[:16]+".con")
-		var err error
-		consoleLn, err = unixsock.Listen(sock)
-		if err != nil {
-			return 126
-		}
-		defer os.Remove(sock)
-		defer consoleLn.Close()
-		short, release, err := unixsock.Short(sock) // for the runtime
-		if err != nil {
-			return 126
-		}
-		defer release()
-		// runc takes a console socket only with --detach: the runtime
-		// exits once the process runs, and the process, orphaned, comes
-		// to the daemon, a child subreaper, which waits for it by pid.
-		pidFile = filepath.Join(d.cfg.ExecRoot, "shim", "x"+e.ID[:16]+".pid")
-		defer os.Remove(pidFile)
-		cmd.Args = append(cmd.Args, "--tty", "--detach", "--pid-file", pidFile, "--console-socket", short)
-	} else if conn != nil {
-		var err error
-		if e.Config.AttachStdin {
-			if stdinW, err = cmd.StdinPipe(); err != nil {
-				return 126
-			}
-		}
-		mu := &sync.Mutex{}
-		cmd.Stdout = &frameWriter{w: conn, stream: api.Stdout, mu: mu}
-		cmd.Stderr = &frameWriter{w: conn, stream: api.Stderr, mu: mu}
-	}
-	cmd.Args = append(cmd.Args, containerID)
-	if err := cmd.Start(); err != nil {
-		return 126
-	}
-	e.mu.Lock()
-	e.running, e.pid = true, cmd.Process.Pid
-	e.mu.Unlock()
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var err error
-	exited := false
-	if consoleLn != nil {
-		// the runtime sends the pty master, or fails and exits
-		ptys := make(chan *os.File, 1)
-		go func() {
-			m, _ := shim.ReceiveConsole(consoleLn)
-			ptys <- m
-		}()
-		select {
-		case master := <-ptys:
-			if master == nil {
-				cmd.Process.Kill()
-				break
-			}
-			e.mu.Lock()
-			e.console = master
-			e.mu.Unlock()
-			if conn != nil {
-				copies.Add(1)
-				go func() {
-					defer copies.Done()
-					io.Copy(conn, master) // ends with EIO once the process is gone
-				}()
-				go io.Copy(master, in)
-			}
-		case err = <-waited:
-			exited = true
-			consoleLn.Close()
-		}
-	} else if stdinW != nil {
-		go func() {
-			io.Copy(stdinW, in)
-			stdinW.Close()
-		}()
-	}
-	if !exited {
-		err = <-waited
-	}
-	if pidFile != "" && err == nil {
-		err = waitDetached(e, pidFile)
-	}
-	copies.Wait()
-	code := 0
-	var ee *exec.ExitError
-	if se, ok := err.(exitStatus); ok {
-		code = int(se)
-	} else if errors.As(err, &ee) {
-		code = ee.ExitCode()
-		data, _ := os.ReadFile(logPath)
-		if msg := lastLogError(data); msg != "" {
-			code = startExitCode(msg)
-			if code == 128 {
-				code = 126
-			}
-			// without a TTY the runtime's stderr is the stream: it has
-			// printed the message there already
-			if conn != nil && e.Config.Tty {
-				io.WriteString(conn, msg+"\r\n")
-			}
-		}
-	} else if err != nil {
-		code = 126
-	}
-	return code
-}
-
-// exitStatus is the exit code of a detached exec process.
-type exitStatus int
-
-func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
-// waitDetached waits for the process a detached `runtime exec` started:
-// our child now, since the daemon is a child subreaper.
-func waitDetached(e *Exec, pidFile string) error {
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
-		return fmt.Errorf("exec %s: read pid file: %w", e.ID, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return fmt.Errorf("exec %s: pid file holds %q", e.ID, data)
-	}
-	e.mu.Lock()
-	e.pid = pid
-	e.mu.Unlock()
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if err == unix.EINTR {
+// restoreExecs takes up the execs a running container's shim still holds
+// after a daemon restart: running ones are waited for again, ended ones
+// have their exit recorded (and collected from the shim).
+func (d *Daemon) restoreExecs(c *Container, list []shim.ExecState) {
+	for _, x := range list {
+		if x.Process == nil || len(x.Process.Args) == 0 {
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("exec %s: wait for pid %d: %w", e.ID, pid, err)
-		}
-		break
+		e := &Exec{ID: x.ID, ContainerID: c.ID, started: true, running: x.Exit == nil, pid: x.Pid,
+			Config: api.ExecConfig{Cmd: x.Process.Args, Tty: x.Process.Terminal, Env: x.Process.Env, WorkingDir: x.Process.Cwd}}
+		d.execs[e.ID] = e
+		go d.collectExec(c, e)
 	}
-	if ws.Signaled() {
-		return exitStatus(128 + int(ws.Signal()))
-	}
-	return exitStatus(ws.ExitStatus())
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
-// lastLogError is the message of the last error in a runtime's JSON log.
-func lastLogError(data []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		var l struct{ Level, Msg string }
-		if json.Unmarshal([]byte(lines[i]), &l) == nil && l.Level == "error" && l.Msg != "" {
-			return l.Msg
-		}
-	}
-	return ""
-}
-
-// frameWriter frames what it is given as one stream of the multiplexed
-// format; os/exec copies each stream in its own goroutine, so the two
-// writers of one connection share a lock.
-type frameWriter struct {
-	w      io.Writer
-	stream byte
-	mu     *sync.Mutex
-}
-
-func (f *frameWriter) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := api.WriteFrame(f.w, f.stream, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (d *Daemon) execResize(w http.ResponseWriter, r *http.Request) {
-	e, err := d.lookupExec(r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	h, wd, err := terminalSize(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.console == nil {
-		writeError(w, conflict("exec %s has no running terminal", e.ID))
-		return
-	}
-	if err := unix.IoctlSetWinsize(int(e.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(h), Col: uint16(wd)}); err != nil {
-		writeError(w, fmt.Errorf("resize exec %s: %w", e.ID, err))
-		return
-	}
-	w.WriteHeader(http.StatusOK)
 }

@@ -1,45 +1,19 @@
 package daemon
 
 import (
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"net/http"
-	"strings"
+	"io"
 	"time"
 
 	"minidock/api"
 	"minidock/image"
+	"minidock/internal/errdefs"
 )
 
-// imagesRoute dispatches /images/...: image names contain slashes, so
-// the name is whatever lies between /images/ and the action suffix.
-func (d *Daemon) imagesRoute(w http.ResponseWriter, r *http.Request) {
-	rest := strings.TrimPrefix(r.URL.Path, "/images/")
-	switch {
-	case rest == "json" && r.Method == http.MethodGet:
-		d.imageList(w, r)
-	case rest == "create" && r.Method == http.MethodPost:
-		d.imageCreate(w, r)
-	case rest == "load" && r.Method == http.MethodPost:
-		d.imageLoad(w, r)
-	case rest == "get" && r.Method == http.MethodGet:
-		d.imageSave(w, r, r.URL.Query()["names"])
-	case rest == "prune" && r.Method == http.MethodPost:
-		d.imagesPrune(w, r)
-	case strings.HasSuffix(rest, "/history") && r.Method == http.MethodGet:
-		d.imageHistory(w, r, strings.TrimSuffix(rest, "/history"))
-	case strings.HasSuffix(rest, "/json") && r.Method == http.MethodGet:
-		d.imageInspect(w, r, strings.TrimSuffix(rest, "/json"))
-	case strings.HasSuffix(rest, "/tag") && r.Method == http.MethodPost:
-		d.imageTag(w, r, strings.TrimSuffix(rest, "/tag"))
-	case strings.HasSuffix(rest, "/get") && r.Method == http.MethodGet:
-		d.imageSave(w, r, []string{strings.TrimSuffix(rest, "/get")})
-	case rest != "" && r.Method == http.MethodDelete:
-		d.imageDelete(w, r, rest)
-	default:
-		writeError(w, notFound("page not found: %s %s", r.Method, r.URL.Path))
-	}
-}
+// Image operations: the image store (package image) in the API's shapes,
+// its errors given their kinds.
 
 func familiar(refs []string) []string {
 	out := []string{}
@@ -58,7 +32,34 @@ func created(img *image.Image) time.Time {
 	return time.Time{}
 }
 
-func (d *Daemon) imageList(w http.ResponseWriter, r *http.Request) {
+// storeError gives the image store's errors their kinds: not found,
+// conflict (in use), and what (usually bad input) for anything else.
+func storeError(err error, what errdefs.Kind) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, image.ErrNotFound):
+		return errdefs.Wrap(errdefs.NotFound, err)
+	case errors.Is(err, image.ErrConflict):
+		return errdefs.Wrap(errdefs.Conflict, err)
+	}
+	return errdefs.Wrap(what, err)
+}
+
+// resolveImage finds an image, as Docker words it when there is none.
+func (d *Daemon) resolveImage(name string) (*image.Image, error) {
+	img, err := d.images.Resolve(name)
+	if err == nil {
+		return img, nil
+	}
+	if errors.Is(err, image.ErrNotFound) {
+		return nil, errdefs.NotFoundf("No such image: %s", name)
+	}
+	return nil, errdefs.Invalidf("invalid reference format: %v", err)
+}
+
+// Images is GET /images/json.
+func (d *Daemon) Images(ctx context.Context) []api.ImageSummary {
 	out := []api.ImageSummary{}
 	for _, img := range d.images.List() {
 		out = append(out, api.ImageSummary{
@@ -67,17 +68,17 @@ func (d *Daemon) imageList(w http.ResponseWriter, r *http.Request) {
 			Labels: img.Config.Config.Labels,
 		})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
-func (d *Daemon) imageInspect(w http.ResponseWriter, r *http.Request, name string) {
+// ImageInspect is GET /images/{name}/json.
+func (d *Daemon) ImageInspect(ctx context.Context, name string) (*api.ImageInspect, error) {
 	img, err := d.resolveImage(name)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
 	c := img.Config.Config
-	out := api.ImageInspect{
+	out := &api.ImageInspect{
 		ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: []string{},
 		Created: created(img).Format(time.RFC3339Nano), Author: img.Config.Author,
 		Architecture: img.Config.Architecture, Os: img.Config.OS, Size: img.Size,
@@ -90,127 +91,121 @@ func (d *Daemon) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 	for _, l := range img.DiffIDs {
 		out.RootFS.Layers = append(out.RootFS.Layers, l.String())
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
-// resolveImage finds an image, as Docker words it when there is none.
-func (d *Daemon) resolveImage(name string) (*image.Image, error) {
-	img, err := d.images.Resolve(name)
-	if err == nil {
-		return img, nil
-	}
-	if statusOf(err) == http.StatusNotFound {
-		return nil, notFound("No such image: %s", name)
-	}
-	return nil, badRequest("invalid reference format: %v", err)
-}
-
-// imageCreate is `docker import` (fromSrc=-, the tarball is the body).
-// Pulling (fromImage) needs the registry client and is not wired yet.
-func (d *Daemon) imageCreate(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if q.Get("fromSrc") != "-" {
-		if q.Get("fromImage") != "" {
-			writeError(w, &statusError{http.StatusNotImplemented, "pulling images is not supported by this daemon yet; use docker save | minidock load, or import"})
-			return
-		}
-		writeError(w, badRequest("fromSrc=- (a tarball in the body) is required; importing from a URL is not supported"))
-		return
-	}
-	ref := q.Get("repo")
-	if ref != "" && q.Get("tag") != "" {
-		ref += ":" + q.Get("tag")
-	}
-	img, err := d.images.Import(r.Body, ref, q["changes"])
+// ImportImage is `docker import`: a rootfs tarball becomes a one-layer
+// image, tagged ref (may be empty), with Dockerfile-like changes.
+func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, ref string, changes []string) (string, error) {
+	img, err := d.images.Import(r, ref, changes)
 	if err != nil {
-		writeError(w, importError(err))
-		return
+		return "", storeError(err, errdefs.InvalidParameter)
 	}
-	writeJSON(w, http.StatusOK, api.JSONMessage{Status: img.ID.String()})
+	return img.ID.String(), nil
 }
 
-// importError gives a bad tarball or reference 400, a failed store 500.
-func importError(err error) error {
-	if statusOf(err) != http.StatusInternalServerError {
-		return err
-	}
-	return &statusError{http.StatusBadRequest, err.Error()}
-}
-
-func (d *Daemon) imageLoad(w http.ResponseWriter, r *http.Request) {
-	loaded, err := d.images.LoadArchive(r.Body)
+// LoadImages is `docker load`: a docker or OCI archive; it returns what
+// was loaded, as the lines `docker load` prints.
+func (d *Daemon) LoadImages(ctx context.Context, r io.Reader) ([]string, error) {
+	loaded, err := d.images.LoadArchive(r)
 	if err != nil {
-		writeError(w, importError(err))
-		return
+		return nil, storeError(err, errdefs.InvalidParameter)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
+	var out []string
 	for _, l := range loaded {
-		msg := "Loaded image ID: " + l.ID.String() + "\n"
+		msg := "Loaded image ID: " + l.ID.String()
 		if pr, err := image.ParseReference(l.Ref); l.Ref != "" && err == nil {
-			msg = "Loaded image: " + pr.FamiliarString() + "\n"
+			msg = "Loaded image: " + pr.FamiliarString()
 		}
-		enc.Encode(api.JSONMessage{Stream: msg})
+		out = append(out, msg)
 	}
+	return out, nil
 }
 
-func (d *Daemon) imageSave(w http.ResponseWriter, r *http.Request, names []string) {
+// CheckImages finds every image of names (a save checks them before it
+// writes its first byte).
+func (d *Daemon) CheckImages(ctx context.Context, names []string) error {
 	if len(names) == 0 {
-		writeError(w, badRequest("no image named: give names=IMAGE"))
-		return
+		return errdefs.Invalidf("no image named: give names=IMAGE")
 	}
 	for _, n := range names {
 		if _, err := d.resolveImage(n); err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 	}
-	w.Header().Set("Content-Type", "application/x-tar")
-	// Errors after the first byte can only cut the stream short.
-	d.images.Save(names, w)
+	return nil
 }
 
-func (d *Daemon) imageTag(w http.ResponseWriter, r *http.Request, name string) {
-	repo, tag := r.URL.Query().Get("repo"), r.URL.Query().Get("tag")
+// SaveImages is `docker save`: the images as a docker archive on w.
+func (d *Daemon) SaveImages(ctx context.Context, names []string, w io.Writer) error {
+	return d.images.Save(names, w)
+}
+
+// TagImage is POST /images/{name}/tag.
+func (d *Daemon) TagImage(ctx context.Context, name, repo, tag string) error {
 	if repo == "" {
-		writeError(w, badRequest("repo is required"))
-		return
+		return errdefs.Invalidf("repo is required")
 	}
 	if _, err := d.resolveImage(name); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	target := repo
 	if tag != "" {
 		target += ":" + tag
 	}
 	if err := d.images.Tag(name, target); err != nil {
-		if statusOf(err) == http.StatusInternalServerError {
-			err = badRequest("tag %s as %s: %v", name, target, err)
-		}
-		writeError(w, err)
-		return
+		return storeError(fmt.Errorf("tag %s as %s: %w", name, target, err), errdefs.InvalidParameter)
 	}
-	w.WriteHeader(http.StatusCreated)
+	return nil
 }
 
-func (d *Daemon) imageDelete(w http.ResponseWriter, r *http.Request, name string) {
+// RemoveImage is DELETE /images/{name}.
+func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]api.ImageDeleteItem, error) {
 	if _, err := d.resolveImage(name); err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	items, err := d.images.Remove(name, boolParam(r, "force"))
+	items, err := d.images.Remove(name, force)
 	if err != nil {
-		if statusOf(err) == http.StatusInternalServerError {
-			err = fmt.Errorf("remove image %s: %w", name, err)
-		}
-		writeError(w, err)
-		return
+		return nil, storeError(fmt.Errorf("remove image %s: %w", name, err), errdefs.Unknown)
 	}
 	out := []api.ImageDeleteItem{}
 	for _, it := range items {
 		out = append(out, api.ImageDeleteItem{Untagged: it.Untagged, Deleted: it.Deleted.String()})
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
+}
+
+// ImageHistory is GET /images/{name}/history: the config's history,
+// newest first, each entry that made a layer given that layer's size.
+func (d *Daemon) ImageHistory(ctx context.Context, name string) ([]api.ImageHistoryItem, error) {
+	img, err := d.resolveImage(name)
+	if err != nil {
+		return nil, err
+	}
+	sizes := d.images.LayerSizes(img)
+	out := []api.ImageHistoryItem{}
+	layer := 0
+	for _, h := range img.Config.History {
+		it := api.ImageHistoryItem{ID: "<missing>", CreatedBy: h.CreatedBy, Comment: h.Comment, Tags: []string{}}
+		if h.Created != nil {
+			it.Created = h.Created.Unix()
+		}
+		if !h.EmptyLayer {
+			if layer < len(sizes) {
+				it.Size = sizes[layer]
+			}
+			layer++
+		}
+		out = append(out, it)
+	}
+	if len(out) == 0 {
+		// an image without history: one entry for the image itself
+		out = append(out, api.ImageHistoryItem{Created: created(img).Unix(), Tags: []string{}, Size: img.Size})
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	out[0].ID = img.ID.String()
+	out[0].Tags = familiar(img.Refs)
+	return out, nil
 }

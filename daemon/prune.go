@@ -1,40 +1,33 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 
 	"minidock/api"
 	"minidock/image"
+	"minidock/internal/errdefs"
 )
 
-// containersPrune is POST /containers/prune: every container that is not
-// running (created or exited) is removed.
-func (d *Daemon) containersPrune(w http.ResponseWriter, r *http.Request) {
-	filters, err := parseFilters(r.URL.Query().Get("filters"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	for k := range filters {
-		if k != "label" {
-			writeError(w, badRequest("invalid filter '%s'", k))
-			return
-		}
+// PruneContainers is POST /containers/prune: every container that is not
+// running (created or exited) and has the filter's labels is removed.
+func (d *Daemon) PruneContainers(ctx context.Context, filters api.Filters) (*api.ContainersPruneReport, error) {
+	if err := filters.Only("label"); err != nil {
+		return nil, errdefs.Wrap(errdefs.InvalidParameter, err)
 	}
 	var doomed []*Container
 	d.mu.Lock()
 	for _, c := range d.containers {
-		if c.State.Status != "running" && !c.State.Restarting && allLabels(c.Config.Labels, filters["label"]) {
+		if c.State.Status != "running" && !c.State.Starting && !c.State.Restarting && filters.MatchLabels(c.Config.Labels) {
 			doomed = append(doomed, c)
 		}
 	}
 	d.mu.Unlock()
-	out := api.ContainersPruneReport{ContainersDeleted: []string{}}
+	out := &api.ContainersPruneReport{ContainersDeleted: []string{}}
 	for _, c := range doomed {
 		size := d.upperSize(c.ID)
 		// not forced: one started meanwhile stays
@@ -44,7 +37,7 @@ func (d *Daemon) containersPrune(w http.ResponseWriter, r *http.Request) {
 		out.ContainersDeleted = append(out.ContainersDeleted, c.ID)
 		out.SpaceReclaimed += size
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // upperSize is the bytes of file content a container wrote.
@@ -65,15 +58,10 @@ func (d *Daemon) upperSize(id string) int64 {
 	return n
 }
 
-// imagesPrune is POST /images/prune: dangling images (no tag), or with
+// PruneImages is POST /images/prune: dangling images (no tag), or with
 // the filter dangling=false every image no container uses. An image a
 // container uses is always kept.
-func (d *Daemon) imagesPrune(w http.ResponseWriter, r *http.Request) {
-	filters, err := parseFilters(r.URL.Query().Get("filters"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
+func (d *Daemon) PruneImages(ctx context.Context, filters api.Filters) (*api.ImagesPruneReport, error) {
 	danglingOnly := true
 	for k, vs := range filters {
 		switch k {
@@ -84,14 +72,12 @@ func (d *Daemon) imagesPrune(w http.ResponseWriter, r *http.Request) {
 				case "false", "0":
 					danglingOnly = false
 				default:
-					writeError(w, badRequest("invalid filter 'dangling=%s'", v))
-					return
+					return nil, errdefs.Invalidf("invalid filter 'dangling=%s'", v)
 				}
 			}
 		case "label":
 		default:
-			writeError(w, badRequest("invalid filter '%s'", k))
-			return
+			return nil, errdefs.Invalidf("invalid filter '%s'", k)
 		}
 	}
 	used := map[string]bool{}
@@ -100,9 +86,9 @@ func (d *Daemon) imagesPrune(w http.ResponseWriter, r *http.Request) {
 		used[c.Image] = true
 	}
 	d.mu.Unlock()
-	out := api.ImagesPruneReport{ImagesDeleted: []api.ImageDeleteItem{}}
+	out := &api.ImagesPruneReport{ImagesDeleted: []api.ImageDeleteItem{}}
 	for _, img := range d.images.List() {
-		if used[img.ID.String()] || (danglingOnly && len(img.Refs) > 0) || !allLabels(img.Config.Config.Labels, filters["label"]) {
+		if used[img.ID.String()] || (danglingOnly && len(img.Refs) > 0) || !filters.MatchLabels(img.Config.Config.Labels) {
 			continue
 		}
 		items, reclaimed, err := d.removeImage(img)
@@ -112,7 +98,7 @@ func (d *Daemon) imagesPrune(w http.ResponseWriter, r *http.Request) {
 		out.ImagesDeleted = append(out.ImagesDeleted, items...)
 		out.SpaceReclaimed += reclaimed
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // removeImage untags every reference of img, which deletes it with the

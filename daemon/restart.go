@@ -1,12 +1,10 @@
 package daemon
 
 import (
-	"fmt"
-	"net/http"
-	"os"
 	"time"
 
 	"minidock/api"
+	"minidock/internal/errdefs"
 )
 
 // Docker's restart backoff: the first restart waits 100 ms, each next one
@@ -23,16 +21,16 @@ func checkRestartPolicy(hc *api.HostConfig) error {
 	switch p.Name {
 	case "", "no", "always", "unless-stopped", "on-failure":
 	default:
-		return badRequest("invalid restart policy '%s': use no, on-failure[:max-retries], always or unless-stopped", p.Name)
+		return errdefs.Invalidf("invalid restart policy '%s': use no, on-failure[:max-retries], always or unless-stopped", p.Name)
 	}
 	if p.MaximumRetryCount < 0 {
-		return badRequest("invalid restart policy: maximum retry count cannot be negative")
+		return errdefs.Invalidf("invalid restart policy: maximum retry count cannot be negative")
 	}
 	if p.MaximumRetryCount > 0 && p.Name != "on-failure" {
-		return badRequest("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+		return errdefs.Invalidf("invalid restart policy: maximum retry count can only be used with 'on-failure'")
 	}
 	if hc.AutoRemove && p.Name != "" && p.Name != "no" {
-		return badRequest("can't create 'AutoRemove' container with restart policy")
+		return errdefs.Invalidf("can't create 'AutoRemove' container with restart policy")
 	}
 	return nil
 }
@@ -79,7 +77,7 @@ func (d *Daemon) scheduleRestart(c *Container, delay time.Duration) {
 	c.State.Restarting = true
 	c.restartSeq++
 	seq := c.restartSeq
-	d.save(c)
+	c.save()
 	c.notify()
 	go func() {
 		time.Sleep(delay)
@@ -90,8 +88,8 @@ func (d *Daemon) scheduleRestart(c *Container, delay time.Duration) {
 			return
 		}
 		// 304: the user started it meanwhile; 404: removed meanwhile
-		if err := d.start(c); err != nil && statusOf(err) != http.StatusNotModified && statusOf(err) != http.StatusNotFound {
-			fmt.Fprintf(os.Stderr, "minidock daemon: restart container %s: %v\n", c.ID, err)
+		if err := d.start(c); err != nil && !errdefs.Is(err, errdefs.NotModified) && !errdefs.Is(err, errdefs.NotFound) {
+			d.log.Printf("restart container %s: %v", c.ID, err)
 		}
 	}()
 }
@@ -109,7 +107,7 @@ func (d *Daemon) cancelRestart(c *Container) bool {
 		c.State.Restarting = false
 		c.notify()
 	}
-	d.save(c)
+	c.save()
 	return was
 }
 
@@ -149,8 +147,8 @@ func (d *Daemon) autoStart(stopped []*Container) {
 	d.mu.Unlock()
 	for _, c := range due {
 		d.userStart(c) // Docker starts them afresh: count and mark reset
-		if err := d.start(c); err != nil && statusOf(err) != http.StatusNotModified {
-			fmt.Fprintf(os.Stderr, "minidock daemon: start container %s (restart policy %s): %v\n", c.ID, c.HostConfig.RestartPolicy.Name, err)
+		if err := d.start(c); err != nil && !errdefs.Is(err, errdefs.NotModified) {
+			d.log.Printf("start container %s (restart policy %s): %v", c.ID, c.HostConfig.RestartPolicy.Name, err)
 		}
 	}
 }

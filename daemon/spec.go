@@ -7,10 +7,11 @@ import (
 	"strconv"
 	"strings"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"minidock/api"
+	"minidock/internal/errdefs"
+	"minidock/network"
 )
 
 // defaultCaps are the capabilities Docker gives a container by default.
@@ -22,49 +23,17 @@ var defaultCaps = []string{
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// command is the process a container runs: the entrypoint and command of
-// its config, each falling back to the image's (a given entrypoint drops
-// the image's command, as in Docker).
-func command(cfg *api.ContainerConfig, img ocispec.ImageConfig) []string {
-	ep, cmd := cfg.Entrypoint, cfg.Cmd
-	if ep == nil {
-		ep = img.Entrypoint
-		if cmd == nil {
-			cmd = img.Cmd
-		}
-	}
-	return append(append([]string{}, ep...), cmd...)
-}
-
-// mergeEnv puts the container's variables over the image's, by name.
-func mergeEnv(image, ctr []string) []string {
-	out := append([]string{}, image...)
-	for _, kv := range ctr {
-		k, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, old := range out {
-			if ok, _, _ := strings.Cut(old, "="); ok == k {
-				out[i], replaced = kv, true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 // buildSpec makes the OCI runtime config of a container whose root
 // filesystem is mounted at rootfs, with the network namespace and the
-// /etc files of plan (prepareNetwork).
-func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent string, plan netPlan) (*specs.Spec, error) {
+// /etc files of net (network.Controller.Join). It reads only the
+// container's record: its config was merged with the image's at create.
+func buildSpec(c *Container, rootfs string, net network.Spec) (*specs.Spec, error) {
 	cfg := &c.Config
-	uid, gid, extra, err := resolveUser(rootfs, firstNonEmpty(cfg.User, img.User))
+	uid, gid, extra, err := resolveUser(rootfs, cfg.User)
 	if err != nil {
 		return nil, err
 	}
-	env := mergeEnv(img.Env, cfg.Env)
+	env := append([]string{}, cfg.Env...)
 	hasPath := false
 	for _, kv := range env {
 		hasPath = hasPath || strings.HasPrefix(kv, "PATH=")
@@ -72,13 +41,13 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 	if !hasPath {
 		env = append([]string{defaultPath}, env...)
 	}
-	env = append(env, "HOSTNAME="+plan.hostname)
+	env = append(env, "HOSTNAME="+net.Hostname)
 	if cfg.Tty {
 		env = append(env, "TERM=xterm")
 	}
-	cwd := firstNonEmpty(cfg.WorkingDir, img.WorkingDir, "/")
+	cwd := firstNonEmpty(cfg.WorkingDir, "/")
 	if !filepath.IsAbs(cwd) {
-		return nil, badRequest("the working directory %q is not an absolute path", cwd)
+		return nil, errdefs.Invalidf("the working directory %q is not an absolute path", cwd)
 	}
 	caps := append([]string{}, defaultCaps...)
 	s := &specs.Spec{
@@ -94,7 +63,7 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 			},
 		},
 		Root:     &specs.Root{Path: rootfs, Readonly: c.HostConfig.ReadonlyRootfs},
-		Hostname: plan.hostname,
+		Hostname: net.Hostname,
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
@@ -105,7 +74,7 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: cgroupParent + "/" + c.ID,
+			CgroupsPath: c.CgroupPath,
 			Resources:   resources(&c.HostConfig),
 			Namespaces: []specs.LinuxNamespace{
 				{Type: specs.PIDNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.IPCNamespace},
@@ -120,18 +89,18 @@ func buildSpec(c *Container, img ocispec.ImageConfig, rootfs, cgroupParent strin
 	ns := s.Linux.Namespaces[:0]
 	for _, n := range s.Linux.Namespaces {
 		if n.Type == specs.NetworkNamespace {
-			if plan.hostNS {
+			if net.HostNS {
 				continue
 			}
-			n.Path = plan.join
+			n.Path = net.Join
 		}
 		ns = append(ns, n)
 	}
 	s.Linux.Namespaces = ns
-	if plan.etcDir != "" {
+	if net.EtcDir != "" {
 		for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
-				Source: filepath.Join(plan.etcDir, f), Options: []string{"rbind", "rprivate"}})
+				Source: filepath.Join(net.EtcDir, f), Options: []string{"rbind", "rprivate"}})
 		}
 	}
 	return s, nil
@@ -209,7 +178,7 @@ func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err erro
 			}
 		}
 		if !found {
-			return 0, 0, nil, badRequest("unable to find user %s: no matching entries in passwd file", u)
+			return 0, 0, nil, errdefs.Invalidf("unable to find user %s: no matching entries in passwd file", u)
 		}
 	}
 	if hasGroup {
@@ -226,7 +195,7 @@ func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err erro
 				}
 			}
 			if !found {
-				return 0, 0, nil, badRequest("unable to find group %s: no matching entries in group file", g)
+				return 0, 0, nil, errdefs.Invalidf("unable to find group %s: no matching entries in group file", g)
 			}
 		}
 	}

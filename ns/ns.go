@@ -3,48 +3,52 @@
 // A namespace wraps one kind of global resource so that processes inside
 // see their own copy: pid (process ids), mount (the mount table), uts
 // (hostname), ipc (SysV IPC and POSIX message queues), network (links,
-// addresses, routes), cgroup (the cgroup root seen in /proc/self/cgroup) and
-// user (uid/gid numbers and the capabilities that go with them).
+// addresses, routes), cgroup (the cgroup root seen in /proc/self/cgroup),
+// user (uid/gid numbers and the capabilities that go with them) and time.
 //
 // New namespaces are made by clone(2) with CLONE_NEW* flags (CloneFlags);
 // existing ones are entered with setns(2) on a file from /proc/<pid>/ns/
-// (Join). See docs/namespaces.md.
+// (Join, JoinAll), through the kernel seam. See docs/namespaces.md.
 package ns
 
 import (
 	"fmt"
 	"os"
-	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"minidock/internal/trace"
+	"minidock/kernel"
 )
 
-// Flags maps each OCI namespace type to its clone(2)/setns(2) flag.
-var Flags = map[specs.LinuxNamespaceType]uintptr{
-	specs.PIDNamespace:     unix.CLONE_NEWPID,
-	specs.MountNamespace:   unix.CLONE_NEWNS,
-	specs.UTSNamespace:     unix.CLONE_NEWUTS,
-	specs.IPCNamespace:     unix.CLONE_NEWIPC,
-	specs.NetworkNamespace: unix.CLONE_NEWNET,
-	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
-	specs.UserNamespace:    unix.CLONE_NEWUSER,
-	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+// Flag is the clone(2)/setns(2) flag of an OCI namespace type (0 for an
+// unknown type), and procName its file name under /proc/<pid>/ns/.
+func Flag(t specs.LinuxNamespaceType) uintptr {
+	flag, _ := kind(t)
+	return flag
 }
 
-// procName is the file name of each namespace under /proc/<pid>/ns/.
-var procName = map[specs.LinuxNamespaceType]string{
-	specs.PIDNamespace:     "pid",
-	specs.MountNamespace:   "mnt",
-	specs.UTSNamespace:     "uts",
-	specs.IPCNamespace:     "ipc",
-	specs.NetworkNamespace: "net",
-	specs.CgroupNamespace:  "cgroup",
-	specs.UserNamespace:    "user",
-	specs.TimeNamespace:    "time",
+func kind(t specs.LinuxNamespaceType) (flag uintptr, procName string) {
+	switch t {
+	case specs.PIDNamespace:
+		return unix.CLONE_NEWPID, "pid"
+	case specs.MountNamespace:
+		return unix.CLONE_NEWNS, "mnt"
+	case specs.UTSNamespace:
+		return unix.CLONE_NEWUTS, "uts"
+	case specs.IPCNamespace:
+		return unix.CLONE_NEWIPC, "ipc"
+	case specs.NetworkNamespace:
+		return unix.CLONE_NEWNET, "net"
+	case specs.CgroupNamespace:
+		return unix.CLONE_NEWCGROUP, "cgroup"
+	case specs.UserNamespace:
+		return unix.CLONE_NEWUSER, "user"
+	case specs.TimeNamespace:
+		return unix.CLONE_NEWTIME, "time"
+	}
+	return 0, ""
 }
 
 // Validate checks the namespace list of a config: known types, each at
@@ -52,7 +56,7 @@ var procName = map[specs.LinuxNamespaceType]string{
 func Validate(list []specs.LinuxNamespace) error {
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for _, n := range list {
-		if _, ok := Flags[n.Type]; !ok {
+		if Flag(n.Type) == 0 {
 			return fmt.Errorf("unknown namespace type %q", n.Type)
 		}
 		if seen[n.Type] {
@@ -70,13 +74,13 @@ func Validate(list []specs.LinuxNamespace) error {
 
 // CloneFlags returns the CLONE_NEW* flags for the namespaces of list that
 // are to be created (those without a path). The cgroup namespace is left
-// out: init unshares it after the runtime has put it into its cgroup, so
-// that the container's cgroup becomes the root it sees.
+// out: init unshares it after it has been born into its cgroup, so that
+// the container's cgroup becomes the root it sees.
 func CloneFlags(list []specs.LinuxNamespace) uintptr {
 	var flags uintptr
 	for _, n := range list {
 		if n.Path == "" && n.Type != specs.CgroupNamespace {
-			flags |= Flags[n.Type]
+			flags |= Flag(n.Type)
 		}
 	}
 	return flags
@@ -92,6 +96,11 @@ func Has(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
 	return false
 }
 
+// New reports whether list asks for a new namespace of type t (no path).
+func New(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
+	return Has(list, t) && Path(list, t) == ""
+}
+
 // Path returns the path of the namespace of type t to join, or "".
 func Path(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) string {
 	for _, n := range list {
@@ -104,22 +113,60 @@ func Path(list []specs.LinuxNamespace, t specs.LinuxNamespaceType) string {
 
 // Join enters the existing namespace at path with setns(2). It acts on the
 // calling thread only: callers lock the goroutine to its OS thread first.
-func Join(t specs.LinuxNamespaceType, path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func Join(k kernel.Calls, t specs.LinuxNamespaceType, path string) error {
+	fd, err := k.Open(path, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
-		return trace.Step("join-"+string(t), fmt.Sprintf("open(%q)", path), fmt.Errorf("open namespace %s: %w", path, err))
+		return err
 	}
-	defer unix.Close(fd)
-	err = unix.Setns(fd, int(Flags[t]))
-	if err != nil {
-		err = fmt.Errorf("setns %s namespace %s: %w", t, path, err)
+	defer k.Close(fd)
+	return k.Setns(fd, int(Flag(t)), path)
+}
+
+// JoinAll enters every namespace of list that has a path, with setns(2)
+// on the calling thread, which must be locked to its goroutine. The files
+// are all opened first: once the mount namespace is entered, /proc/<pid>/ns
+// paths would be looked up in the container's /proc. The mount namespace
+// needs a private fs_struct (root, cwd), which Go's threads share:
+// unshare(CLONE_FS) gives this thread its own first.
+func JoinAll(k kernel.Calls, list []specs.LinuxNamespace) error {
+	type open struct {
+		t    specs.LinuxNamespaceType
+		fd   int
+		path string
 	}
-	return trace.Step("join-"+string(t), fmt.Sprintf("setns(%q, %s)", path, FlagName(Flags[t])), err)
+	var fds []open
+	defer func() {
+		for _, o := range fds {
+			k.Close(o.fd)
+		}
+	}()
+	for _, n := range list {
+		if n.Path == "" {
+			continue
+		}
+		if len(fds) == 0 {
+			if err := k.Unshare(unix.CLONE_FS); err != nil {
+				return err
+			}
+		}
+		fd, err := k.Open(n.Path, unix.O_RDONLY|unix.O_CLOEXEC)
+		if err != nil {
+			return err
+		}
+		fds = append(fds, open{n.Type, fd, n.Path})
+	}
+	for _, o := range fds {
+		if err := k.Setns(o.fd, int(Flag(o.t)), o.path); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ProcPath is the file naming the namespace of type t of process pid.
 func ProcPath(pid int, t specs.LinuxNamespaceType) string {
-	return fmt.Sprintf("/proc/%d/ns/%s", pid, procName[t])
+	_, name := kind(t)
+	return fmt.Sprintf("/proc/%d/ns/%s", pid, name)
 }
 
 // Same reports whether two namespace files name the same namespace.
@@ -139,61 +186,4 @@ func IDMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
 		out = append(out, syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)})
 	}
 	return out
-}
-
-// FlagName spells a set of CLONE_NEW* flags, for traces and errors.
-func FlagName(flags uintptr) string {
-	names := []struct {
-		f uintptr
-		n string
-	}{{unix.CLONE_NEWUSER, "CLONE_NEWUSER"}, {unix.CLONE_NEWPID, "CLONE_NEWPID"}, {unix.CLONE_NEWNS, "CLONE_NEWNS"},
-		{unix.CLONE_NEWUTS, "CLONE_NEWUTS"}, {unix.CLONE_NEWIPC, "CLONE_NEWIPC"}, {unix.CLONE_NEWNET, "CLONE_NEWNET"},
-		{unix.CLONE_NEWCGROUP, "CLONE_NEWCGROUP"}, {unix.CLONE_NEWTIME, "CLONE_NEWTIME"}}
-	var parts []string
-	for _, x := range names {
-		if flags&x.f != 0 {
-			parts = append(parts, x.n)
-		}
-	}
-	if len(parts) == 0 {
-		return "0"
-	}
-	return strings.Join(parts, "|")
-}
-
-// SetHostname sets the hostname of the calling process's uts namespace.
-func SetHostname(name string) error {
-	return trace.Step("hostname", fmt.Sprintf("sethostname(%q)", name), wrap("sethostname", unix.Sethostname([]byte(name))))
-}
-
-// SetDomainname sets the NIS domain name of the uts namespace.
-func SetDomainname(name string) error {
-	return trace.Step("domainname", fmt.Sprintf("setdomainname(%q)", name), wrap("setdomainname", unix.Setdomainname([]byte(name))))
-}
-
-// LoopbackUp brings up "lo" in a new network namespace (it starts down),
-// with the SIOCSIFFLAGS ioctl on a throwaway socket.
-func LoopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("socket for lo: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("SIOCGIFFLAGS lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	err = unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-	return trace.Step("loopback-up", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)", wrap("SIOCSIFFLAGS lo", err))
-}
-
-func wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

@@ -8,7 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"minidock/internal/trace"
+	"minidock/kernel"
 )
 
 func dev(path string, major, minor int64) specs.LinuxDevice {
@@ -18,9 +18,11 @@ func dev(path string, major, minor int64) specs.LinuxDevice {
 }
 
 // DefaultDevices are the nodes every container gets, as in runc and Docker.
-var DefaultDevices = []specs.LinuxDevice{
-	dev("/dev/null", 1, 3), dev("/dev/zero", 1, 5), dev("/dev/full", 1, 7),
-	dev("/dev/random", 1, 8), dev("/dev/urandom", 1, 9), dev("/dev/tty", 5, 0),
+func DefaultDevices() []specs.LinuxDevice {
+	return []specs.LinuxDevice{
+		dev("/dev/null", 1, 3), dev("/dev/zero", 1, 5), dev("/dev/full", 1, 7),
+		dev("/dev/random", 1, 8), dev("/dev/urandom", 1, 9), dev("/dev/tty", 5, 0),
+	}
 }
 
 // HasMount reports whether the config mounts something at dest.
@@ -33,23 +35,41 @@ func HasMount(mounts []specs.Mount, dest string) bool {
 	return false
 }
 
-// MountDevTmpfs puts an empty tmpfs on /dev when the config has no /dev
-// mount of its own, so that device nodes never land in the image.
-func MountDevTmpfs(rootfs string) error {
-	dest := filepath.Join(rootfs, "dev")
-	if err := os.MkdirAll(dest, 0o755); err != nil {
+// SetupDev fills the container's /dev after the config's mounts: a tmpfs
+// on /dev when the config has no /dev mount of its own (so that device
+// nodes never land in the image), the device nodes, the symlinks programs
+// expect, and a tmpfs on /dev/shm when the config has none.
+func SetupDev(k kernel.Calls, rootfs string, mounts []specs.Mount, devices []specs.LinuxDevice, inUserNS bool) error {
+	if !HasMount(mounts, "/dev") {
+		dest := filepath.Join(rootfs, "dev")
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return err
+		}
+		if err := k.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+			return err
+		}
+	}
+	if err := CreateDevices(k, rootfs, devices, inUserNS); err != nil {
 		return err
 	}
-	err := unix.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k")
-	return trace.Step("mount-dev", fmt.Sprintf("mount(\"tmpfs\", %q, \"tmpfs\", MS_NOSUID|MS_STRICTATIME)", dest), wrapf(err, "mount tmpfs on /dev"))
+	if err := DevSymlinks(k, rootfs); err != nil {
+		return err
+	}
+	if !HasMount(mounts, "/dev/shm") {
+		dest := filepath.Join(rootfs, "dev/shm")
+		if err := os.MkdirAll(dest, 0o1777); err != nil {
+			return err
+		}
+		return k.Mount("shm", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
+	}
+	return nil
 }
 
 // CreateDevices makes the default device nodes plus the config's own with
 // mknod(2). In a user namespace mknod is not allowed, so the host's node is
 // bind-mounted onto an empty file instead (what runc does too).
-func CreateDevices(rootfs string, extra []specs.LinuxDevice, inUserNS bool) error {
-	all := append(append([]specs.LinuxDevice{}, DefaultDevices...), extra...)
-	for _, d := range all {
+func CreateDevices(k kernel.Calls, rootfs string, extra []specs.LinuxDevice, inUserNS bool) error {
+	for _, d := range append(DefaultDevices(), extra...) {
 		dest, err := Resolve(rootfs, d.Path)
 		if err != nil {
 			return fmt.Errorf("device %s: %w", d.Path, err)
@@ -58,9 +78,9 @@ func CreateDevices(rootfs string, extra []specs.LinuxDevice, inUserNS bool) erro
 			return err
 		}
 		if inUserNS {
-			err = bindDevice(d.Path, dest)
+			err = bindDevice(k, d.Path, dest)
 		} else {
-			err = mknodDevice(d, dest)
+			err = mknodDevice(k, d, dest)
 		}
 		if err != nil {
 			return err
@@ -69,7 +89,7 @@ func CreateDevices(rootfs string, extra []specs.LinuxDevice, inUserNS bool) erro
 	return nil
 }
 
-func mknodDevice(d specs.LinuxDevice, dest string) error {
+func mknodDevice(k kernel.Calls, d specs.LinuxDevice, dest string) error {
 	var kind uint32
 	switch d.Type {
 	case "c", "u":
@@ -86,13 +106,8 @@ func mknodDevice(d specs.LinuxDevice, dest string) error {
 		perm = uint32(d.FileMode.Perm())
 	}
 	_ = os.Remove(dest)
-	devnum := int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))
-	old := unix.Umask(0)
-	err := unix.Mknod(dest, kind|perm, devnum)
-	unix.Umask(old)
-	trace.Step("mknod", fmt.Sprintf("mknod(%q, %#o, %d:%d)", dest, kind|perm, d.Major, d.Minor), err)
-	if err != nil {
-		return fmt.Errorf("mknod %s: %w", d.Path, err)
+	if err := k.Mknod(dest, kind|perm, uint32(d.Major), uint32(d.Minor)); err != nil {
+		return err
 	}
 	uid, gid := 0, 0
 	if d.UID != nil {
@@ -101,25 +116,23 @@ func mknodDevice(d specs.LinuxDevice, dest string) error {
 	if d.GID != nil {
 		gid = int(*d.GID)
 	}
-	if err := unix.Chown(dest, uid, gid); err != nil {
-		return fmt.Errorf("chown %s: %w", d.Path, err)
+	if uid == 0 && gid == 0 {
+		return nil // mknod made it root's already
 	}
-	return nil
+	return k.Chown(dest, uid, gid)
 }
 
-func bindDevice(hostPath, dest string) error {
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
+func bindDevice(k kernel.Calls, hostPath, dest string) error {
+	if err := createFile(dest, 0o644); err != nil {
 		return err
 	}
-	f.Close()
-	err = unix.Mount(hostPath, dest, "", unix.MS_BIND, "")
-	return trace.Step("bind-device", fmt.Sprintf("mount(%q, %q, MS_BIND)", hostPath, dest), wrapf(err, "bind device %s", hostPath))
+	return k.Mount(hostPath, dest, "", unix.MS_BIND, "")
 }
 
 // DevSymlinks makes the links programs expect in /dev: fd, stdin, stdout,
-// stderr into /proc/self/fd, and ptmx into the container's own devpts.
-func DevSymlinks(rootfs string) error {
+// stderr into /proc/self/fd, core to /proc/kcore, and ptmx into the
+// container's own devpts instance.
+func DevSymlinks(k kernel.Calls, rootfs string) error {
 	links := [][2]string{
 		{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
 		{"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
@@ -135,32 +148,19 @@ func DevSymlinks(rootfs string) error {
 				return err
 			}
 		}
-		if err := os.Symlink(l[0], dest); err != nil && !os.IsExist(err) {
-			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		if err := k.Symlink(l[0], dest); err != nil && !os.IsExist(err) && kernel.Errno(err) != unix.EEXIST {
+			return err
 		}
 	}
-	return trace.Step("dev-symlinks", "symlink(/proc/self/fd → /dev/fd, stdin, stdout, stderr; pts/ptmx → /dev/ptmx)", nil)
-}
-
-// MountShm gives /dev/shm a tmpfs of its own when the config has none.
-func MountShm(rootfs string) error {
-	dest := filepath.Join(rootfs, "dev/shm")
-	if err := os.MkdirAll(dest, 0o1777); err != nil {
-		return err
-	}
-	err := unix.Mount("shm", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
-	return trace.Step("mount-shm", fmt.Sprintf("mount(\"shm\", %q, \"tmpfs\", MS_NOSUID|MS_NODEV|MS_NOEXEC)", dest), wrapf(err, "mount /dev/shm"))
+	return nil
 }
 
 // BindConsole bind-mounts the pty's slave onto /dev/console, so that
 // programs writing to the console reach the container's terminal.
-func BindConsole(rootfs, slavePath string) error {
+func BindConsole(k kernel.Calls, rootfs, slavePath string) error {
 	dest := filepath.Join(rootfs, "dev/console")
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY, 0o600)
-	if err != nil {
+	if err := createFile(dest, 0o600); err != nil {
 		return fmt.Errorf("create /dev/console: %w", err)
 	}
-	f.Close()
-	err = unix.Mount(slavePath, dest, "", unix.MS_BIND, "")
-	return trace.Step("console", fmt.Sprintf("mount(%q, %q, MS_BIND)", slavePath, dest), wrapf(err, "bind %s on /dev/console", slavePath))
+	return k.Mount(slavePath, dest, "", unix.MS_BIND, "")
 }

@@ -1,18 +1,28 @@
 // Package rootfs builds the container's filesystem view inside its new
-// mount namespace, in the order the init runs the steps:
+// mount namespace. Every call to the kernel goes through the seam
+// (kernel.Calls), so the order below can be checked without root. The
+// init calls these functions in this order (runtime/init.go: prepareRootfs,
+// enterRootfs, finalizeRootfs):
 //
-//  1. SetRootPropagation: stop mount events flowing back to the host.
-//  2. BindRootfs: make the rootfs directory a mount point of its own.
-//  3. MountAll: the config's mounts (proc, sysfs, tmpfs, devpts, binds...).
-//  4. SetupDev: device nodes and the /dev symlinks.
-//  5. PivotRoot: swap / for the rootfs and detach the old root.
-//  6. MaskPaths, ReadonlyPaths, ReadonlyRoot, WriteSysctls.
+//	prepareRootfs, still in the host's tree:
+//	  SetRootPropagation  mount("", "/", MS_REC|MS_SLAVE): nothing flows back to the host
+//	  MakeParentPrivate   only under a shared parent mount (pivot_root refuses one)
+//	  BindRootfs          mount(rootfs, rootfs, MS_BIND|MS_REC): a mount point of its own
+//	  MountAll            the config's mounts (Mount, each resolved inside the rootfs)
+//	  SetupDev            /dev tmpfs, device nodes, /dev symlinks, /dev/shm
+//	  BindConsole         the pty's slave on /dev/console (with a terminal)
+//	enterRootfs:
+//	  PivotRoot           pivot_root(".", "."), then detach the old root
+//	  MoveRoot            or MS_MOVE + chroot (--no-pivot)
+//	finalizeRootfs, inside the container's tree:
+//	  WriteSysctls, ReadonlyPaths, MaskPaths, ReadonlyRoot
 //
 // See docs/rootfs.md.
 package rootfs
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,35 +31,57 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"minidock/internal/trace"
+	"minidock/cgroup"
+	"minidock/kernel"
 )
 
-// mountFlag is what one mount option means for mount(2).
-type mountFlag struct {
-	clear bool // the option removes the flag ("rw", "suid", ...)
-	flag  uintptr
+// mountOption is what one mount option means for mount(2): a flag set or
+// cleared, or a propagation change made by a second mount(2) call.
+type mountOption struct {
+	name        string
+	clear       bool // the option removes the flag ("rw", "suid", ...)
+	flag        uintptr
+	propagation bool
 }
 
-var mountFlags = map[string]mountFlag{
-	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
-	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
-	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
-	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
-	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
-	"dirsync": {false, unix.MS_DIRSYNC}, "remount": {false, unix.MS_REMOUNT},
-	"mand": {false, unix.MS_MANDLOCK}, "nomand": {true, unix.MS_MANDLOCK},
-	"atime": {true, unix.MS_NOATIME}, "noatime": {false, unix.MS_NOATIME},
-	"diratime": {true, unix.MS_NODIRATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
-	"relatime": {false, unix.MS_RELATIME}, "norelatime": {true, unix.MS_RELATIME},
-	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
-	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+// mountOptions is a table, not a map: a map literal would be built at every
+// start of the binary, whatever its role.
+var mountOptions = []mountOption{
+	{"ro", false, unix.MS_RDONLY, false}, {"rw", true, unix.MS_RDONLY, false},
+	{"nosuid", false, unix.MS_NOSUID, false}, {"suid", true, unix.MS_NOSUID, false},
+	{"nodev", false, unix.MS_NODEV, false}, {"dev", true, unix.MS_NODEV, false},
+	{"noexec", false, unix.MS_NOEXEC, false}, {"exec", true, unix.MS_NOEXEC, false},
+	{"sync", false, unix.MS_SYNCHRONOUS, false}, {"async", true, unix.MS_SYNCHRONOUS, false},
+	{"dirsync", false, unix.MS_DIRSYNC, false}, {"remount", false, unix.MS_REMOUNT, false},
+	{"mand", false, unix.MS_MANDLOCK, false}, {"nomand", true, unix.MS_MANDLOCK, false},
+	{"atime", true, unix.MS_NOATIME, false}, {"noatime", false, unix.MS_NOATIME, false},
+	{"diratime", true, unix.MS_NODIRATIME, false}, {"nodiratime", false, unix.MS_NODIRATIME, false},
+	{"relatime", false, unix.MS_RELATIME, false}, {"norelatime", true, unix.MS_RELATIME, false},
+	{"strictatime", false, unix.MS_STRICTATIME, false}, {"nostrictatime", true, unix.MS_STRICTATIME, false},
+	{"bind", false, unix.MS_BIND, false}, {"rbind", false, unix.MS_BIND | unix.MS_REC, false},
+	{"private", false, unix.MS_PRIVATE, true}, {"rprivate", false, unix.MS_PRIVATE | unix.MS_REC, true},
+	{"shared", false, unix.MS_SHARED, true}, {"rshared", false, unix.MS_SHARED | unix.MS_REC, true},
+	{"slave", false, unix.MS_SLAVE, true}, {"rslave", false, unix.MS_SLAVE | unix.MS_REC, true},
+	{"unbindable", false, unix.MS_UNBINDABLE, true}, {"runbindable", false, unix.MS_UNBINDABLE | unix.MS_REC, true},
 }
 
-var propagationFlags = map[string]uintptr{
-	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
-	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
-	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
-	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+func lookupOption(name string) (mountOption, bool) {
+	for _, o := range mountOptions {
+		if o.name == name {
+			return o, true
+		}
+	}
+	return mountOption{}, false
+}
+
+// KnownOptions lists the mount options this package understands as
+// flags or propagation (others go to the filesystem as data).
+func KnownOptions() []string {
+	var out []string
+	for _, o := range mountOptions {
+		out = append(out, o.name)
+	}
+	return out
 }
 
 // parsedMount is a spec mount split into what mount(2) takes.
@@ -64,31 +96,21 @@ type parsedMount struct {
 func parseOptions(opts []string) parsedMount {
 	var p parsedMount
 	var data []string
-	for _, o := range opts {
-		if f, ok := mountFlags[o]; ok {
-			if f.clear {
-				p.flags &^= f.flag
-			} else {
-				p.flags |= f.flag
-			}
-		} else if f, ok := propagationFlags[o]; ok {
-			p.propagation = append(p.propagation, f)
-		} else {
-			data = append(data, o)
+	for _, name := range opts {
+		o, ok := lookupOption(name)
+		switch {
+		case !ok:
+			data = append(data, name)
+		case o.propagation:
+			p.propagation = append(p.propagation, o.flag)
+		case o.clear:
+			p.flags &^= o.flag
+		default:
+			p.flags |= o.flag
 		}
 	}
 	p.data = strings.Join(data, ",")
 	return p
-}
-
-// propagationName spells a propagation flag for traces.
-func propagationName(f uintptr) string {
-	for n, v := range propagationFlags {
-		if v == f {
-			return n
-		}
-	}
-	return fmt.Sprint(f)
 }
 
 // SetRootPropagation changes the propagation of every mount in the new
@@ -96,36 +118,83 @@ func propagationName(f uintptr) string {
 // The namespace starts as a copy of the host's, with the host's shared
 // mounts still shared: without this step, mounts made for the container
 // would appear on the host.
-func SetRootPropagation(option string) error {
+func SetRootPropagation(k kernel.Calls, option string) error {
 	flag := uintptr(unix.MS_SLAVE | unix.MS_REC) // runc's default
 	if option != "" {
-		f, ok := propagationFlags[option]
-		if !ok {
+		o, ok := lookupOption(option)
+		if !ok || !o.propagation {
 			return fmt.Errorf("rootfsPropagation %q: unknown", option)
 		}
-		flag = f
+		flag = o.flag
 	}
-	err := unix.Mount("", "/", "", flag, "")
+	return k.Mount("", "/", "", flag, "")
+}
+
+// MakeParentPrivate makes the mount that holds the rootfs directory private
+// when it is shared, which a root propagation of "shared" or a non-recursive
+// one can leave it. pivot_root(2) refuses (EINVAL) a new root that is
+// shared or whose parent mount is shared; done before BindRootfs, the bind
+// of the rootfs is then private too. After a recursive slave, private or
+// unbindable propagation (runc's default, rslave) no mount is shared, and
+// mountinfo is not even read.
+func MakeParentPrivate(k kernel.Calls, rootfs, propagation string) error {
+	switch propagation {
+	case "", "rslave", "rprivate", "runbindable":
+		return nil
+	}
+	mp, shared, err := mountOf(filepath.Dir(rootfs))
+	if err != nil || !shared {
+		return err
+	}
+	return k.Mount("", mp, "", unix.MS_PRIVATE, "")
+}
+
+// mountOf finds the mount point holding path (the longest mount point that
+// is a prefix of it) in /proc/self/mountinfo, and whether it is shared.
+func mountOf(path string) (string, bool, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		err = fmt.Errorf("make / %s: %w", propagationName(flag), err)
+		return "", false, err
 	}
-	return trace.Step("root-propagation", fmt.Sprintf("mount(\"\", \"/\", MS_REC|%s)", strings.ToUpper(strings.TrimPrefix(propagationName(flag), "r"))), err)
+	best, shared := "", false
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
+			best, shared = mp, false
+			for _, opt := range f[6:] {
+				if opt == "-" {
+					break
+				}
+				if strings.HasPrefix(opt, "shared:") {
+					shared = true
+				}
+			}
+		}
+	}
+	return best, shared, nil
 }
 
 // BindRootfs bind-mounts the rootfs directory onto itself (MS_BIND|MS_REC):
 // pivot_root(2) needs the new root to be a mount point.
-func BindRootfs(rootfs string) error {
-	err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, "")
-	if err != nil {
-		err = fmt.Errorf("bind rootfs %s: %w", rootfs, err)
-	}
-	return trace.Step("bind-rootfs", fmt.Sprintf("mount(%q, %q, MS_BIND|MS_REC)", rootfs, rootfs), err)
+func BindRootfs(k kernel.Calls, rootfs string) error {
+	return k.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, "")
+}
+
+// MountEnv is what the config's mounts depend on besides their entries.
+type MountEnv struct {
+	UserNS   bool   // a user namespace of its own: sysfs may need a bind, cgroup v1 cannot be mounted
+	CgroupNS bool   // a cgroup namespace of its own, already unshared
+	Cgroup   string // the container's cgroup, the same path in each hierarchy it is in
 }
 
 // MountAll performs the config's mounts in order, each below rootfs.
-func MountAll(rootfs string, mounts []specs.Mount, inUserNS bool) error {
+func MountAll(k kernel.Calls, rootfs string, mounts []specs.Mount, env MountEnv) error {
 	for _, m := range mounts {
-		if err := Mount(rootfs, m, inUserNS); err != nil {
+		if err := Mount(k, rootfs, m, env); err != nil {
 			return err
 		}
 	}
@@ -136,7 +205,7 @@ func MountAll(rootfs string, mounts []specs.Mount, inUserNS bool) error {
 // inside the rootfs, create it, mount(2), then remount a bind mount to apply
 // ro/nosuid/nodev/noexec (the kernel ignores them on the first bind), then
 // set its propagation.
-func Mount(rootfs string, m specs.Mount, inUserNS bool) error {
+func Mount(k kernel.Calls, rootfs string, m specs.Mount, env MountEnv) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("mount destination %q: not an absolute path", m.Destination)
 	}
@@ -149,40 +218,38 @@ func Mount(rootfs string, m specs.Mount, inUserNS bool) error {
 		p.flags |= unix.MS_BIND
 	}
 	if m.Type == "cgroup" {
-		return mountCgroup(m, dest, p)
+		return mountCgroup(k, dest, p, env)
 	}
 	bind := p.flags&unix.MS_BIND != 0
 	if err := makeTarget(dest, m.Source, bind); err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
 	}
-	call := fmt.Sprintf("mount(%q, %q, %q, %#x, %q)", m.Source, dest, m.Type, p.flags, p.data)
 	if bind {
-		err = unix.Mount(m.Source, dest, "", p.flags&(unix.MS_BIND|unix.MS_REC), "")
+		err = k.Mount(m.Source, dest, "", p.flags&(unix.MS_BIND|unix.MS_REC), "")
 		if err == nil && p.flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
-			err = remountBind(dest, p.flags)
+			err = remountBind(k, dest, p.flags)
 		}
 	} else {
-		err = unix.Mount(m.Source, dest, m.Type, p.flags, p.data)
-		if err != nil && m.Type == "sysfs" && inUserNS {
+		err = k.Mount(m.Source, dest, m.Type, p.flags, p.data)
+		if err != nil && m.Type == "sysfs" && env.UserNS {
 			// sysfs needs a network namespace owned by our user namespace;
 			// without one, fall back to the host's /sys, read-only.
-			err = unix.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, "")
+			err = k.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, "")
 			if err == nil {
-				err = remountBind(dest, p.flags|unix.MS_RDONLY)
+				err = remountBind(k, dest, p.flags|unix.MS_RDONLY)
 			}
 		}
 		if err != nil && m.Type == "devpts" && strings.Contains(p.data, "gid=") {
 			// gid=5 (tty) may not be mapped in a user namespace: retry without.
-			err = unix.Mount(m.Source, dest, m.Type, p.flags, dropOption(p.data, "gid="))
+			err = k.Mount(m.Source, dest, m.Type, p.flags, dropOption(p.data, "gid="))
 		}
 	}
 	if err != nil {
-		return trace.Step("mount", call, fmt.Errorf("mount %s on %s (%s): %w", m.Source, m.Destination, m.Type, err))
+		return err
 	}
-	trace.Step("mount", call, nil)
 	for _, pf := range p.propagation {
-		if err := unix.Mount("", dest, "", pf, ""); err != nil {
-			return fmt.Errorf("set propagation %s on %s: %w", propagationName(pf), m.Destination, err)
+		if err := k.Mount("", dest, "", pf, ""); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -191,14 +258,13 @@ func Mount(rootfs string, m specs.Mount, inUserNS bool) error {
 // remountBind applies per-mount flags to a bind mount. The flags the kernel
 // locks (those already set on the source mount) are kept, or the remount
 // would be refused inside a user namespace.
-func remountBind(dest string, flags uintptr) error {
+func remountBind(k kernel.Calls, dest string, flags uintptr) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dest, &st); err != nil {
 		return fmt.Errorf("statfs %s: %w", dest, err)
 	}
 	flags |= lockedFlags(st.Flags)
-	err := unix.Mount("", dest, "", flags|unix.MS_BIND|unix.MS_REMOUNT, "")
-	return trace.Step("remount", fmt.Sprintf("mount(\"\", %q, MS_BIND|MS_REMOUNT|%#x)", dest, flags), err)
+	return k.Mount("", dest, "", flags|unix.MS_BIND|unix.MS_REMOUNT, "")
 }
 
 // lockedFlags converts statfs(2) f_flags into the MS_* flags that a bind
@@ -239,67 +305,82 @@ func makeTarget(dest, source string, bind bool) error {
 			if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 				return err
 			}
-			f, err := os.OpenFile(dest, os.O_CREATE|os.O_RDONLY, 0o644)
-			if err != nil {
-				return err
-			}
-			return f.Close()
+			return createFile(dest, 0o644)
 		}
 	}
 	return os.MkdirAll(dest, 0o755)
 }
 
+// createFile makes an empty file at p unless something is there already.
+func createFile(p string, perm os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY, perm)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
 // mountCgroup gives the container a view of its own cgroup. On a pure v2
 // host that is a cgroup2 mount (the cgroup namespace makes the container's
-// cgroup its root). On a v1 or hybrid host it is a tmpfs holding, for each
-// hierarchy, a bind mount of the container's own cgroup directory.
-func mountCgroup(m specs.Mount, dest string, p parsedMount) error {
+// cgroup its root). On a v1 or hybrid host it is a tmpfs holding one mount
+// per hierarchy the container is in, showing the container's own cgroup:
+//
+//   - in a cgroup namespace of its own, a cgroup (or cgroup2) mount of the
+//     hierarchy, whose root is then the container's cgroup, with its flags
+//     given at once;
+//   - otherwise (no cgroup namespace, or a user namespace, where cgroup v1
+//     cannot be mounted), a bind mount of the container's cgroup directory,
+//     remounted for its flags.
+func mountCgroup(k kernel.Calls, dest string, p parsedMount, env MountEnv) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-		err := unix.Mount("cgroup2", dest, "cgroup2", p.flags, "")
-		return trace.Step("mount", fmt.Sprintf("mount(\"cgroup2\", %q, \"cgroup2\", %#x)", dest, p.flags), wrapf(err, "mount cgroup2 on %s", m.Destination))
+	if mode, err := cgroup.DetectMode(); err == nil && mode == cgroup.Unified {
+		return k.Mount("cgroup2", dest, "cgroup2", p.flags, "")
 	}
-	if err := unix.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", m.Destination, err)
-	}
-	own, err := ownCgroups()
-	if err != nil {
+	if err := k.Mount("tmpfs", dest, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
 	hier, err := cgroupHierarchies()
 	if err != nil {
 		return err
 	}
+	flags := p.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	for _, h := range hier {
-		rel, ok := own[h.key]
-		if !ok {
-			continue
+		src := filepath.Join(h.mountpoint, env.Cgroup)
+		if _, err := os.Stat(src); err != nil {
+			continue // the container has no cgroup of its own in this hierarchy
 		}
-		src := filepath.Join(h.mountpoint, rel)
 		target := filepath.Join(dest, filepath.Base(h.mountpoint))
 		if err := os.MkdirAll(target, 0o755); err != nil {
 			return err
 		}
-		if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("bind cgroup %s on %s: %w", src, target, err)
+		if env.CgroupNS && !env.UserNS {
+			fstype, data := "cgroup", h.key
+			if h.key == "" {
+				fstype = "cgroup2"
+			}
+			if err := k.Mount("cgroup", target, fstype, flags, data); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := remountBind(target, p.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
-			return fmt.Errorf("remount cgroup %s: %w", target, err)
+		if err := k.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		if err := remountBind(k, target, flags); err != nil {
+			return err
 		}
 	}
-	trace.Step("mount", fmt.Sprintf("cgroup v1 view on %q (tmpfs + %d binds)", dest, len(hier)), nil)
 	if p.flags&unix.MS_RDONLY != 0 {
-		return remountBind(dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		return remountBind(k, dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 	}
 	return nil
 }
 
 type hierarchy struct {
 	mountpoint string
-	key        string // the controllers list as /proc/self/cgroup names it
+	key        string // the mount options that name it ("cpu,cpuacct"); "" for cgroup2
 }
 
 // cgroupHierarchies lists the host's cgroup mounts from mountinfo.
@@ -322,36 +403,25 @@ func cgroupHierarchies() ([]hierarchy, error) {
 		case "cgroup2":
 			out = append(out, hierarchy{fields[4], ""})
 		case "cgroup":
-			var ctrls []string
+			// the options that name the hierarchy: its controllers, or
+			// "none,name=..." for a named hierarchy without any
+			var opts []string
 			for _, o := range strings.Split(superOpts, ",") {
 				switch {
 				case strings.HasPrefix(o, "name="):
-					ctrls = append(ctrls, o)
+					opts = append(opts, o)
 				case o == "rw" || o == "ro" || strings.Contains(o, "=") || o == "clone_children" || o == "noprefix" || o == "xattr" || o == "cpuset_v2_mode":
 				default:
-					ctrls = append(ctrls, o)
+					opts = append(opts, o)
 				}
 			}
-			out = append(out, hierarchy{fields[4], strings.Join(ctrls, ",")})
+			if len(opts) == 1 && strings.HasPrefix(opts[0], "name=") {
+				opts = append([]string{"none"}, opts...)
+			}
+			out = append(out, hierarchy{fields[4], strings.Join(opts, ",")})
 		}
 	}
 	return out, s.Err()
-}
-
-// ownCgroups reads /proc/self/cgroup: controllers → path.
-func ownCgroups() (map[string]string, error) {
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return nil, err
-	}
-	own := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) == 3 {
-			own[parts[1]] = parts[2]
-		}
-	}
-	return own, nil
 }
 
 func indexOf(s []string, x string) int {
@@ -363,22 +433,5 @@ func indexOf(s []string, x string) int {
 	return -1
 }
 
-func wrapf(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
-}
-
-// KnownOptions lists the mount options this package understands as
-// flags or propagation (others go to the filesystem as data).
-func KnownOptions() []string {
-	var out []string
-	for k := range mountFlags {
-		out = append(out, k)
-	}
-	for k := range propagationFlags {
-		out = append(out, k)
-	}
-	return out
-}
+// isNotExist tells a missing path from other failures of the seam.
+func isNotExist(err error) bool { return errors.Is(err, unix.ENOENT) }

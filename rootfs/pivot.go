@@ -3,56 +3,16 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"minidock/internal/trace"
+	"minidock/kernel"
 )
-
-// MakeParentPrivate makes the mount that holds the rootfs directory private
-// when it is shared (rootfsPropagation "shared"). pivot_root(2) refuses
-// (EINVAL) a new root that is shared or whose parent mount is shared; done
-// before BindRootfs, the bind of the rootfs is then private too.
-func MakeParentPrivate(rootfs string) error {
-	mp, shared, err := mountOf(filepath.Dir(rootfs))
-	if err != nil || !shared {
-		return err
-	}
-	err = unix.Mount("", mp, "", unix.MS_PRIVATE, "")
-	return trace.Step("parent-private", fmt.Sprintf("mount(\"\", %q, MS_PRIVATE)", mp), wrapf(err, "make %s private", mp))
-}
-
-// mountOf finds the mount point holding path (the longest mount point that
-// is a prefix of it) in /proc/self/mountinfo, and whether it is shared.
-func mountOf(path string) (string, bool, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", false, err
-	}
-	best, shared := "", false
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 7 {
-			continue
-		}
-		mp := f[4]
-		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, shared = mp, false
-			for _, opt := range f[6:] {
-				if opt == "-" {
-					break
-				}
-				if strings.HasPrefix(opt, "shared:") {
-					shared = true
-				}
-			}
-		}
-	}
-	return best, shared, nil
-}
 
 // PivotRoot makes rootfs the root of the mount namespace with pivot_root(2)
 // and detaches the old root, so that nothing of the host's tree stays
@@ -61,89 +21,54 @@ func mountOf(path string) (string, bool, error) {
 // pivot_root(".", ".") stacks the old root on top of the new one at "/";
 // unmounting "." then leaves just the new root. This needs no directory to
 // park the old root in, so it works on a read-only rootfs.
-func PivotRoot(rootfs string) error {
-	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func PivotRoot(k kernel.Calls, rootfs string) error {
+	oldroot, err := k.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("open old root: %w", err)
+		return err
 	}
-	defer unix.Close(oldroot)
-	newroot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	defer k.Close(oldroot)
+	newroot, err := k.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("open new root %s: %w", rootfs, err)
+		return err
 	}
-	defer unix.Close(newroot)
-	if err := unix.Fchdir(newroot); err != nil {
-		return fmt.Errorf("chdir %s: %w", rootfs, err)
+	defer k.Close(newroot)
+	if err := k.Fchdir(newroot); err != nil {
+		return err
 	}
-	err = unix.PivotRoot(".", ".")
-	if trace.Step("pivot-root", fmt.Sprintf("pivot_root(\".\", \".\") in %q", rootfs), err) != nil {
-		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+	if err := k.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root to %s: %w", rootfs, err)
 	}
-	if err := unix.Fchdir(oldroot); err != nil {
-		return fmt.Errorf("chdir old root: %w", err)
+	// "." is the old root now (the kernel does not promise it: go there by
+	// its descriptor).
+	if err := k.Fchdir(oldroot); err != nil {
+		return err
 	}
 	// The old root may still be shared with the host: make it a slave so
 	// that the unmount below does not travel back.
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make old root rslave: %w", err)
+	if err := k.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return err
 	}
-	err = unix.Unmount(".", unix.MNT_DETACH)
-	if trace.Step("detach-old-root", "umount2(\".\", MNT_DETACH)", err) != nil {
-		return fmt.Errorf("detach old root: %w", err)
+	if err := k.Unmount(".", unix.MNT_DETACH); err != nil {
+		return err
 	}
-	if err := unix.Chdir("/"); err != nil {
-		return fmt.Errorf("chdir /: %w", err)
-	}
-	return nil
+	return k.Chdir("/")
 }
 
-// ReadonlyRoot remounts / read-only (MS_BIND|MS_REMOUNT|MS_RDONLY), keeping
-// the flags the kernel locks.
-func ReadonlyRoot() error {
-	return remountBind("/", unix.MS_RDONLY)
-}
-
-// MaskPaths hides paths such as /proc/kcore: a file gets /dev/null bound
-// over it, a directory an empty read-only tmpfs. Missing paths are skipped.
-func MaskPaths(paths []string) error {
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("mask %s: %w", p, err)
-		}
-		if fi.IsDir() {
-			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0")
-			trace.Step("mask", fmt.Sprintf("mount(\"tmpfs\", %q, \"tmpfs\", MS_RDONLY)", p), err)
-		} else {
-			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
-			trace.Step("mask", fmt.Sprintf("mount(\"/dev/null\", %q, MS_BIND)", p), err)
-		}
-		if err != nil {
-			return fmt.Errorf("mask %s: %w", p, err)
-		}
+// MoveRoot is the --no-pivot fallback for roots where pivot_root(2) is not
+// possible (e.g. an initramfs): move the rootfs mount onto / with MS_MOVE,
+// then chroot(2). The old root stays reachable underneath, so this is
+// weaker than PivotRoot and only used when asked for.
+func MoveRoot(k kernel.Calls, rootfs string) error {
+	if err := k.Chdir(rootfs); err != nil {
+		return err
 	}
-	return nil
-}
-
-// ReadonlyPaths makes each path read-only: bind it onto itself, then
-// remount the bind read-only. Missing paths are skipped.
-func ReadonlyPaths(paths []string) error {
-	for _, p := range paths {
-		err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err == nil {
-			err = remountBind(p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
-		}
-		if err != nil {
-			return fmt.Errorf("readonly path %s: %w", p, err)
-		}
+	if err := k.Mount(rootfs, "/", "", unix.MS_MOVE, ""); err != nil {
+		return err
 	}
-	return nil
+	if err := k.Chroot("."); err != nil {
+		return err
+	}
+	return k.Chdir("/")
 }
 
 // namespacedSysctl tells which namespace owns a sysctl; only those may be
@@ -176,34 +101,61 @@ func CheckSysctls(sysctl map[string]string, own map[string]bool) error {
 	return nil
 }
 
-// WriteSysctls writes each linux.sysctl value to /proc/sys.
-func WriteSysctls(sysctl map[string]string) error {
-	for k, v := range sysctl {
-		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
-		err := os.WriteFile(p, []byte(v), 0)
-		trace.Step("sysctl", fmt.Sprintf("write(%q, %q)", p, v), err)
-		if err != nil {
-			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+// WriteSysctls writes each linux.sysctl value to /proc/sys, in the order
+// of their names. It comes before ReadonlyPaths, which makes /proc/sys
+// read-only.
+func WriteSysctls(k kernel.Calls, sysctl map[string]string) error {
+	for _, key := range slices.Sorted(maps.Keys(sysctl)) {
+		if err := k.WriteFile(filepath.Join("/proc/sys", strings.ReplaceAll(key, ".", "/")), sysctl[key]); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// MoveRoot is the --no-pivot fallback for roots where pivot_root(2) is not
-// possible (e.g. an initramfs): move the rootfs mount onto / with MS_MOVE,
-// then chroot(2). The old root stays reachable underneath, so this is
-// weaker than PivotRoot and only used when asked for.
-func MoveRoot(rootfs string) error {
-	if err := unix.Chdir(rootfs); err != nil {
-		return fmt.Errorf("chdir %s: %w", rootfs, err)
+// ReadonlyPaths makes each path read-only: bind it onto itself, then
+// remount the bind read-only. Missing paths are skipped.
+func ReadonlyPaths(k kernel.Calls, paths []string) error {
+	for _, p := range paths {
+		err := k.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
+		if isNotExist(err) {
+			continue
+		}
+		if err == nil {
+			err = remountBind(k, p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	err := unix.Mount(rootfs, "/", "", unix.MS_MOVE, "")
-	if trace.Step("move-root", fmt.Sprintf("mount(%q, \"/\", MS_MOVE)", rootfs), err) != nil {
-		return fmt.Errorf("move %s to /: %w", rootfs, err)
+	return nil
+}
+
+// MaskPaths hides paths such as /proc/kcore: a file gets /dev/null bound
+// over it, a directory an empty read-only tmpfs. Missing paths are skipped.
+func MaskPaths(k kernel.Calls, paths []string) error {
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+		if fi.IsDir() {
+			err = k.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0")
+		} else {
+			err = k.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return err
+		}
 	}
-	err = unix.Chroot(".")
-	if trace.Step("chroot", "chroot(\".\")", err) != nil {
-		return fmt.Errorf("chroot: %w", err)
-	}
-	return unix.Chdir("/")
+	return nil
+}
+
+// ReadonlyRoot remounts / read-only (MS_BIND|MS_REMOUNT|MS_RDONLY), keeping
+// the flags the kernel locks.
+func ReadonlyRoot(k kernel.Calls) error {
+	return remountBind(k, "/", unix.MS_RDONLY)
 }

@@ -9,13 +9,13 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"minidock/internal/trace"
+	"minidock/kernel"
 )
 
 // runHooks runs each hook in turn with the container's state as JSON on its
 // stdin, as the OCI runtime spec asks. A hook that fails or outlives its
-// timeout is an error naming it.
-func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
+// timeout is an error naming it. Each run is a line in the trace.
+func runHooks(k kernel.Calls, kind string, hooks []specs.Hook, st specs.State) error {
 	for _, h := range hooks {
 		data, _ := json.Marshal(st)
 		cmd := exec.Command(h.Path)
@@ -37,7 +37,7 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 		}
 		select {
 		case err := <-done:
-			trace.Step("hook-"+kind, fmt.Sprintf("exec(%q)", h.Path), err)
+			k.Note("hook", kind+" "+h.Path, err)
 			if err != nil {
 				return fmt.Errorf("%s hook %s: %w: %s", kind, h.Path, err, bytes.TrimSpace(out.Bytes()))
 			}
@@ -48,23 +48,4 @@ func runHooks(kind string, hooks []specs.Hook, st specs.State) error {
 		}
 	}
 	return nil
-}
-
-// runHooksFromInit is the init's side of the hooks: it asks the parent to
-// run createRuntime (and the old prestart) hooks in the runtime's
-// namespaces, then runs createContainer hooks itself, in the container's
-// namespaces, before pivot_root.
-func runHooksFromInit(spec *specs.Spec, st specs.State) error {
-	if spec.Hooks == nil {
-		return nil
-	}
-	if len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0 {
-		if err := sendMsg(fdSync, syncMsg{Type: msgHooks}, -1); err != nil {
-			return err
-		}
-		if _, err := expect(fdSync, msgHooksDone); err != nil {
-			return err
-		}
-	}
-	return runHooks("createContainer", spec.Hooks.CreateContainer, st)
 }

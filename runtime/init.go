@@ -4,457 +4,492 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"minidock/internal/trace"
+	"minidock/kernel"
 	"minidock/ns"
 	"minidock/rootfs"
 	"minidock/seccomp"
 )
 
-// initConfig is what the parent sends the init through the config pipe.
+// initConfig is what the parent sends the init through the config pipe
+// (fd 4): what the init sequence uses, and nothing else. The parent has
+// checked all of it; seccomp comes compiled.
 type initConfig struct {
-	ID      string         `json:"id"`
-	Exec    bool           `json:"exec,omitempty"` // join a running container instead of making one
-	Rootfs  string         `json:"rootfs,omitempty"`
-	Spec    *specs.Spec    `json:"spec"`
-	Process *specs.Process `json:"process"`
-	// Join lists the namespaces to enter with setns(2) (paths); for exec,
-	// every namespace of the running container.
-	Join        []specs.LinuxNamespace `json:"join,omitempty"`
-	NoPivot     bool                   `json:"no_pivot,omitempty"`
-	State       specs.State            `json:"state"` // for createContainer hooks
-	PreserveFds int                    `json:"preserve_fds,omitempty"`
+	// Exec: enter a running container (runtime exec) instead of making one.
+	Exec bool `json:"exec,omitempty"`
+	// StartNow: execve as soon as ready, without waiting for start
+	// (runtime run); the parent learns of the execve from the sync socket's
+	// end (it is close-on-exec).
+	StartNow bool `json:"startNow,omitempty"`
+	// Namespaces of the container. Those with a path are joined with
+	// setns(2) by the init (the pid namespace, which only applies to
+	// children, by the parent); new ones were made by clone(2), except a
+	// new cgroup namespace, which the init unshares.
+	Namespaces []specs.LinuxNamespace `json:"namespaces,omitempty"`
+	Hostname   string                 `json:"hostname,omitempty"`
+	Domainname string                 `json:"domainname,omitempty"`
+
+	// The filesystem (new containers with a mount namespace).
+	Rootfs            string              `json:"rootfs,omitempty"`
+	RootfsPropagation string              `json:"rootfsPropagation,omitempty"`
+	Mounts            []specs.Mount       `json:"mounts,omitempty"`
+	Devices           []specs.LinuxDevice `json:"devices,omitempty"`
+	NoPivot           bool                `json:"noPivot,omitempty"`
+	Sysctl            map[string]string   `json:"sysctl,omitempty"`
+	ReadonlyPaths     []string            `json:"readonlyPaths,omitempty"`
+	MaskedPaths       []string            `json:"maskedPaths,omitempty"`
+	ReadonlyRoot      bool                `json:"readonlyRoot,omitempty"`
+	// CgroupPath is the container's cgroup (the same path in every
+	// hierarchy), for its view of /sys/fs/cgroup.
+	CgroupPath string `json:"cgroupPath,omitempty"`
+
+	// Hooks: RuntimeHooks asks the parent to run prestart and
+	// createRuntime hooks; createContainer hooks run in the init, with
+	// State on their stdin.
+	RuntimeHooks         bool         `json:"runtimeHooks,omitempty"`
+	CreateContainerHooks []specs.Hook `json:"createContainerHooks,omitempty"`
+	State                *specs.State `json:"state,omitempty"`
+
+	// The process; nil when config.json has none (every start then fails).
+	Process     *initProc       `json:"process,omitempty"`
+	Seccomp     *seccomp.Filter `json:"seccomp,omitempty"`
+	PreserveFds int             `json:"preserveFds,omitempty"`
+}
+
+// initProc is the part of specs.Process the init uses. (Not sending the
+// rest also spares the init's first JSON decode the reflection over types
+// it would never fill: console size, scheduler, I/O priority, CPU affinity.)
+type initProc struct {
+	Terminal        bool                     `json:"terminal,omitempty"`
+	User            specs.User               `json:"user"`
+	Args            []string                 `json:"args"`
+	Env             []string                 `json:"env,omitempty"`
+	Cwd             string                   `json:"cwd"`
+	Capabilities    *specs.LinuxCapabilities `json:"capabilities,omitempty"`
+	Rlimits         []specs.POSIXRlimit      `json:"rlimits,omitempty"`
+	NoNewPrivileges bool                     `json:"noNewPrivileges,omitempty"`
+	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
+}
+
+// initProcFor keeps of p what the init uses (nil stays nil).
+func initProcFor(p *specs.Process) *initProc {
+	if p == nil {
+		return nil
+	}
+	return &initProc{Terminal: p.Terminal, User: p.User, Args: p.Args, Env: p.Env, Cwd: p.Cwd, Capabilities: p.Capabilities,
+		Rlimits: p.Rlimits, NoNewPrivileges: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj}
+}
+
+// initProcess is the init along its sequence: its config, and what one
+// step hands on to the next.
+type initProcess struct {
+	cfg           *initConfig
+	master, slave *os.File        // the pty, when process.terminal
+	seccomp       *seccomp.Filter // loaded by execProcess, unless finishProcess had to load it
+	start         *os.File        // the connection from `runtime start`
+}
+
+// initStep is one named step of the init sequence: the name tags its
+// trace lines and its error, and docs/runtime.md lists the same names.
+type initStep struct {
+	name string
+	run  func(*initProcess, kernel.Calls) error
+}
+
+// createSteps make a new container around the init, in order.
+var createSteps = []initStep{
+	{"setupNamespaces", (*initProcess).setupNamespaces},
+	{"prepareRootfs", (*initProcess).prepareRootfs},
+	{"enterRootfs", (*initProcess).enterRootfs},
+	{"finalizeRootfs", (*initProcess).finalizeRootfs},
+	{"finishProcess", (*initProcess).finishProcess},
+	{"waitForStart", (*initProcess).waitForStart},
+	{"execProcess", (*initProcess).execProcess},
+}
+
+// execSteps enter a running container (runtime exec), in order.
+var execSteps = []initStep{
+	{"setupNamespaces", (*initProcess).setupNamespaces},
+	{"finishProcess", (*initProcess).finishProcess},
+	{"execProcess", (*initProcess).execProcess},
 }
 
 // InitMain is the hidden `minidock init` role: the first process inside
 // the container's new namespaces. It never returns: it ends in execve(2) of
-// the container's process, or exits 1 after telling the parent what failed.
+// the container's process, or exits after telling the parent (or, once
+// ready, `runtime start`) what failed.
 func InitMain(args []string) {
-	// setns(2) acts on the calling thread: keep this goroutine on one thread,
-	// the one that will call execve.
+	// setns(2), the credentials and the capabilities act on the calling
+	// thread: keep this goroutine on one thread, the one that calls execve.
 	goruntime.LockOSThread()
+	var traceFile *os.File
 	if os.Getenv("_MINIDOCK_TRACE") == "1" {
-		trace.Enable(os.NewFile(fdTrace, "trace"), "init")
+		traceFile = os.NewFile(fdTrace, "trace")
 	}
-	trace.Step("init-start", "Go runtime up in the new namespaces", nil)
-	var cfg initConfig
-	err := json.NewDecoder(os.NewFile(fdConfig, "config")).Decode(&cfg)
-	if trace.Step("read-config", "read(fd 4) until EOF", err) != nil {
-		failInit("read-config", err)
-	}
-	unix.Close(fdConfig)
-	_, err = expect(fdSync, msgGo)
-	if trace.Step("wait-parent", "recvmsg(fd 3) = \"go\"", err) != nil {
-		failInit("wait-for-parent", err)
-	}
-	if cfg.Exec {
-		err = execSequence(&cfg)
-	} else {
-		err = initSequence(&cfg)
-	}
-	failInit(currentStep, err)
-}
-
-// currentStep names the step in progress, for the error sent to the parent.
-var currentStep = "start"
-
-func step(name string) { currentStep = name }
-
-// failInit reports a failed step to the parent and exits.
-func failInit(stepName string, err error) {
+	k := kernel.NewLinux(trace.New(traceFile, "init"))
+	p := &initProcess{}
+	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
 	if err == nil {
-		err = errors.New("init returned without exec")
+		steps := createSteps
+		switch {
+		case p.cfg.Exec:
+			steps = execSteps
+		case p.cfg.StartNow:
+			// runtime run: no waiting for start
+			steps = slices.DeleteFunc(slices.Clone(createSteps), func(s initStep) bool { return s.name == "waitForStart" })
+		}
+		err = p.run(k, steps)
 	}
-	if sendMsg(fdSync, syncMsg{Type: msgError, Step: stepName, Message: err.Error()}, -1) != nil {
-		fmt.Fprintf(os.Stderr, "minidock init: %s: %v\n", stepName, err)
-	}
-	os.Exit(1)
+	p.fail(err)
 }
 
-// initSequence builds the container around this process, in order, then
-// waits for `start` and execs the container's process.
-func initSequence(cfg *initConfig) error {
-	spec := cfg.Spec
-	nss := spec.Linux.Namespaces
-	step("join-namespaces")
-	if err := joinNamespaces(cfg.Join); err != nil {
-		return err
-	}
-	if ns.Has(nss, specs.CgroupNamespace) && ns.Path(nss, specs.CgroupNamespace) == "" {
-		step("unshare-cgroupns")
-		// Done now, after the parent put us into our cgroup: that cgroup
-		// becomes the root of the new cgroup namespace.
-		err := unix.Unshare(unix.CLONE_NEWCGROUP)
-		if trace.Step("unshare-cgroupns", "unshare(CLONE_NEWCGROUP)", err) != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
+// run runs steps in order; the first that fails ends the sequence with an
+// error naming it.
+func (p *initProcess) run(k kernel.Calls, steps []initStep) error {
+	for _, s := range steps {
+		if err := s.run(p, k.Begin(s.name)); err != nil {
+			return &InitError{Step: s.name, Msg: err.Error(), Errno: kernel.Errno(err), err: err}
 		}
 	}
-	if ns.Has(nss, specs.NetworkNamespace) && ns.Path(nss, specs.NetworkNamespace) == "" {
-		step("loopback")
-		if err := ns.LoopbackUp(); err != nil {
+	return nil
+}
+
+// readConfig reads the initConfig from the config pipe (fd 4) until EOF.
+// The parent sends it once the init is where it belongs (born in its
+// cgroup, its id maps written), so it is also the signal to go on.
+func (p *initProcess) readConfig(k kernel.Calls) error {
+	f := os.NewFile(fdConfig, "config")
+	err := json.NewDecoder(f).Decode(&p.cfg)
+	f.Close()
+	return k.Note("read", "fd 4: the initConfig", err)
+}
+
+// setupNamespaces finishes the namespaces clone(2) made: it joins those
+// given by path (setns), unshares a new cgroup namespace (now that the
+// init is in its cgroup, which becomes the namespace's root), brings up
+// the loopback interface of a new network namespace (it starts down), and
+// sets the hostname and domain name of the uts namespace.
+func (p *initProcess) setupNamespaces(k kernel.Calls) error {
+	nss := p.cfg.Namespaces
+	if err := ns.JoinAll(k, nss); err != nil {
+		return err
+	}
+	if ns.New(nss, specs.CgroupNamespace) {
+		if err := k.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return err
 		}
 	}
-	inUserNS := ns.Has(nss, specs.UserNamespace)
-	var master, slave *os.File
-	if ns.Has(nss, specs.MountNamespace) {
+	if ns.New(nss, specs.NetworkNamespace) {
+		if err := k.SetLinkUp("lo"); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Hostname != "" {
+		if err := k.Sethostname(p.cfg.Hostname); err != nil {
+			return err
+		}
+	}
+	if p.cfg.Domainname != "" {
+		return k.Setdomainname(p.cfg.Domainname)
+	}
+	return nil
+}
+
+// prepareRootfs builds the container's filesystem under its rootfs
+// directory, still seen from the host's tree: propagation, the rootfs bind,
+// the config's mounts, /dev, the console; then the hooks that run at this
+// point (createRuntime in the parent's namespaces, createContainer here).
+// Without a mount namespace only the hooks run.
+func (p *initProcess) prepareRootfs(k kernel.Calls) error {
+	cfg := p.cfg
+	if ns.Has(cfg.Namespaces, specs.MountNamespace) {
 		root := cfg.Rootfs
-		step("rootfs-propagation")
-		if err := rootfs.SetRootPropagation(spec.Linux.RootfsPropagation); err != nil {
+		env := rootfs.MountEnv{
+			UserNS:   ns.Has(cfg.Namespaces, specs.UserNamespace),
+			CgroupNS: ns.New(cfg.Namespaces, specs.CgroupNamespace),
+			Cgroup:   cfg.CgroupPath,
+		}
+		if err := rootfs.SetRootPropagation(k, cfg.RootfsPropagation); err != nil {
 			return err
 		}
-		step("bind-rootfs")
-		if err := rootfs.MakeParentPrivate(root); err != nil {
+		if err := rootfs.MakeParentPrivate(k, root, cfg.RootfsPropagation); err != nil {
 			return err
 		}
-		if err := rootfs.BindRootfs(root); err != nil {
+		if err := rootfs.BindRootfs(k, root); err != nil {
 			return err
 		}
-		step("mounts")
-		if err := rootfs.MountAll(root, spec.Mounts, inUserNS); err != nil {
+		if err := rootfs.MountAll(k, root, cfg.Mounts, env); err != nil {
 			return err
 		}
-		step("dev")
-		if !rootfs.HasMount(spec.Mounts, "/dev") {
-			if err := rootfs.MountDevTmpfs(root); err != nil {
-				return err
-			}
-		}
-		if err := rootfs.CreateDevices(root, spec.Linux.Devices, inUserNS); err != nil {
+		if err := rootfs.SetupDev(k, root, cfg.Mounts, cfg.Devices, env.UserNS); err != nil {
 			return err
 		}
-		if err := rootfs.DevSymlinks(root); err != nil {
-			return err
-		}
-		if !rootfs.HasMount(spec.Mounts, "/dev/shm") {
-			if err := rootfs.MountShm(root); err != nil {
-				return err
-			}
-		}
-		if terminal(cfg) {
-			step("console")
+		if cfg.Process != nil && cfg.Process.Terminal {
 			var err error
-			if master, slave, err = openPty(filepath.Join(root, "dev/pts/ptmx"), filepath.Join(root, "dev/pts")); err != nil {
+			p.master, p.slave, err = k.OpenPty(filepath.Join(root, "dev/pts/ptmx"), filepath.Join(root, "dev/pts"))
+			if err != nil {
 				return err
 			}
-			if err := rootfs.BindConsole(root, slave.Name()); err != nil {
-				return err
-			}
-		}
-		step("hooks")
-		if err := runHooksFromInit(spec, cfg.State); err != nil {
-			return err
-		}
-		step("pivot-root")
-		if cfg.NoPivot {
-			if err := rootfs.MoveRoot(root); err != nil {
-				return err
-			}
-		} else if err := rootfs.PivotRoot(root); err != nil {
-			return err
-		}
-		// sysctls first: /proc/sys becomes read-only just after
-		step("sysctl")
-		if err := rootfs.WriteSysctls(spec.Linux.Sysctl); err != nil {
-			return err
-		}
-		step("readonly-paths")
-		if err := rootfs.ReadonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
-			return err
-		}
-		step("masked-paths")
-		if err := rootfs.MaskPaths(spec.Linux.MaskedPaths); err != nil {
-			return err
-		}
-		if spec.Root.Readonly {
-			step("readonly-root")
-			if err := rootfs.ReadonlyRoot(); err != nil {
-				return err
-			}
-		}
-	} else {
-		step("hooks")
-		if err := runHooksFromInit(spec, cfg.State); err != nil {
-			return err
-		}
-		if terminal(cfg) {
-			step("console")
-			var err error
-			if master, slave, err = openPty("/dev/ptmx", "/dev/pts"); err != nil {
+			if err := rootfs.BindConsole(k, root, p.slave.Name()); err != nil {
 				return err
 			}
 		}
 	}
-	if ns.Has(nss, specs.UTSNamespace) {
-		step("hostname")
-		if spec.Hostname != "" {
-			if err := ns.SetHostname(spec.Hostname); err != nil {
-				return err
-			}
-		}
-		if spec.Domainname != "" {
-			if err := ns.SetDomainname(spec.Domainname); err != nil {
-				return err
-			}
-		}
-	}
-	return finishProcess(cfg, master, slave, true)
+	return p.runCreateHooks(k)
 }
 
-// execSequence enters a running container's namespaces for `runtime exec`.
-func execSequence(cfg *initConfig) error {
-	step("join-namespaces")
-	if err := joinNamespaces(cfg.Join); err != nil {
-		return err
-	}
-	var master, slave *os.File
-	if cfg.Process.Terminal {
-		step("console")
-		var err error
-		if master, slave, err = openPty("/dev/ptmx", "/dev/pts"); err != nil {
+// runCreateHooks asks the parent to run the prestart and createRuntime
+// hooks (in the runtime's namespaces), then runs the createContainer hooks
+// here, in the container's namespaces, before pivot_root.
+func (p *initProcess) runCreateHooks(k kernel.Calls) error {
+	if p.cfg.RuntimeHooks {
+		if err := sendMsg(fdSync, syncMsg{Type: msgHooks}, -1); err != nil {
+			return err
+		}
+		if _, err := expect(fdSync, msgHooksDone); err != nil {
 			return err
 		}
 	}
-	return finishProcess(cfg, master, slave, false)
-}
-
-// joinNamespaces enters each namespace with setns(2). The files are all
-// opened first: once the mount namespace is entered, /proc/<pid>/ns paths
-// would be looked up in the container's /proc. The mount namespace needs a
-// private fs_struct (root, cwd), which Go's threads share: unshare(CLONE_FS)
-// gives this thread its own first.
-func joinNamespaces(list []specs.LinuxNamespace) error {
-	if len(list) == 0 {
+	if len(p.cfg.CreateContainerHooks) == 0 {
 		return nil
 	}
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unshare(CLONE_FS): %w", err)
+	return runHooks(k, "createContainer", p.cfg.CreateContainerHooks, *p.cfg.State)
+}
+
+// enterRootfs makes the rootfs the root of the mount namespace:
+// pivot_root(2) and the old root detached, or with --no-pivot MS_MOVE and
+// chroot(2).
+func (p *initProcess) enterRootfs(k kernel.Calls) error {
+	if !ns.Has(p.cfg.Namespaces, specs.MountNamespace) {
+		return nil
 	}
-	type open struct {
-		t  specs.LinuxNamespaceType
-		fd int
-		p  string
+	if p.cfg.NoPivot {
+		return rootfs.MoveRoot(k, p.cfg.Rootfs)
 	}
-	var fds []open
-	defer func() {
-		for _, o := range fds {
-			unix.Close(o.fd)
-		}
-	}()
-	for _, n := range list {
-		fd, err := unix.Open(n.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s namespace %s: %w", n.Type, n.Path, err)
-		}
-		fds = append(fds, open{n.Type, fd, n.Path})
+	return rootfs.PivotRoot(k, p.cfg.Rootfs)
+}
+
+// finalizeRootfs makes what must be read-only so, from inside the new
+// root: sysctls first (/proc/sys becomes read-only just after), the
+// read-only and masked paths, then the root itself.
+func (p *initProcess) finalizeRootfs(k kernel.Calls) error {
+	cfg := p.cfg
+	if !ns.Has(cfg.Namespaces, specs.MountNamespace) {
+		return nil
 	}
-	for _, o := range fds {
-		err := unix.Setns(o.fd, int(ns.Flags[o.t]))
-		trace.Step("join-"+string(o.t), fmt.Sprintf("setns(%q, %s)", o.p, ns.FlagName(ns.Flags[o.t])), err)
-		if err != nil {
-			return fmt.Errorf("setns %s namespace %s: %w", o.t, o.p, err)
-		}
+	if err := rootfs.WriteSysctls(k, cfg.Sysctl); err != nil {
+		return err
+	}
+	if err := rootfs.ReadonlyPaths(k, cfg.ReadonlyPaths); err != nil {
+		return err
+	}
+	if err := rootfs.MaskPaths(k, cfg.MaskedPaths); err != nil {
+		return err
+	}
+	if cfg.ReadonlyRoot {
+		return rootfs.ReadonlyRoot(k)
 	}
 	return nil
 }
 
-// finishProcess turns this process into the container's process: terminal,
-// rlimits, working directory, capabilities and user; then, for a new
-// container, it reports ready and waits for start; then execve(2).
-func finishProcess(cfg *initConfig, master, slave *os.File, waitStart bool) error {
-	p := cfg.Process
-	if p == nil {
-		return noProcess()
+// finishProcess turns the init into the container's process, everything
+// but execve: the terminal, rlimits, oom_score_adj, the working directory,
+// the capability bounding set, the user, the capabilities, no_new_privs.
+// A seccomp filter is loaded here only without no_new_privs, while the
+// init still has CAP_SYS_ADMIN (as runc does); otherwise execProcess loads
+// it last.
+func (p *initProcess) finishProcess(k kernel.Calls) error {
+	proc := p.cfg.Process
+	if proc == nil {
+		return nil // nothing to finish: start will fail (noProcess)
 	}
-	if master != nil {
-		step("console")
-		if err := sendMsg(fdSync, syncMsg{Type: msgPty}, int(master.Fd())); err != nil {
-			return err
-		}
-		master.Close()
-		if err := useTerminal(slave); err != nil {
+	if proc.Terminal {
+		if err := p.useTerminal(k); err != nil {
 			return err
 		}
 	}
-	step("rlimits")
-	if err := SetRlimits(p.Rlimits); err != nil {
+	if err := setRlimits(k, proc.Rlimits); err != nil {
 		return err
 	}
-	if p.OOMScoreAdj != nil {
-		step("oom-score-adj")
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("oom_score_adj: %w", err)
+	if proc.OOMScoreAdj != nil {
+		if err := k.WriteFile("/proc/self/oom_score_adj", strconv.Itoa(*proc.OOMScoreAdj)); err != nil {
+			return err
 		}
 	}
-	step("cwd")
-	if p.Cwd != "" {
-		err := unix.Chdir(p.Cwd)
-		if trace.Step("cwd", fmt.Sprintf("chdir(%q)", p.Cwd), err) != nil {
-			return fmt.Errorf("chdir to cwd %q set in config.json: %w", p.Cwd, err)
+	if proc.Cwd != "" {
+		if err := k.Chdir(proc.Cwd); err != nil {
+			return fmt.Errorf("cwd %q set in config.json: %w", proc.Cwd, err)
 		}
 	}
-	if len(p.Args) == 0 {
-		return errors.New("process.args is empty")
+	p.seccomp = p.cfg.Seccomp
+	if p.seccomp != nil && !proc.NoNewPrivileges {
+		// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load
+		// it now, while the init still has every capability. The steps
+		// below then run under the filter.
+		if err := p.seccomp.Load(k); err != nil {
+			return err
+		}
+		p.seccomp = nil
 	}
-	var filter *seccomp.Filter
-	if cfg.Spec.Linux != nil && cfg.Spec.Linux.Seccomp != nil {
-		step("seccomp")
+	if err := dropBoundingSet(k, proc.Capabilities); err != nil {
+		return err
+	}
+	if err := setUser(k, proc.User); err != nil {
+		return err
+	}
+	if err := setCapabilities(k, proc.Capabilities); err != nil {
+		return err
+	}
+	if proc.NoNewPrivileges {
+		return k.SetNoNewPrivs()
+	}
+	return nil
+}
+
+// useTerminal hands the pty master to the parent (SCM_RIGHTS over the sync
+// socket) and makes the slave the process's controlling terminal and its
+// stdin, stdout and stderr: setsid(2), ioctl(TIOCSCTTY), dup3(2). Without
+// a mount namespace of its own, or for exec, the pty is opened now from
+// /dev/ptmx.
+func (p *initProcess) useTerminal(k kernel.Calls) error {
+	if p.master == nil {
 		var err error
-		if filter, err = seccomp.Compile(cfg.Spec.Linux.Seccomp); err != nil {
-			return err
-		}
-		if !p.NoNewPrivileges {
-			// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN:
-			// load it now, while the init still has every capability (as
-			// runc does). The steps below then run under the filter.
-			if err := loadSeccomp(filter); err != nil {
-				return err
-			}
-			filter = nil
-		}
-	}
-	step("capabilities")
-	if err := DropBoundingSet(p.Capabilities); err != nil {
-		return err
-	}
-	step("user")
-	if err := SetUser(p.User); err != nil {
-		return err
-	}
-	step("capabilities")
-	if err := SetCapabilities(p.Capabilities); err != nil {
-		return err
-	}
-	if p.NoNewPrivileges {
-		step("no-new-privs")
-		if err := SetNoNewPrivs(); err != nil {
+		if p.master, p.slave, err = k.OpenPty("/dev/ptmx", "/dev/pts"); err != nil {
 			return err
 		}
 	}
+	if err := sendMsg(fdSync, syncMsg{Type: msgPty}, int(p.master.Fd())); err != nil {
+		return err
+	}
+	p.master.Close()
+	if err := k.Setsid(); err != nil {
+		return err
+	}
+	fd := int(p.slave.Fd())
+	if err := k.SetCtty(fd); err != nil {
+		return err
+	}
+	for i := 0; i <= 2; i++ {
+		if err := k.Dup3(fd, i); err != nil {
+			return err
+		}
+	}
+	return p.slave.Close()
+}
+
+// waitForStart tells the parent the container is ready and blocks in
+// accept(2) on the start socket until `runtime start` connects. The
+// connection stays open (close-on-exec) so that start learns whether
+// execve worked: EOF means it did, text is the error.
+func (p *initProcess) waitForStart(k kernel.Calls) error {
 	if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
 		return err
 	}
 	unix.Close(fdSync)
-	var report io.Writer = os.Stderr
-	if waitStart {
-		conn, err := waitForStart(3 + cfg.PreserveFds)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "minidock init: wait for start: %v\n", err)
-			os.Exit(1)
-		}
-		report = conn
-	}
-	// The program is looked up only now, as the OCI spec has it: create
-	// does not depend on the process; a missing program fails start.
-	path, err := lookPath(p.Args[0], p.Env)
-	if err != nil {
-		fmt.Fprint(report, err)
-		os.Exit(127)
-	}
-	if filter != nil {
-		// Last, so that the filter constrains the container's program and
-		// not the init's own set-up.
-		if err := loadSeccomp(filter); err != nil {
-			fmt.Fprint(report, err)
-			os.Exit(1)
-		}
-	}
-	trace.Step("execve", fmt.Sprintf("execve(%q, %q)", path, p.Args), nil)
-	if err := prepareFds(cfg.PreserveFds); err != nil {
-		fmt.Fprintf(report, "prepare fds: %v", err)
-		os.Exit(1)
-	}
-	err = unix.Exec(path, p.Args, p.Env)
-	// Only reached when execve failed: tell whoever started us.
-	fmt.Fprintf(report, "exec %s: %v", p.Args[0], err)
-	os.Exit(127)
-	return nil
-}
-
-// loadSeccomp installs the filter with seccomp(2) (SECCOMP_FILTER_FLAG_TSYNC:
-// on every thread of this Go process; see docs/seccomp.md).
-func loadSeccomp(f *seccomp.Filter) error {
-	err := f.Load()
-	trace.Step("seccomp", "seccomp(SECCOMP_SET_MODE_FILTER, TSYNC, bpf)", err)
-	return err
-}
-
-func terminal(cfg *initConfig) bool { return cfg.Process != nil && cfg.Process.Terminal }
-
-// noProcess is the end of a container made from a config without process:
-// ready, then every start fails.
-func noProcess() error {
-	if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
-		return err
-	}
-	unix.Close(fdSync)
-	conn, err := waitForStart(3)
-	if err == nil {
-		fmt.Fprint(conn, "config.json has no process to start")
-	}
-	os.Exit(1)
-	return nil
-}
-
-// waitForStart blocks in accept(2) on the start socket until `runtime
-// start` connects. The connection stays open (close-on-exec) so that start
-// learns whether execve worked: EOF means it did.
-func waitForStart(minFd int) (*os.File, error) {
-	trace.Step("wait-start", "accept(start.sock): waiting for `runtime start`", nil)
 	for {
 		nfd, _, err := unix.Accept4(fdStart, unix.SOCK_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return nil, err
+		if err := k.Note("accept4", "start.sock (runtime start)", err); err != nil {
+			return err
 		}
 		unix.Close(fdStart)
 		// Move the connection out of the way of the fds kept for the process.
-		high, err := unix.FcntlInt(uintptr(nfd), unix.F_DUPFD_CLOEXEC, minFd)
-		if err != nil {
-			return nil, err
-		}
+		high, err := unix.FcntlInt(uintptr(nfd), unix.F_DUPFD_CLOEXEC, 3+p.cfg.PreserveFds)
 		unix.Close(nfd)
-		return os.NewFile(uintptr(high), "start"), nil
-	}
-}
-
-// prepareFds leaves the container's process exactly stdio plus the
-// preserved fds: those passed with --preserve-fds come after ours and are
-// moved down to 3, 4, ...; every other fd is marked close-on-exec.
-func prepareFds(preserve int) error {
-	first := fdTrace + 1
-	for i := 0; i < preserve; i++ {
-		if err := unix.Dup3(first+i, 3+i, 0); err != nil {
-			return fmt.Errorf("dup preserved fd %d: %w", 3+i, err)
+		if err != nil {
+			return err
 		}
-	}
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		// no /proc in the container: fall back to a fixed range
-		for fd := 3 + preserve; fd < 1024; fd++ {
-			unix.CloseOnExec(fd)
-		}
+		p.start = os.NewFile(uintptr(high), "start")
 		return nil
 	}
-	for _, e := range entries {
-		fd, err := strconv.Atoi(e.Name())
-		if err == nil && fd >= 3+preserve {
-			unix.CloseOnExec(fd)
-		}
-	}
-	return nil
 }
 
-// isTrue reads env-style booleans.
-func isTrue(s string) bool { return s == "1" || strings.EqualFold(s, "true") }
+// execProcess execs the container's program: looked up only now, as the
+// OCI spec has it (create does not depend on it; a missing program fails
+// start), the seccomp filter loaded last, so that it constrains the
+// program and not the init's set-up, the fds passed on moved into place
+// and every other fd marked close-on-exec.
+func (p *initProcess) execProcess(k kernel.Calls) error {
+	proc := p.cfg.Process
+	if proc == nil {
+		return errors.New("config.json has no process to start")
+	}
+	switch {
+	case p.cfg.Exec:
+		// runtime exec: ready now (there is no start)
+		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+			return err
+		}
+		unix.Close(fdSync)
+	case p.cfg.StartNow:
+		// runtime run: ready, and the sync socket stays open for an error
+		// until execve closes it
+		if err := sendMsg(fdSync, syncMsg{Type: msgReady}, -1); err != nil {
+			return err
+		}
+	}
+	path, err := lookPath(proc.Args[0], proc.Env)
+	if err != nil {
+		return &execError{err}
+	}
+	if p.seccomp != nil {
+		if err := p.seccomp.Load(k); err != nil {
+			return err
+		}
+	}
+	// The files passed on come after ours (see initCommand): move them
+	// down to 3, 4, ...
+	for i := 0; i < p.cfg.PreserveFds; i++ {
+		if err := k.Dup3(fdTrace+1+i, 3+i); err != nil {
+			return err
+		}
+	}
+	if err := k.CloseOnExecFrom(3 + p.cfg.PreserveFds); err != nil {
+		return err
+	}
+	return &execError{k.Exec(path, proc.Args, proc.Env)}
+}
+
+// execError is a program that could not be executed: the init exits 127,
+// as a shell does.
+type execError struct{ err error }
+
+func (e *execError) Error() string { return e.err.Error() }
+func (e *execError) Unwrap() error { return e.err }
+
+// fail reports a failed step and exits: to the parent while it listens on
+// the sync socket, else (after "ready") to `runtime start` through its
+// connection, else on stderr.
+func (p *initProcess) fail(err error) {
+	if err == nil {
+		err = errors.New("init returned without exec")
+	}
+	code := 1
+	var ee *execError
+	if errors.As(err, &ee) {
+		code = 127
+	}
+	var ie *InitError
+	switch {
+	case p.start != nil:
+		msg := err.Error()
+		if errors.As(err, &ie) {
+			msg = ie.Msg // start names the container; the message is enough
+		}
+		fmt.Fprint(p.start, msg)
+	case !errors.As(err, &ie) || sendMsg(fdSync, ie.message(), -1) != nil:
+		fmt.Fprintf(os.Stderr, "minidock init: %v\n", err)
+	}
+	os.Exit(code)
+}

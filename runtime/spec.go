@@ -6,6 +6,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
+	"minidock/kernel"
 	"minidock/rootfs"
 )
 
@@ -90,7 +91,7 @@ func Features() features.Features {
 		MountOptions:  mountOpts,
 		Linux: &features.Linux{
 			Namespaces:   nss,
-			Capabilities: capNames[:lastCap()+1],
+			Capabilities: knownCapabilities(),
 			Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: &f, SystemdUser: &f},
 			Seccomp: &features.Seccomp{Enabled: &t,
 				Actions:   []string{"SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"},
@@ -109,4 +110,11 @@ func cmdFeatures(args []string) (int, error) {
 		return 1, err
 	}
 	return 0, printJSON(Features())
+}
+
+// knownCapabilities are the capabilities both this kernel and the runtime
+// know, by name.
+func knownCapabilities() []string {
+	all := kernel.Capabilities()
+	return all[:min(lastCap()+1, len(all))]
 }

@@ -12,6 +12,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/atomicfile"
+	"minidock/internal/trace"
 )
 
 // Container is what the runtime remembers about a container between
@@ -27,7 +30,10 @@ type Container struct {
 	CgroupPath  string            `json:"cgroup_path,omitempty"`
 	Config      *specs.Spec       `json:"config"`
 
-	dir string
+	dir     string
+	trace   *trace.Tracer
+	console *os.File     // the pty master kept for the caller (see Console)
+	cg      cgroupHandle // the cgroup, once opened (see cgroup)
 }
 
 // StateJSON is runc's `state` output, the OCI state plus "created".
@@ -62,18 +68,18 @@ func checkID(id string) error {
 	return nil
 }
 
-// errNotExist is returned for an id the runtime does not know.
-var errNotExist = errors.New("container does not exist")
+// ErrNotExist is returned (wrapped) for an id the runtime does not know.
+var ErrNotExist = errors.New("container does not exist")
 
-// load reads a container's state.
-func load(root, id string) (*Container, error) {
+// Load reads the state of container id from the runtime root directory.
+func Load(root, id string) (*Container, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(root, id)
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("container %s: %w", id, errNotExist)
+		return nil, fmt.Errorf("container %s: %w", id, ErrNotExist)
 	}
 	if err != nil {
 		return nil, err
@@ -85,33 +91,34 @@ func load(root, id string) (*Container, error) {
 	return c, nil
 }
 
-// save writes state.json atomically: temp file, fsync, rename.
+// List loads every container under root.
+func List(root string) ([]*Container, error) {
+	entries, err := os.ReadDir(root)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var out []*Container
+	for _, e := range entries {
+		if c, err := Load(root, e.Name()); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// SetTrace makes the container's operations write trace lines to f (nil:
+// none); Create and Exec take theirs in their options.
+func (c *Container) SetTrace(f *os.File) { c.trace = trace.New(f, "runtime") }
+
+// save writes state.json, atomically for concurrent readers (temp file,
+// rename). It is not fsync'ed: the state describes processes, and no crash
+// that could lose the write leaves them running.
 func (c *Container) save() error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.dir, stateFile), data, 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Replace(filepath.Join(c.dir, stateFile), data, 0o600)
 }
 
 // Status is "created" (init waits for start), "running", "paused" or
@@ -163,7 +170,8 @@ func procStat(pid int) (string, uint64, error) {
 	return f[0], start, nil
 }
 
-func (c *Container) state() StateJSON {
+// State is what `runtime state` prints: the OCI state, worked out now.
+func (c *Container) State() StateJSON {
 	st := StateJSON{
 		OCIVersion: specs.Version, ID: c.ID, Status: c.Status(), Bundle: c.Bundle,
 		Rootfs: c.Rootfs, Created: c.Created, Owner: "", Annotations: c.Annotations,
@@ -177,11 +185,6 @@ func (c *Container) state() StateJSON {
 		}
 	}
 	return st
-}
-
-// ociState is the state handed to hooks on stdin.
-func (c *Container) ociState(status string) specs.State {
-	return specs.State{Version: specs.Version, ID: c.ID, Status: specs.ContainerState(status), Pid: c.Pid, Bundle: c.Bundle, Annotations: c.Annotations}
 }
 
 // waitGone waits until pid has exited (pidfd_open + poll), up to timeout.

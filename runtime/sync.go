@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,15 +13,13 @@ import (
 // SOCK_SEQPACKET): one JSON message per packet, a file descriptor alongside
 // when needed (SCM_RIGHTS). docs/runtime.md draws the whole exchange.
 //
-//	parent → init  (config pipe)  initConfig, then EOF
-//	parent → init  msgGo          id maps written, cgroup joined: go on
+//	parent → init  (config pipe)  initConfig, then EOF: go on
 //	init → parent  msgPty + fd    the pty master (process.terminal)
 //	init → parent  msgHooks       namespaces and mounts made: run createRuntime hooks
 //	parent → init  msgHooksDone
 //	init → parent  msgReady       everything but execve is done; init now waits for start
-//	init → parent  msgError       a step failed: {step, message}
+//	init → parent  msgError       a step failed: {step, message, errno}
 const (
-	msgGo        = "go"
 	msgPty       = "pty"
 	msgHooks     = "hooks"
 	msgHooksDone = "hooks-done"
@@ -32,6 +31,7 @@ type syncMsg struct {
 	Type    string `json:"type"`
 	Step    string `json:"step,omitempty"`
 	Message string `json:"message,omitempty"`
+	Errno   int    `json:"errno,omitempty"`
 }
 
 // The init's file descriptors, fixed by the order of exec.Cmd.ExtraFiles.
@@ -79,7 +79,7 @@ func recvMsg(fd int) (syncMsg, int, error) {
 			return m, -1, fmt.Errorf("sync receive: %w", err)
 		}
 		if n == 0 {
-			return m, -1, fmt.Errorf("sync receive: the other side closed the connection")
+			return m, -1, errSyncClosed
 		}
 		passed := -1
 		if oobn > 0 {
@@ -97,15 +97,19 @@ func recvMsg(fd int) (syncMsg, int, error) {
 	}
 }
 
+// errSyncClosed is the end of the sync socket: the other side exited, or
+// the init called execve.
+var errSyncClosed = errors.New("sync receive: the other side closed the connection")
+
 // expect receives a message of type want; an error message from init
-// becomes an error naming the failed step.
+// becomes an *InitError.
 func expect(fd int, want string) (int, error) {
 	m, passed, err := recvMsg(fd)
 	if err != nil {
 		return -1, err
 	}
 	if m.Type == msgError {
-		return -1, &stepError{Step: m.Step, Msg: m.Message}
+		return -1, m.initError()
 	}
 	if m.Type != want {
 		return -1, fmt.Errorf("sync: expected %q, got %q", want, m.Type)
@@ -113,8 +117,91 @@ func expect(fd int, want string) (int, error) {
 	return passed, nil
 }
 
-// stepError is a failure inside init, reported by the parent with the
-// step's name.
-type stepError struct{ Step, Msg string }
+// InitError is a step of the init sequence that failed, as the parent
+// learns of it over the sync socket, e.g.
+//
+//	container init: prepareRootfs: mount src=proc, dst=/r/proc, type=proc: operation not permitted
+//
+// errors.Is(err, unix.EPERM) holds when the errno of the failed kernel
+// call was EPERM.
+type InitError struct {
+	Step  string     // the step's name, as in the trace and docs/runtime.md
+	Msg   string     // what failed: the kernel call and its arguments, or why
+	Errno unix.Errno // the errno of the failed kernel call, 0 if none
 
-func (e *stepError) Error() string { return fmt.Sprintf("container init: %s: %s", e.Step, e.Msg) }
+	err error // in the init itself: the step's error (an *execError exits 127)
+}
+
+func (e *InitError) Error() string { return "container init: " + e.Step + ": " + e.Msg }
+
+func (e *InitError) Unwrap() error {
+	switch {
+	case e.err != nil:
+		return e.err
+	case e.Errno != 0:
+		return e.Errno
+	}
+	return nil
+}
+
+func (e *InitError) message() syncMsg {
+	return syncMsg{Type: msgError, Step: e.Step, Message: e.Msg, Errno: int(e.Errno)}
+}
+
+func (m syncMsg) initError() *InitError {
+	return &InitError{Step: m.Step, Msg: m.Message, Errno: unix.Errno(m.Errno)}
+}
+
+// handshake holds both ends of the parent↔init channels: the sync
+// socketpair and the config pipe. The child's ends go to initCommand and
+// are closed in the parent once the init has started.
+type handshake struct {
+	parent  int      // the parent's end of the sync socketpair
+	child   *os.File // the init's end: its fd 3
+	configR *os.File // the config pipe's read end: the init's fd 4
+	configW *os.File
+}
+
+func newHandshake() (*handshake, error) {
+	parent, child, err := syncPair()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		unix.Close(parent)
+		child.Close()
+		return nil, err
+	}
+	return &handshake{parent: parent, child: child, configR: r, configW: w}, nil
+}
+
+// sendConfig writes cfg to the config pipe and closes it (EOF ends the
+// init's read). It closes the child's ends first: the init has them.
+func (h *handshake) sendConfig(cfg *initConfig) error {
+	h.closeChild()
+	err := json.NewEncoder(h.configW).Encode(cfg)
+	h.configW.Close()
+	h.configW = nil
+	if err != nil {
+		return fmt.Errorf("send config to init: %w", err)
+	}
+	return nil
+}
+
+func (h *handshake) closeChild() {
+	if h.child != nil {
+		h.child.Close()
+		h.configR.Close()
+		h.child, h.configR = nil, nil
+	}
+}
+
+// close releases whatever is still open.
+func (h *handshake) close() {
+	h.closeChild()
+	if h.configW != nil {
+		h.configW.Close()
+	}
+	unix.Close(h.parent)
+}

@@ -196,7 +196,7 @@ func (p *policy) resolve(ab *abi) []*sysRules {
 	byNr := map[uint32]*sysRules{}
 	for _, r := range p.rules {
 		for _, name := range r.names {
-			nr, ok := ab.table[name]
+			nr, ok := ab.table.lookup(name)
 			if !ok {
 				continue
 			}

@@ -124,10 +124,10 @@ func errnoAct(n uint32) uint32 { return unix.SECCOMP_RET_ERRNO | n }
 const allow = unix.SECCOMP_RET_ALLOW
 
 var (
-	nrPersonality = syscallsX86_64["personality"]
-	nrGetpid      = syscallsX86_64["getpid"]
-	nrGetcwd      = syscallsX86_64["getcwd"]
-	nrMkdir       = syscallsX86_64["mkdir"]
+	nrPersonality = mustNr(syscallsX86_64, "personality")
+	nrGetpid      = mustNr(syscallsX86_64, "getpid")
+	nrGetcwd      = mustNr(syscallsX86_64, "getcwd")
+	nrMkdir       = mustNr(syscallsX86_64, "mkdir")
 )
 
 // --- tests ---
@@ -187,7 +187,7 @@ func TestArgCompare(t *testing.T) {
 					if want(op, uint64(uint32(arg)), uint64(uint32(v)), uint64(uint32(v2))) {
 						exp = errnoAct(7)
 					}
-					if got := run(t, prog, i386Call(syscallsI386["personality"], 0, 0, arg)); got != exp {
+					if got := run(t, prog, i386Call(mustNr(syscallsI386, "personality"), 0, 0, arg)); got != exp {
 						t.Errorf("i386 %s value %#x/%#x arg %#x: got %s, want %s", op, v, v2, arg, retName(got), retName(exp))
 					}
 				}
@@ -333,11 +333,11 @@ func TestArchitectures(t *testing.T) {
 		{"x86_64 getpid", x86_64Call(nrGetpid), errnoAct(55), errnoAct(55)},
 		{"x86_64 getcwd", x86_64Call(nrGetcwd), allow, allow},
 		{"x86_64 nr -1", x86_64Call(0xffffffff), allow, allow},
-		{"i386 getpid", i386Call(syscallsI386["getpid"]), kill, errnoAct(55)},
-		{"i386 socketcall", i386Call(syscallsI386["socketcall"]), kill, errnoAct(56)},
-		{"i386 getcwd", i386Call(syscallsI386["getcwd"]), kill, allow},
-		{"x32 getpid", x32(syscallsX32["getpid"]), kill, errnoAct(55)},
-		{"x32 getcwd", x32(syscallsX32["getcwd"]), kill, allow},
+		{"i386 getpid", i386Call(mustNr(syscallsI386, "getpid")), kill, errnoAct(55)},
+		{"i386 socketcall", i386Call(mustNr(syscallsI386, "socketcall")), kill, errnoAct(56)},
+		{"i386 getcwd", i386Call(mustNr(syscallsI386, "getcwd")), kill, allow},
+		{"x32 getpid", x32(mustNr(syscallsX32, "getpid")), kill, errnoAct(55)},
+		{"x32 getcwd", x32(mustNr(syscallsX32, "getcwd")), kill, allow},
 		{"x32 bit with x86_64 number", x32(x32SyscallBit | nrGetpid), kill, errnoAct(55)},
 		{"aarch64", call{nr: nrGetpid, arch: unix.AUDIT_ARCH_AARCH64}, kill, kill},
 		{"arm", call{nr: nrGetpid, arch: unix.AUDIT_ARCH_ARM}, kill, kill},
@@ -360,9 +360,9 @@ func TestLongPrograms(t *testing.T) {
 			Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpEqualTo, Value: uint64(i) << 32}, {Index: 1, Op: specs.OpGreaterEqual, Value: uint64(i)}}})
 	}
 	var names []string
-	for name := range syscallsX86_64 {
-		if name != "personality" && name != "getcwd" {
-			names = append(names, name)
+	for _, e := range syscallsX86_64 {
+		if e.name != "personality" && e.name != "getcwd" {
+			names = append(names, e.name)
 		}
 	}
 	rules = append(rules, specs.LinuxSyscall{Names: names, Action: specs.ActAllow})
@@ -388,7 +388,7 @@ func TestLongPrograms(t *testing.T) {
 		}
 	}
 	for _, name := range names {
-		if got := run(t, f.prog, x86_64Call(syscallsX86_64[name])); got != allow {
+		if got := run(t, f.prog, x86_64Call(mustNr(syscallsX86_64, name))); got != allow {
 			t.Errorf("%s: got %s, want ALLOW", name, retName(got))
 		}
 	}
@@ -420,9 +420,9 @@ func dockerLike() *specs.LinuxSeccomp {
 	}
 	seen := map[string]bool{}
 	names := []string{"arm_fadvise64_64", "s390_pci_mmio_read", "riscv_flush_icache", "no_such_syscall"}
-	for _, table := range []map[string]uint32{syscallsX86_64, syscallsI386, syscallsX32} {
-		for n := range table {
-			if !deny[n] && !seen[n] {
+	for _, table := range []sysTable{syscallsX86_64, syscallsI386, syscallsX32} {
+		for _, e := range table {
+			if n := e.name; !deny[n] && !seen[n] {
 				seen[n] = true
 				names = append(names, n)
 			}
@@ -459,18 +459,18 @@ func TestDockerLikeProfile(t *testing.T) {
 		c    call
 		want uint32
 	}{
-		{x86_64Call(syscallsX86_64["read"]), allow},
-		{x86_64Call(syscallsX86_64["listns"]), allow},
-		{x86_64Call(syscallsX86_64["mount"]), errnoAct(uint32(unix.EPERM))},
-		{x86_64Call(syscallsX86_64["clone3"]), errnoAct(uint32(unix.ENOSYS))},
+		{x86_64Call(mustNr(syscallsX86_64, "read")), allow},
+		{x86_64Call(mustNr(syscallsX86_64, "listns")), allow},
+		{x86_64Call(mustNr(syscallsX86_64, "mount")), errnoAct(uint32(unix.EPERM))},
+		{x86_64Call(mustNr(syscallsX86_64, "clone3")), errnoAct(uint32(unix.ENOSYS))},
 		{x86_64Call(nrPersonality, 0xffffffff), allow},
 		{x86_64Call(nrPersonality, 0x0040000), errnoAct(uint32(unix.EPERM))},
 		{x86_64Call(nrPersonality, 0x1_00000008), errnoAct(uint32(unix.EPERM))},
-		{i386Call(syscallsI386["socketcall"]), allow},
-		{i386Call(syscallsI386["mount"]), errnoAct(uint32(unix.EPERM))},
-		{i386Call(syscallsI386["personality"], 0x1_00000008), allow}, // 32-bit: only the low word
-		{x86_64Call(syscallsX32["read"]), allow},
-		{x86_64Call(syscallsX32["mount"]), errnoAct(uint32(unix.EPERM))},
+		{i386Call(mustNr(syscallsI386, "socketcall")), allow},
+		{i386Call(mustNr(syscallsI386, "mount")), errnoAct(uint32(unix.EPERM))},
+		{i386Call(mustNr(syscallsI386, "personality"), 0x1_00000008), allow}, // 32-bit: only the low word
+		{x86_64Call(mustNr(syscallsX32, "read")), allow},
+		{x86_64Call(mustNr(syscallsX32, "mount")), errnoAct(uint32(unix.EPERM))},
 		{x86_64Call(600), errnoAct(uint32(unix.EPERM))},
 	} {
 		if got := run(t, f.prog, tc.c); got != tc.want {
@@ -547,4 +547,13 @@ func TestString(t *testing.T) {
 		}
 	}
 	t.Logf("\n%s", s)
+}
+
+// mustNr is a syscall's number in table t; the test cannot go on without it.
+func mustNr(t sysTable, name string) uint32 {
+	nr, ok := t.lookup(name)
+	if !ok {
+		panic("no syscall " + name)
+	}
+	return nr
 }

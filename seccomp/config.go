@@ -3,6 +3,8 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -21,9 +23,9 @@ const badArchAction = unix.SECCOMP_RET_KILL_PROCESS
 // abi is one syscall ABI the filter can have a section for.
 type abi struct {
 	name  specs.Arch
-	audit uint32            // seccomp_data.arch for this ABI
-	table map[string]uint32 // syscall name -> seccomp_data.nr
-	wide  bool              // args are 64-bit: compare both halves
+	audit uint32   // seccomp_data.arch for this ABI
+	table sysTable // syscall name -> seccomp_data.nr
+	wide  bool     // args are 64-bit: compare both halves
 }
 
 // The three ABIs an x86_64 kernel runs. As in libseccomp, i386 and x32 args
@@ -37,15 +39,15 @@ var (
 // foreignArches are valid OCI architectures that an x86_64 kernel never
 // reports; listing them changes nothing, their syscalls (if any ever came)
 // would get badArchAction like any arch missing from the filter.
-var foreignArches = map[specs.Arch]bool{
-	specs.ArchARM: true, specs.ArchAARCH64: true,
-	specs.ArchMIPS: true, specs.ArchMIPS64: true, specs.ArchMIPS64N32: true,
-	specs.ArchMIPSEL: true, specs.ArchMIPSEL64: true, specs.ArchMIPSEL64N32: true,
-	specs.ArchPPC: true, specs.ArchPPC64: true, specs.ArchPPC64LE: true,
-	specs.ArchS390: true, specs.ArchS390X: true,
-	specs.ArchPARISC: true, specs.ArchPARISC64: true,
-	specs.ArchRISCV64: true, specs.ArchLOONGARCH64: true,
-	specs.ArchM68K: true, specs.ArchSH: true, specs.ArchSHEB: true,
+var foreignArches = []specs.Arch{
+	specs.ArchARM, specs.ArchAARCH64,
+	specs.ArchMIPS, specs.ArchMIPS64, specs.ArchMIPS64N32,
+	specs.ArchMIPSEL, specs.ArchMIPSEL64, specs.ArchMIPSEL64N32,
+	specs.ArchPPC, specs.ArchPPC64, specs.ArchPPC64LE,
+	specs.ArchS390, specs.ArchS390X,
+	specs.ArchPARISC, specs.ArchPARISC64,
+	specs.ArchRISCV64, specs.ArchLOONGARCH64,
+	specs.ArchM68K, specs.ArchSH, specs.ArchSHEB,
 }
 
 // filterFlags are the cfg.Flags we pass to seccomp(2).
@@ -100,7 +102,7 @@ func parse(cfg *specs.LinuxSeccomp) (*policy, error) {
 			add = abiI386
 		case a == specs.ArchX32:
 			add = abiX32
-		case foreignArches[a]:
+		case slices.Contains(foreignArches, a):
 		default:
 			return nil, fmt.Errorf("architectures[%d]: unknown architecture %q", i, a)
 		}
@@ -235,4 +237,19 @@ func flag(fl specs.LinuxSeccompFlag) (uintptr, error) {
 		return 0, fmt.Errorf("%s only applies to a user-notification listener, which minidock does not implement", fl)
 	}
 	return 0, fmt.Errorf("unknown flag %q", fl)
+}
+
+// sysTable is one ABI's syscalls, sorted by name (zsyscalls_x86.go).
+type sysTable []struct {
+	name string
+	nr   uint32
+}
+
+// lookup returns the number of syscall name.
+func (t sysTable) lookup(name string) (uint32, bool) {
+	i := sort.Search(len(t), func(i int) bool { return t[i].name >= name })
+	if i < len(t) && t[i].name == name {
+		return t[i].nr, true
+	}
+	return 0, false
 }

@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"minidock/internal/testutil"
+	"minidock/kernel"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -66,7 +67,7 @@ func childMain(s string) int {
 		fmt.Fprintln(os.Stderr, "prctl(PR_SET_NO_NEW_PRIVS):", err)
 		return 3
 	}
-	if err := f.Load(); err != nil {
+	if err := f.Load(kernel.NewLinux(nil)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 4
 	}
@@ -272,9 +273,9 @@ func TestKernelArgConditions(t *testing.T) {
 // Default KILL_PROCESS: the first syscall not allowed kills the child.
 func TestKernelKillProcess(t *testing.T) {
 	var names []string
-	for name := range syscallsX86_64 {
-		if name != "getcwd" {
-			names = append(names, name)
+	for _, e := range syscallsX86_64 {
+		if e.name != "getcwd" {
+			names = append(names, e.name)
 		}
 	}
 	r := runChild(t, childSpec{
@@ -351,7 +352,7 @@ func TestKernelX32(t *testing.T) {
 func TestKernelI386(t *testing.T) {
 	testutil.RequireRoot(t)
 	dir := t.TempDir()
-	prog := writeI386(t, dir, syscallsI386["getuid32"])
+	prog := writeI386(t, dir, mustNr(syscallsI386, "getuid32"))
 	x86 := []specs.Arch{specs.ArchX86_64, specs.ArchX86}
 
 	// Without a filter the program exits with -getuid32() & 0xff: 0 as root.

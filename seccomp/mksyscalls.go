@@ -145,26 +145,22 @@ func merge(abi string, a, b table) table {
 	return out
 }
 
-// write prints t as a Go map sorted by number; with bit set, numbers are
-// written as x32SyscallBit + n.
+// write prints t as a sysTable sorted by name (looked up by binary
+// search: a table, unlike a map literal, costs nothing at program start);
+// with bit set, numbers are written as x32SyscallBit + n.
 func write(b *bytes.Buffer, varName, doc string, t table, bit uint32) {
 	names := make([]string, 0, len(t))
 	for name := range t {
 		names = append(names, name)
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if t[names[i]] != t[names[j]] {
-			return t[names[i]] < t[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	fmt.Fprintf(b, "// %s maps syscall names of %s to numbers.\n", varName, doc)
-	fmt.Fprintf(b, "var %s = map[string]uint32{\n", varName)
+	sort.Strings(names)
+	fmt.Fprintf(b, "// %s lists the syscalls of %s by name.\n", varName, doc)
+	fmt.Fprintf(b, "var %s = sysTable{\n", varName)
 	for _, name := range names {
 		if bit != 0 {
-			fmt.Fprintf(b, "\t%q: x32SyscallBit + %d,\n", name, t[name]&^bit)
+			fmt.Fprintf(b, "\t{%q, x32SyscallBit + %d},\n", name, t[name]&^bit)
 		} else {
-			fmt.Fprintf(b, "\t%q: %d,\n", name, t[name])
+			fmt.Fprintf(b, "\t{%q, %d},\n", name, t[name])
 		}
 	}
 	b.WriteString("}\n\n")

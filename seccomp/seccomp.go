@@ -12,14 +12,17 @@ package seccomp
 //go:generate go run mksyscalls.go
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
-	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/kernel"
 )
 
 // Filter is a compiled seccomp program, ready to Load.
@@ -58,8 +61,8 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 
 // Load installs the filter on every thread of this process with seccomp(2)
 // SECCOMP_SET_MODE_FILTER and SECCOMP_FILTER_FLAG_TSYNC (plus the flags of
-// the config). The filter then survives execve and is inherited by children;
-// it can never be removed.
+// the config), through the kernel seam. The filter then survives execve
+// and is inherited by children; it can never be removed.
 //
 // TSYNC is needed because a Go program is multithreaded: without it only the
 // calling OS thread would be filtered, and the goroutine that calls execve
@@ -73,23 +76,44 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 // Call Load last, right before execve: from here on the init's own syscalls
 // are filtered too. Without no_new_privs it must come before CAP_SYS_ADMIN
 // is dropped.
-func (f *Filter) Load() error {
+func (f *Filter) Load(k kernel.Calls) error {
 	if len(f.prog) == 0 {
 		return errors.New("seccomp: load: empty filter (use Compile)")
 	}
-	flags := f.flags | unix.SECCOMP_FILTER_FLAG_TSYNC
-	prog := unix.SockFprog{Len: uint16(len(f.prog)), Filter: &f.prog[0]}
-	tid, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
-	runtime.KeepAlive(f.prog)
-	switch {
-	case errno == unix.EACCES:
-		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, %s): %w (this thread needs no_new_privs or CAP_SYS_ADMIN)", flagNames(flags), errno)
-	case errno != 0:
-		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, %s): %w", flagNames(flags), errno)
-	case tid != 0:
-		// With TSYNC a positive result is the id of a thread whose filter
-		// tree differs from ours, so it could not be synchronised.
-		return fmt.Errorf("seccomp(SECCOMP_SET_MODE_FILTER, %s): thread %d has another seccomp filter and cannot be synchronised", flagNames(flags), tid)
+	return k.Seccomp(f.flags|unix.SECCOMP_FILTER_FLAG_TSYNC, f.prog)
+}
+
+// wireFilter is how a Filter travels from the runtime, which compiles it,
+// to the init, which loads it: the program as bytes, 8 per instruction.
+type wireFilter struct {
+	Flags   uintptr `json:"flags,omitempty"`
+	Program []byte  `json:"program"`
+}
+
+// MarshalJSON encodes the compiled filter for the init.
+func (f *Filter) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 8*len(f.prog))
+	for _, in := range f.prog {
+		b = binary.LittleEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.LittleEndian.AppendUint32(b, in.K)
+	}
+	return json.Marshal(wireFilter{Flags: f.flags, Program: b})
+}
+
+// UnmarshalJSON decodes what MarshalJSON made.
+func (f *Filter) UnmarshalJSON(data []byte) error {
+	var w wireFilter
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	if len(w.Program)%8 != 0 {
+		return fmt.Errorf("seccomp: a program of %d bytes is not made of 8-byte instructions", len(w.Program))
+	}
+	f.flags, f.prog = w.Flags, make([]unix.SockFilter, len(w.Program)/8)
+	for i := range f.prog {
+		b := w.Program[8*i:]
+		f.prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
 	}
 	return nil
 }
@@ -102,18 +126,4 @@ func (f *Filter) String() string {
 		fmt.Fprintf(&b, "%4d: %s\n", i, disasm(i, in))
 	}
 	return b.String()
-}
-
-// flagNames spells the SECCOMP_FILTER_FLAG_* bits of flags for error messages.
-func flagNames(flags uintptr) string {
-	var names []string
-	for _, f := range filterFlags {
-		if flags&f.bit != 0 {
-			names = append(names, string(f.name))
-		}
-	}
-	if len(names) == 0 {
-		return "0"
-	}
-	return strings.Join(names, "|")
 }

@@ -40,16 +40,16 @@ func TestLogLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shim{log: f}
+	l := &jsonLog{f: f}
 	long := strings.Repeat("y", 40000)
 	var in []string
 	for _, chunk := range []string{"one\ntw", "o\n", "", "three", " still three\nfour <&>\n", long + "\nend"} {
-		s.logLines(2, []byte(chunk))
+		l.lines(2, []byte(chunk))
 		in = append(in, chunk)
 	}
-	s.logLines(1, []byte("out\n"))
+	l.lines(1, []byte("out\n"))
 	before := time.Now().UTC()
-	s.flushLog()
+	l.flush()
 	f.Close()
 	want := []struct{ log, stream string }{{"one\n", "stderr"}, {"two\n", "stderr"}, {"three still three\n", "stderr"},
 		{"four <&>\n", "stderr"}, {long[:16384], "stderr"}, {long[16384:32768], "stderr"}, {long[32768:] + "\n", "stderr"},
@@ -83,21 +83,21 @@ func BenchmarkLogLines(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	s := &shim{log: f}
+	l := &jsonLog{f: f}
 	chunk := []byte(strings.Repeat("y\n", 16<<10))
 	b.ReportAllocs()
 	b.SetBytes(int64(len(chunk)))
 	for i := 0; i < b.N; i++ {
-		s.logLines(1, chunk)
+		l.lines(1, chunk)
 	}
 }
 
-// writeFrame writes api.WriteFrame's bytes.
+// framer writes api.WriteFrame's bytes.
 func TestWriteFrame(t *testing.T) {
-	s := &shim{}
+	var f framer
 	for _, p := range []string{"", "x", strings.Repeat("z", 70000), "after a big one"} {
 		var got, want bytes.Buffer
-		if err := s.writeFrame(&got, 2, []byte(p)); err != nil {
+		if err := f.write(&got, 2, []byte(p)); err != nil {
 			t.Fatal(err)
 		}
 		api.WriteFrame(&want, 2, []byte(p))

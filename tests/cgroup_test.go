@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestPidsLimit(t *testing.T) {
+func TestCgroupPidsLimit(t *testing.T) {
 	r := newRuntime(t)
 	limit := int64(10)
 	out, _ := r.runIn(t, func(s *specs.Spec) {
@@ -24,7 +24,7 @@ func TestPidsLimit(t *testing.T) {
 	assert.Contains(t, out, "can't fork", "a fork loop stops at pids.max")
 }
 
-func TestOOMKilled(t *testing.T) {
+func TestCgroupOOMKilled(t *testing.T) {
 	r := newRuntime(t)
 	limit := int64(32 << 20)
 	dir := bundle(t, func(s *specs.Spec) {
@@ -47,7 +47,7 @@ func TestOOMKilled(t *testing.T) {
 	assert.Equal(t, true, st["oomKilled"], out)
 }
 
-func TestPauseResume(t *testing.T) {
+func TestCgroupPauseResume(t *testing.T) {
 	r := newRuntime(t)
 	dir := bundle(t, func(s *specs.Spec) {
 		s.Root.Readonly = false
@@ -72,7 +72,7 @@ func TestPauseResume(t *testing.T) {
 	require.Eventually(t, func() bool { return count() > a+2 }, 5*time.Second, 20*time.Millisecond, "the counter did not restart")
 }
 
-func TestUpdateAndEvents(t *testing.T) {
+func TestCgroupUpdateAndEvents(t *testing.T) {
 	r := newRuntime(t)
 	dir := bundle(t, sh("sleep 100"))
 	id := newID(t)
@@ -103,4 +103,31 @@ func TestUpdateAndEvents(t *testing.T) {
 	var pids []int
 	require.NoError(t, json.Unmarshal([]byte(out), &pids))
 	assert.Contains(t, pids, r.state(id).Pid)
+}
+
+// TestCgroupViewIsOwn: the container's /sys/fs/cgroup shows its own
+// cgroup, with its limits, not the host's hierarchies (whose roots alone
+// have cgroup.sane_behavior on v1), with a cgroup namespace of its own and
+// without.
+func TestCgroupViewIsOwn(t *testing.T) {
+	r := newRuntime(t)
+	for _, ownNS := range []bool{true, false} {
+		limit := int64(77)
+		out, code := r.runIn(t, func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}
+			if !ownNS {
+				var nss []specs.LinuxNamespace
+				for _, n := range s.Linux.Namespaces {
+					if n.Type != specs.CgroupNamespace {
+						nss = append(nss, n)
+					}
+				}
+				s.Linux.Namespaces = nss
+			}
+			s.Process.Args = []string{"sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null; ls /sys/fs/cgroup/memory /sys/fs/cgroup 2>/dev/null"}
+		})
+		require.Equal(t, 0, code, out)
+		assert.Contains(t, out, "77\n", "own cgroup namespace %v", ownNS)
+		assert.NotContains(t, out, "cgroup.sane_behavior", "own cgroup namespace %v: the host's hierarchy root is visible", ownNS)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -84,4 +85,62 @@ func TestEngineExec(t *testing.T) {
 	require.Contains(t, string(raw), "/dev/pts/")
 	e.must(200, "GET", "/exec/"+cr.ID+"/json", nil, &ins)
 	require.Equal(t, 3, *ins.ExitCode)
+}
+
+// Execs run under the container's shim, so they outlive a daemon killed
+// while they run: the next daemon lists them, and records their exit.
+func TestEngineExecSurvivesRestart(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	e.create("box", map[string]any{"Image": "busybox", "Cmd": []string{"sleep", "300"}})
+	e.must(204, "POST", "/containers/box/start", nil, nil)
+
+	// an attached exec, and a detached one
+	var attached, detached api.CreateResponse
+	e.must(201, "POST", "/containers/box/exec", map[string]any{"Cmd": []string{"sh", "-c", "echo started; sleep 2; exit 7"},
+		"AttachStdout": true, "AttachStderr": true}, &attached)
+	e.must(201, "POST", "/containers/box/exec", map[string]any{"Cmd": []string{"sh", "-c", "sleep 2; echo late > /late"}}, &detached)
+	conn, err := net.Dial("unix", e.sock)
+	require.NoError(t, err)
+	defer conn.Close()
+	body := `{"Detach":false,"Tty":false}`
+	fmt.Fprintf(conn, "POST /v1.41/exec/%s/start HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", attached.ID, len(body), body)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	var hdr [8]byte
+	_, err = io.ReadFull(br, hdr[:]) // its first output: it runs
+	require.NoError(t, err)
+	e.must(200, "POST", "/exec/"+detached.ID+"/start", map[string]any{"Detach": true}, nil)
+	var ins api.ExecInspect
+	e.must(200, "GET", "/exec/"+attached.ID+"/json", nil, &ins)
+	require.True(t, ins.Running)
+	pid := ins.Pid
+
+	e.killDaemon()
+	require.False(t, processGone(pid), "the exec died with the daemon")
+	e.start()
+
+	for _, id := range []string{attached.ID, detached.ID} {
+		e.must(200, "GET", "/exec/"+id+"/json", nil, &ins)
+		require.True(t, ins.Running, "exec %s after the restart", id)
+	}
+	e.must(200, "GET", "/exec/"+attached.ID+"/json", nil, &ins)
+	require.Equal(t, pid, ins.Pid)
+	require.Eventually(t, func() bool {
+		e.must(200, "GET", "/exec/"+attached.ID+"/json", nil, &ins)
+		return ins.ExitCode != nil
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 7, *ins.ExitCode)
+	require.False(t, ins.Running)
+	require.Eventually(t, func() bool {
+		e.must(200, "GET", "/exec/"+detached.ID+"/json", nil, &ins)
+		return ins.ExitCode != nil
+	}, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, 0, *ins.ExitCode)
+	late, err := os.ReadFile(fmt.Sprintf("/proc/%d/root/late", e.inspect("box").State.Pid))
+	require.NoError(t, err)
+	require.Equal(t, "late\n", string(late))
+	e.must(204, "DELETE", "/containers/box?force=1", nil, nil)
 }

@@ -102,6 +102,10 @@ func (e *engine) start() {
 	defer logf.Close()
 	e.cmd = exec.Command(binary, args...)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	// a binary built with -race (make test-race) writes what it finds to
+	// race.<pid> there: the daemon's, and its shims', whose stderr is a
+	// container's shim.log, gone with the container
+	e.cmd.Env = append(os.Environ(), "GORACE=log_path="+filepath.Join(filepath.Dir(e.logPath), "race"))
 	// Its own mount namespace (Go makes / private in it): the overlay
 	// mounts of its containers stay out of the test process's table, which
 	// other packages' tests, run at the same time, compare before and after.
@@ -212,9 +216,15 @@ func (e *engine) cleanup() {
 		}
 	}
 	e.checkNetworkLeaks()
-	// a daemon built with -race (make test-race) reports races in its log
+	// a daemon built with -race (make test-race) reports races in its log,
+	// or in the race.<pid> files of GORACE's log_path
 	if strings.Contains(e.log(), "WARNING: DATA RACE") {
 		t.Errorf("the daemon found a data race")
+	}
+	reports, _ := filepath.Glob(filepath.Join(filepath.Dir(e.logPath), "race.*"))
+	for _, r := range reports {
+		data, _ := os.ReadFile(r)
+		t.Errorf("a data race (%s):\n%s", filepath.Base(r), data)
 	}
 	if t.Failed() {
 		t.Logf("daemon log:\n%s", e.log())

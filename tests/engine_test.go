@@ -46,6 +46,19 @@ func TestEnginePingVersionInfo(t *testing.T) {
 	os.RemoveAll(e.execRoot + "-2")
 	require.Error(t, err)
 	require.Contains(t, string(out), "in use by another daemon")
+
+	// a daemon that cannot listen (another answers on its socket) says so
+	// before it makes any directory
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	out, err = exec.Command(binary, "daemon", "--data-root", fresh+"/data", "--exec-root", fresh+"/exec",
+		"-H", "unix://"+e.sock).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "another daemon answers on this socket")
+	_, err = os.Stat(fresh)
+	require.True(t, os.IsNotExist(err), "it made %s", fresh)
+	// the daemon says where it listens, its roots, runtime and cgroups
+	require.Contains(t, e.log(), "listening on unix://"+e.sock+"; data root "+e.dataRoot+", exec root "+e.execRoot)
+	require.Contains(t, e.log(), ", cgroups ")
 }
 
 func TestEngineRunLifecycle(t *testing.T) {
@@ -170,6 +183,11 @@ func TestEngineErrors(t *testing.T) {
 	require.Equal(t, 413, st)
 	st, _ = e.do("POST", "/containers/create?name=bad/name", map[string]any{"Image": "busybox"})
 	require.Equal(t, 400, st)
+	// a field the engine does not apply is refused, named, not dropped
+	st, body = e.do("POST", "/containers/create", map[string]any{"Image": "busybox", "Cmd": []string{"true"},
+		"HostConfig": map[string]any{"Binds": []string{"/tmp:/host"}}})
+	require.Equal(t, 400, st)
+	require.Contains(t, string(body), "HostConfig.Binds")
 
 	e.create("taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
 	st, body = e.do("POST", "/containers/create?name=taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})

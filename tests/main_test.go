@@ -9,12 +9,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"minidock/runtime"
 )
 
 // binary is the minidock binary under test (built once by TestMain).
 var binary string
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		// The runtime used as a library (runtime_library_test.go)
+		// re-executes /proc/self/exe, this test binary, as the init:
+		// play that role, as cmd/minidock does.
+		runtime.InitMain(os.Args[2:])
+	}
 	os.Exit(run(m))
 }
 

@@ -155,7 +155,7 @@ func changeTime(fi fs.FileInfo) time.Time {
 	return fi.ModTime()
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 // ValidateName checks a volume name with Docker's rule (it becomes a
 // directory name: no "/", no leading "."), in Docker's words.
@@ -166,7 +166,7 @@ func ValidateName(name string) error {
 	if len(name) > 255 {
 		return invalidf("volume name is too long (%d bytes), names may have at most 255", len(name))
 	}
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return invalidf("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name)
 	}
 	return nil

@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 
 	"minidock/client/cli"
-	"minidock/daemon"
-	"minidock/registry/server"
+	daemon "minidock/daemon/server"
+	registry "minidock/registry/server"
 	"minidock/runtime"
 	"minidock/shim"
 )
@@ -42,7 +42,7 @@ func main() {
 		os.Exit(daemon.Main(args))
 	case "registry":
 		// `minidock registry serve ...`: the registry server.
-		os.Exit(server.Main(args))
+		os.Exit(registry.Main(args))
 	case "shim":
 		// Started by the daemon, one per running container.
 		os.Exit(shim.Main(args))

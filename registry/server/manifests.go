@@ -33,7 +33,7 @@ type manifestFields struct {
 // /v2/<name>/manifests/<tag or digest>.
 func (s *Server) manifestRoute(w http.ResponseWriter, r *http.Request, name, ref string) {
 	isDigest := strings.Contains(ref, ":")
-	if !isDigest && !tagRE.MatchString(ref) {
+	if !isDigest && !tagRE().MatchString(ref) {
 		writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("invalid tag %q", ref))
 		return
 	}
@@ -158,7 +158,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		tags = append([]string{ref}, tags...)
 	}
 	for _, t := range tags {
-		if !tagRE.MatchString(t) {
+		if !tagRE().MatchString(t) {
 			writeError(w, http.StatusBadRequest, "TAG_INVALID", fmt.Sprintf("invalid tag %q", t))
 			return
 		}

@@ -52,10 +52,12 @@ func New(opts Options) (*Server, error) {
 const maxManifestSize = 4 << 20
 
 // nameRE is the grammar of a repository name (distribution spec).
-var nameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
+})
 
 // tagRE is the grammar of a tag.
-var tagRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+var tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 
 // ServeHTTP routes a request: /v2/, /v2/_catalog, and
 // /v2/<name>/{blobs/uploads/[<id>], blobs/<digest>, manifests/<ref>,
@@ -104,7 +106,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint "+p)
 		return
 	}
-	if !nameRE.MatchString(name) || len(name) > 255 {
+	if !nameRE().MatchString(name) || len(name) > 255 {
 		writeError(w, http.StatusBadRequest, "NAME_INVALID", fmt.Sprintf("invalid repository name %q", name))
 		return
 	}

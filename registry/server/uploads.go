@@ -33,7 +33,7 @@ type upload struct {
 	n  int64
 }
 
-var uploadIDRE = regexp.MustCompile(`^[a-f0-9]{32}$`)
+var uploadIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{32}$`) })
 
 // uploadRoute answers /v2/<name>/blobs/uploads/ (POST: start, mount or
 // monolithic push) and /v2/<name>/blobs/uploads/<id> (PATCH: a chunk,
@@ -47,7 +47,7 @@ func (s *Server) uploadRoute(w http.ResponseWriter, r *http.Request, name, id st
 		s.startUpload(w, r, name)
 		return
 	}
-	if !uploadIDRE.MatchString(id) || !s.uploadOf(name, id) {
+	if !uploadIDRE().MatchString(id) || !s.uploadOf(name, id) {
 		writeError(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", fmt.Sprintf("upload %q not known to repository %q", id, name))
 		return
 	}
@@ -86,7 +86,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, name string
 			return
 		}
 		from := q.Get("from")
-		if (from == "" && s.store.blobExists(d)) || (from != "" && nameRE.MatchString(from) && s.store.hasBlob(from, d)) {
+		if (from == "" && s.store.blobExists(d)) || (from != "" && nameRE().MatchString(from) && s.store.hasBlob(from, d)) {
 			if err := s.store.linkBlob(name, d); err == nil {
 				blobCreated(w, name, d)
 				return

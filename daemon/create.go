@@ -1,0 +1,192 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"minidock/api"
+	"minidock/internal/errdefs"
+)
+
+// ContainerCreateConfig is what a container is made from: the request of
+// POST /containers/create (or a builder's step). Config.Image names the
+// image, by reference or ID.
+type ContainerCreateConfig struct {
+	Name             string
+	Config           api.ContainerConfig
+	HostConfig       api.HostConfig
+	NetworkingConfig *api.NetworkingConfig
+}
+
+// CreateContainer makes a container: its config merged with the image's,
+// its networking planned, its root filesystem prepared (the image's
+// layers under an empty upper dir), its config.v2.json written. Nothing
+// runs yet.
+func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) (api.CreateResponse, error) {
+	name := strings.TrimPrefix(cc.Name, "/")
+	if name != "" && !nameRE().MatchString(name) {
+		return api.CreateResponse{}, errdefs.Invalidf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	if cc.Config.Image == "" {
+		return api.CreateResponse{}, errdefs.Invalidf("no image given: Config.Image is empty")
+	}
+	img, err := d.resolveImage(cc.Config.Image)
+	if err != nil {
+		return api.CreateResponse{}, err
+	}
+	hc := cc.HostConfig
+	if err := checkUnsupported(&cc); err != nil {
+		return api.CreateResponse{}, err
+	}
+	if err := checkRestartPolicy(&hc); err != nil {
+		return api.CreateResponse{}, err
+	}
+	if hc.Memory < 0 || hc.NanoCPUs < 0 || hc.CPUShares < 0 {
+		return api.CreateResponse{}, errdefs.Invalidf("Memory, NanoCpus and CpuShares must not be negative")
+	}
+	if hc.Memory > 0 && hc.Memory < 6<<20 {
+		return api.CreateResponse{}, errdefs.Invalidf("Minimum memory limit allowed is 6MB")
+	}
+	cfg, err := mergeImageConfig(cc.Config, img.Config.Config)
+	if err != nil {
+		return api.CreateResponse{}, err
+	}
+	id := newID()
+	c := &Container{
+		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,
+		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id,
+		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}),
+	}
+	otherID := func(ref string) (string, error) {
+		o, err := d.lookup(ref)
+		if err != nil {
+			return "", err
+		}
+		return o.ID, nil
+	}
+	eps, warnings, err := d.network.Plan(id, &c.Config, &c.HostConfig, cc.NetworkingConfig, otherID)
+	if err != nil {
+		return api.CreateResponse{}, err
+	}
+	c.Networks = eps
+	if warnings == nil {
+		warnings = []string{}
+	}
+
+	d.mu.Lock()
+	if name == "" {
+		name = d.newName(id)
+	}
+	if other, used := d.names[name]; used {
+		d.mu.Unlock()
+		return api.CreateResponse{}, nameInUse(name, other)
+	}
+	c.Name = name
+	d.names[name] = id // reserved while the rootfs is made
+	d.mu.Unlock()
+
+	err = d.createFiles(c)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		delete(d.names, name)
+		return api.CreateResponse{}, err
+	}
+	d.containers[id] = c
+	d.emit(c, "create", nil)
+	return api.CreateResponse{ID: id, Warnings: warnings}, nil
+}
+
+// checkUnsupported refuses, naming them, the fields of a create request
+// this engine does not apply yet, rather than drop them.
+func checkUnsupported(cc *ContainerCreateConfig) error {
+	var fields []string
+	for name, set := range map[string]bool{
+		"HostConfig.Binds": len(cc.HostConfig.Binds) > 0, "HostConfig.Mounts": len(cc.HostConfig.Mounts) > 0,
+		"HostConfig.Tmpfs": len(cc.HostConfig.Tmpfs) > 0, "HostConfig.VolumesFrom": len(cc.HostConfig.VolumesFrom) > 0,
+		"Volumes": len(cc.Config.Volumes) > 0,
+	} {
+		if set {
+			fields = append(fields, name)
+		}
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	sort.Strings(fields)
+	return errdefs.Invalidf("%s: volumes and mounts are not supported by this daemon yet", strings.Join(fields, ", "))
+}
+
+// mergeImageConfig is the container's config: the request's, each unset
+// field taken from the image's. The command is the entrypoint and command
+// of the request, each falling back to the image's (a given entrypoint
+// drops the image's command, as in Docker); the environment is the
+// image's with the request's variables over it, by name.
+func mergeImageConfig(cfg api.ContainerConfig, img ocispec.ImageConfig) (api.ContainerConfig, error) {
+	if cfg.Entrypoint == nil {
+		cfg.Entrypoint = img.Entrypoint
+		if cfg.Cmd == nil {
+			cfg.Cmd = img.Cmd
+		}
+	}
+	if len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {
+		return cfg, errdefs.Invalidf("no command specified")
+	}
+	cfg.Env = mergeEnv(img.Env, cfg.Env)
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = img.WorkingDir
+	}
+	if cfg.User == "" {
+		cfg.User = img.User
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = img.StopSignal
+	}
+	for k := range img.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.ExposedPorts[k] = struct{}{}
+	}
+	return cfg, nil
+}
+
+// mergeEnv puts the variables of over on those of base, by name.
+func mergeEnv(base, over []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if ok, _, _ := strings.Cut(old, "="); ok == k {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// createFiles makes the container's rootfs and its config.v2.json; on
+// failure it leaves nothing. A daemon that dies in between leaves a
+// directory without config.v2.json, which restore removes.
+func (d *Daemon) createFiles(c *Container) error {
+	if _, err := d.images.PrepareRootfs(c.ID, c.Image); err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	if err := c.saveDurably(); err != nil {
+		d.images.RemoveRootfs(c.ID)
+		os.RemoveAll(c.paths.dir)
+		return err
+	}
+	return nil
+}

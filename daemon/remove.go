@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"minidock/image"
+	"minidock/internal/errdefs"
+)
+
+// RemoveContainer is `docker rm [-f]`: refused while the container runs
+// unless forced (then it is killed first); its rootfs, files and name go.
+// Any number of removals of one container may run at once: one removes
+// it, the others find it removed.
+func (d *Daemon) RemoveContainer(ctx context.Context, name string, force bool) error {
+	c, err := d.lookup(name)
+	if err != nil {
+		return err
+	}
+	return d.remove(c, force)
+}
+
+// remove deletes c once it is not running; with force it stops it first.
+// A start may run meanwhile (it holds c.op): after it, look again.
+func (d *Daemon) remove(c *Container, force bool) error {
+	for {
+		d.mu.Lock()
+		running := c.State.Status == "running"
+		d.mu.Unlock()
+		if running {
+			if !force {
+				return errdefs.Conflictf("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)
+			}
+			if err := d.stop(c, unix.SIGKILL, 10*time.Second); err != nil && !errdefs.Is(err, errdefs.NotModified) {
+				return err
+			}
+		}
+		c.op.Lock()
+		d.mu.Lock()
+		running, removed := c.State.Status == "running", c.removed
+		d.mu.Unlock()
+		if removed {
+			c.op.Unlock()
+			return nil
+		}
+		if !running {
+			break
+		}
+		c.op.Unlock()
+	}
+	defer c.op.Unlock()
+	d.mu.Lock()
+	c.Removing = true
+	err := c.save()
+	d.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := d.removeFiles(c.ID, c.paths); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	c.removed = true
+	delete(d.containers, c.ID)
+	for id, e := range d.execs {
+		if e.ContainerID == c.ID {
+			delete(d.execs, id)
+		}
+	}
+	delete(d.names, c.Name)
+	c.notify()
+	d.emit(c, "destroy", nil)
+	d.mu.Unlock()
+	return nil
+}
+
+// removeFiles deletes a container's rootfs (the image store's record
+// too) and its directory, config.v2.json last: a removal cut short is
+// finished by the next daemon (restore).
+func (d *Daemon) removeFiles(id string, p paths) error {
+	if err := d.images.RemoveRootfs(id); err != nil && !errors.Is(err, image.ErrNotFound) {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	ents, _ := os.ReadDir(p.dir)
+	for _, e := range ents {
+		if f := filepath.Join(p.dir, e.Name()); f != p.config {
+			if err := os.RemoveAll(f); err != nil {
+				return fmt.Errorf("remove container %s: %w", id, err)
+			}
+		}
+	}
+	if err := os.RemoveAll(p.dir); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	return nil
+}

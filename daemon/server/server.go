@@ -1,0 +1,376 @@
+// Package server is the Engine API over HTTP: `minidock daemon` (Main)
+// listens on its sockets and each handler decodes a request, calls one
+// method of the engine (package daemon) and encodes the answer, in
+// Docker's shapes (package api) and with Docker's status codes for the
+// engine's error kinds (package errdefs). It holds no engine logic: moby's
+// router over its backend is the model.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"minidock/api"
+	"minidock/bridge"
+	"minidock/daemon"
+	"minidock/internal/errdefs"
+)
+
+type listFlag []string
+
+func (h *listFlag) String() string     { return strings.Join(*h, ",") }
+func (h *listFlag) Set(v string) error { *h = append(*h, v); return nil }
+
+// Main runs `minidock daemon ARGS...` (or `minidockd ARGS...`). It takes
+// its sockets before it makes any directory, so that a daemon that cannot
+// listen fails without leaving anything behind.
+func Main(args []string) int {
+	var cfg daemon.Config
+	var hosts, pools, dns listFlag
+	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
+	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
+	fs.Var(&hosts, "H", "socket to listen on, unix:///path (repeatable)")
+	fs.Var(&hosts, "host", "same as -H")
+	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime binary (default: minidock's own runtime, in the shim's process)")
+	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/minidock", "parent cgroup of the containers")
+	fs.StringVar(&cfg.Network.Bridge, "bridge", "minidock0", "Linux bridge of the default network")
+	fs.StringVar(&cfg.Network.BIP, "bip", "", "address and prefix of the default bridge, such as 172.30.0.1/16 (default: a free subnet of the pools)")
+	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
+	fs.StringVar(&cfg.Network.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
+	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	cfg.Network.AddressPools, cfg.Network.DNS = pools, dns
+	if len(hosts) == 0 {
+		hosts = []string{"unix://" + filepath.Join(cfg.ExecRoot, "minidock.sock")}
+	}
+	logger := log.New(os.Stderr, "minidock daemon: ", log.LstdFlags)
+	cfg.Log = logger
+	lns, err := listen(hosts)
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	d, err := daemon.New(cfg)
+	if err != nil {
+		closeAll(lns)
+		logger.Print(err)
+		return 1
+	}
+	logger.Printf("listening on %s; %s", strings.Join(hosts, ", "), d.Describe())
+	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
+	defer stop()
+	err = Serve(ctx, d, lns)
+	logger.Printf("stopping (%v)", context.Cause(ctx))
+	d.Close()
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// listen takes every host's socket, or none.
+func listen(hosts []string) ([]net.Listener, error) {
+	var lns []net.Listener
+	for _, h := range hosts {
+		ln, err := listenUnix(h)
+		if err != nil {
+			closeAll(lns)
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, l := range lns {
+		l.Close()
+		if u, ok := l.Addr().(*net.UnixAddr); ok {
+			os.Remove(u.Name)
+		}
+	}
+}
+
+// listenUnix listens on unix://PATH, mode 0660, group minidock when that
+// group exists. A socket file left by a dead daemon is replaced; one a
+// live daemon answers on is refused.
+func listenUnix(host string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(host, "unix://")
+	if !ok || path == "" {
+		return nil, fmt.Errorf("host %q: only unix:///path is supported", host)
+	}
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("listen on %s: another daemon answers on this socket", path)
+	}
+	dir := filepath.Dir(path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		if statErr != nil {
+			os.Remove(dir) // ours, and empty
+		}
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	gid := 0
+	if g, err := user.LookupGroup("minidock"); err == nil {
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	if err := os.Chown(path, 0, gid); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chown %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Serve answers the Engine API on every listener until ctx ends.
+func Serve(ctx context.Context, d *daemon.Daemon, lns []net.Listener) error {
+	srv := &http.Server{Handler: Handler(d), ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { errc <- srv.Serve(ln) }(ln)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			srv.Close()
+			return err
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	srv.Close() // hijacked and streaming connections end here
+	return nil
+}
+
+// router is the handlers over one engine.
+type router struct{ d *daemon.Daemon }
+
+var versionPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v([0-9]+\.[0-9]+)(/.*)$`) })
+
+// Handler is the Engine API: the version prefix is checked and stripped,
+// Docker's headers are set on every reply, then the routes.
+func Handler(d *daemon.Daemon) http.Handler {
+	r := router{d}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_ping", ping)
+	mux.HandleFunc("HEAD /_ping", ping)
+	mux.HandleFunc("GET /version", r.version)
+	mux.HandleFunc("GET /info", r.info)
+	mux.HandleFunc("GET /events", r.events)
+
+	mux.HandleFunc("/images/", r.images)
+
+	mux.HandleFunc("POST /containers/create", r.containerCreate)
+	mux.HandleFunc("GET /containers/json", r.containerList)
+	mux.HandleFunc("GET /containers/{id}/json", r.containerInspect)
+	mux.HandleFunc("POST /containers/{id}/start", r.containerStart)
+	mux.HandleFunc("POST /containers/{id}/stop", r.containerStop)
+	mux.HandleFunc("POST /containers/{id}/kill", r.containerKill)
+	mux.HandleFunc("POST /containers/{id}/restart", r.containerRestart)
+	mux.HandleFunc("POST /containers/{id}/wait", r.containerWait)
+	mux.HandleFunc("DELETE /containers/{id}", r.containerRemove)
+	mux.HandleFunc("GET /containers/{id}/logs", r.containerLogs)
+	mux.HandleFunc("POST /containers/{id}/attach", r.containerAttach)
+	mux.HandleFunc("POST /containers/{id}/resize", r.containerResize)
+	mux.HandleFunc("POST /containers/{id}/pause", r.containerPause)
+	mux.HandleFunc("POST /containers/{id}/unpause", r.containerUnpause)
+	mux.HandleFunc("GET /containers/{id}/top", r.containerTop)
+	mux.HandleFunc("GET /containers/{id}/stats", r.containerStats)
+	mux.HandleFunc("POST /containers/{id}/rename", r.containerRename)
+	mux.HandleFunc("GET /containers/{id}/export", r.containerExport)
+	mux.HandleFunc("GET /containers/{id}/changes", r.containerChanges)
+	mux.HandleFunc("HEAD /containers/{id}/archive", r.containerStatPath)
+	mux.HandleFunc("GET /containers/{id}/archive", r.containerArchive)
+	mux.HandleFunc("PUT /containers/{id}/archive", r.containerExtract)
+	mux.HandleFunc("POST /containers/prune", r.containersPrune)
+	mux.HandleFunc("POST /commit", r.commit)
+
+	mux.HandleFunc("POST /containers/{id}/exec", r.execCreate)
+	mux.HandleFunc("POST /exec/{id}/start", r.execStart)
+	mux.HandleFunc("POST /exec/{id}/resize", r.execResize)
+	mux.HandleFunc("GET /exec/{id}/json", r.execInspect)
+
+	mux.HandleFunc("GET /networks", r.networkList)
+	mux.HandleFunc("GET /networks/{id}", r.networkInspect)
+	mux.HandleFunc("POST /networks/create", r.networkCreate)
+	mux.HandleFunc("DELETE /networks/{id}", r.networkRemove)
+	mux.HandleFunc("POST /networks/{id}/connect", r.networkConnect)
+	mux.HandleFunc("POST /networks/{id}/disconnect", r.networkDisconnect)
+	mux.HandleFunc("POST /networks/prune", r.networksPrune)
+	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, errdefs.NotFoundf("page not found: %s %s", req.Method, req.URL.Path))
+	})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h := w.Header()
+		h.Set("Api-Version", api.Version)
+		h.Set("Ostype", "linux")
+		h.Set("Docker-Experimental", "false")
+		h.Set("Server", "Minidock/"+daemon.ServerVersion+" ("+runtime.GOOS+")")
+		if m := versionPrefix().FindStringSubmatch(req.URL.Path); m != nil {
+			if versionLess(api.Version, m[1]) {
+				writeError(w, errdefs.Invalidf("client version %s is too new. Maximum supported API version is %s", m[1], api.Version))
+				return
+			}
+			if versionLess(m[1], api.MinVersion) {
+				writeError(w, errdefs.Invalidf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", m[1], api.MinVersion))
+				return
+			}
+			req.URL.Path = m[2]
+			req.URL.RawPath = ""
+		}
+		mux.ServeHTTP(w, req)
+	})
+}
+
+// versionLess compares "major.minor" versions.
+func versionLess(a, b string) bool {
+	am, an, _ := strings.Cut(a, ".")
+	bm, bn, _ := strings.Cut(b, ".")
+	x, _ := strconv.Atoi(am)
+	y, _ := strconv.Atoi(bm)
+	if x != y {
+		return x < y
+	}
+	x, _ = strconv.Atoi(an)
+	y, _ = strconv.Atoi(bn)
+	return x < y
+}
+
+// maxJSONBody bounds request bodies decoded as JSON.
+const maxJSONBody = 1 << 20
+
+// statusOf is the HTTP status Docker answers an error of each kind with.
+func statusOf(err error) int {
+	switch errdefs.KindOf(err) {
+	case errdefs.NotFound:
+		return http.StatusNotFound
+	case errdefs.Conflict:
+		return http.StatusConflict
+	case errdefs.InvalidParameter:
+		return http.StatusBadRequest
+	case errdefs.Forbidden:
+		return http.StatusForbidden
+	case errdefs.NotModified:
+		return http.StatusNotModified
+	case errdefs.NotImplemented:
+		return http.StatusNotImplemented
+	case errdefs.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		writeError(w, fmt.Errorf("encode reply: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// writeError sends {"message": ...} with the error's status.
+func writeError(w http.ResponseWriter, err error) {
+	status := statusOf(err)
+	if status == http.StatusNotModified {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, api.ErrorResponse{Message: err.Error()})
+}
+
+// reply writes the engine's answer: the error's status, or status with v
+// (nil: no body).
+func reply(w http.ResponseWriter, status int, v any, err error) {
+	switch {
+	case err != nil:
+		writeError(w, err)
+	case v == nil:
+		w.WriteHeader(status)
+	default:
+		writeJSON(w, status, v)
+	}
+}
+
+// decodeJSON reads a JSON body of at most maxJSONBody bytes into v.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxJSONBody)
+	if err := json.NewDecoder(body).Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &errdefs.Error{Kind: errdefs.TooLarge, Err: fmt.Errorf("request body is larger than %d bytes", maxJSONBody)}
+		}
+		if errors.Is(err, io.EOF) {
+			return errdefs.Invalidf("request body is empty; a JSON object is required")
+		}
+		return errdefs.Invalidf("invalid JSON in request body: %v", err)
+	}
+	return nil
+}
+
+func boolParam(r *http.Request, name string) bool {
+	v := r.URL.Query().Get(name)
+	return v != "" && v != "0" && !strings.EqualFold(v, "false")
+}
+
+// filters reads the filters= parameter.
+func filters(r *http.Request) (api.Filters, error) {
+	f, err := api.ParseFilters(r.URL.Query().Get("filters"))
+	if err != nil {
+		return nil, errdefs.Wrap(errdefs.InvalidParameter, err)
+	}
+	return f, nil
+}
+
+func ping(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	w.Header().Set("Pragma", "no-cache")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Length", "0")
+		return
+	}
+	io.WriteString(w, "OK")
+}
