@@ -27,6 +27,7 @@ func TestDropinContainerd(t *testing.T) {
 
 			t.Run("run", func(t *testing.T) {
 				c := c.in(t)
+				r.callLog()
 				out, code := c.ctr(c.ctrRunArgs(r, []string{"--rm"}, "dropin-run", "sh", "-c", "echo hello from pid $$; exit 3")...)
 				require.Equal(t, 3, code, out)
 				require.Contains(t, out, "hello from pid 1")
@@ -36,6 +37,7 @@ func TestDropinContainerd(t *testing.T) {
 
 			t.Run("tty", func(t *testing.T) {
 				c := c.in(t)
+				r.callLog()
 				out := shellSession(t, nil, 5, append([]string{"ctr", "--address", c.sock, "--namespace", c.ns},
 					c.ctrRunArgs(r, []string{"--rm", "--tty"}, "dropin-tty", "sh")...)...)
 				require.Contains(t, out, "/dev/pts/0")
@@ -45,6 +47,7 @@ func TestDropinContainerd(t *testing.T) {
 
 			t.Run("detached", func(t *testing.T) {
 				c := c.in(t)
+				r.callLog()
 				id := "dropin-detached"
 				logFile := filepath.Join(t.TempDir(), "out.log")
 				c.mustCtr(c.ctrRunArgs(r, []string{"--detach", "--log-uri", "file://" + logFile}, id,

@@ -34,6 +34,7 @@ func TestDropinDocker(t *testing.T) {
 
 			t.Run("run", func(t *testing.T) {
 				d := d.in(t)
+				r.callLog()
 				out, code := d.docker("run", "--rm", "--runtime", rt, "--network", "none", "busybox", "sh", "-c", "echo hello from pid $$; exit 3")
 				require.Equal(t, 3, code, out)
 				require.Contains(t, out, "hello from pid 1")
@@ -43,6 +44,7 @@ func TestDropinDocker(t *testing.T) {
 
 			t.Run("interactive", func(t *testing.T) {
 				d := d.in(t)
+				r.callLog()
 				out := shellSession(t, d.env, 5, dockerCLI20, "run", "--rm", "-it", "--runtime", rt, "--network", "none", "busybox", "sh")
 				require.Contains(t, out, "/dev/pts/0")
 				d.checkClean()
@@ -51,6 +53,7 @@ func TestDropinDocker(t *testing.T) {
 
 			t.Run("detached", func(t *testing.T) {
 				d := d.in(t)
+				r.callLog()
 				name := "dropin-" + r.name
 				t.Cleanup(func() { d.docker("rm", "--force", name) })
 				d.mustDocker("run", "--detach", "--name", name, "--runtime", rt, "--network", "none", "--memory", "64m",
@@ -84,6 +87,7 @@ func TestDropinDocker(t *testing.T) {
 
 			t.Run("bridge", func(t *testing.T) {
 				d := d.in(t)
+				r.callLog()
 				ln, err := net.Listen("tcp", d.bridgeIP+":0")
 				require.NoError(t, err)
 				defer ln.Close()
@@ -116,6 +120,7 @@ func TestDropinDocker(t *testing.T) {
 
 			t.Run("live-restore", func(t *testing.T) {
 				d := d.in(t)
+				r.callLog()
 				name := "dropin-live-" + r.name
 				t.Cleanup(func() { d.docker("rm", "--force", name) })
 				d.mustDocker("run", "--detach", "--name", name, "--runtime", rt, "--network", "none", "busybox", "sleep", "100000")
