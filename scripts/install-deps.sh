@@ -13,6 +13,7 @@ pkgs=(
   docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer; the drop-in tests run minidock's runtime under it
   containerd       # containerd, ctr and its runc v2 shim: the drop-in tests (tests/dropin_*), its CRI plugin with crictl (make crictl)
   util-linux       # nsenter: the drop-in tests start dockerd and containerd in a mount namespace kept for them
+  podman conmon    # the drop-in tests run minidock's runtime under podman too (the bundles it writes)
   qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
   gcc libc6-dev    # make test-race: the race detector needs cgo
 )
