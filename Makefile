@@ -46,11 +46,30 @@ vet:
 # The README's second command, and what CI runs (as root).
 test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance
 
-# Every package's tests, the end-to-end tests/ against minidock's runtime.
+# Every package's tests, the end-to-end tests/ against minidock's runtime
+# (with the drop-in tests: runc, then minidock, under dockerd, containerd
+# and the CRI plugin driven by crictl).
 # -p 1: one package at a time, so that the leak checks (mount table,
 # cgroups, processes) of one package never see another's work in progress.
-test-go:
-	$(GO) test -count=1 -p 1 -timeout 20m ./...
+test-go: crictl
+	CRICTL=$(CRICTL) $(GO) test -count=1 -p 1 -timeout 20m ./...
+
+# minidock's runtime where runc would be, alone (docs/drop-in.md).
+.PHONY: test-dropin
+test-dropin: build crictl
+	CRICTL=$(CRICTL) MINIDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 10m -run '^TestDropin' ./tests/
+
+# crictl, Kubernetes' CRI client, for the drop-in tests and benchmarks:
+# built once from the module proxy into a cache kept across clones.
+CRICTL_VERSION := v1.37.0
+CRICTL_CACHE   ?= $(HOME)/.cache/minidock
+CRICTL         := $(CRICTL_CACHE)/crictl-$(CRICTL_VERSION)
+.PHONY: crictl
+crictl: $(CRICTL)
+$(CRICTL):
+	mkdir -p $(CRICTL_CACHE)/gobin-$(CRICTL_VERSION)
+	GOBIN=$(CRICTL_CACHE)/gobin-$(CRICTL_VERSION) $(GO) install sigs.k8s.io/cri-tools/cmd/crictl@$(CRICTL_VERSION)
+	mv $(CRICTL_CACHE)/gobin-$(CRICTL_VERSION)/crictl $@
 
 # The runtime tests again, against runc: they test the OCI contract.
 test-runc:
@@ -64,8 +83,8 @@ test-race:
 	MINIDOCK_BIN=$(CURDIR)/bin/minidock-race $(GO) test -count=1 -timeout 20m -run 'TestEngine|TestNetwork' ./tests/
 
 # Benchmarks print medians and ratios measured side by side in one run.
-bench: build
-	MINIDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
+bench: build crictl
+	CRICTL=$(CRICTL) MINIDOCK_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 30m ./...
 
 clean:
 	rm -rf bin

@@ -22,10 +22,17 @@ func loadBundle(k kernel.Calls, bundle string) (*specs.Spec, error) {
 	data, err := os.ReadFile(p)
 	k.Note("read", p, err)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("bundle %s: config.json not found (make one with `minidock runtime spec`)", bundle)
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read config.json: %w", err)
 		}
-		return nil, fmt.Errorf("read config.json: %w", err)
+		if _, serr := os.Stat(bundle); serr != nil {
+			var pe *os.PathError
+			if errors.As(serr, &pe) {
+				serr = pe.Err
+			}
+			return nil, fmt.Errorf("bundle %s: %w", bundle, serr)
+		}
+		return nil, fmt.Errorf("bundle %s: config.json not found (make one with `minidock runtime spec`)", bundle)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {

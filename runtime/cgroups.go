@@ -1,8 +1,11 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -21,12 +24,43 @@ func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = cg.Create(withDefaultDevices(c.Config.Linux.Resources))
+	err = cg.Create(withDefaultDevices(runcResources(c.Config.Linux.Resources, c.warn)))
 	if err := k.Note("mkdir", cg.Path()+" in each hierarchy, and its limits", err); err != nil {
 		return nil, err
 	}
 	c.CgroupPath, c.cg = cg.Path(), cg
 	return cg, nil
+}
+
+// runcResources returns r without what runc ignores with a warning, and
+// so minidock too (the cgroup package, which refuses it, never sees it):
+// memory.kernel and memory.kernelTCP, kernel memory limits that Linux 5.4
+// removed from cgroup v1 and v2 never had, and that dockerd 20.10 still
+// sends in every update. r is not modified.
+func runcResources(r *specs.LinuxResources, warn func(string)) *specs.LinuxResources {
+	if r == nil || r.Memory == nil || (r.Memory.Kernel == nil && r.Memory.KernelTCP == nil) {
+		return r
+	}
+	warnTo(warn)("memory.kernel and memory.kernelTCP ignored: kernel memory limits are not supported (Linux 5.4 removed them)")
+	out, m := *r, *r.Memory
+	m.Kernel, m.KernelTCP = nil, nil
+	out.Memory = &m
+	return &out
+}
+
+// systemdCgroup answers runc's --systemd-cgroup at create: runc's own
+// errors where systemd does not run or the path is not systemd's
+// "slice:prefix:name", and otherwise the plain truth, since minidock has
+// no systemd cgroup driver (it writes cgroup files itself, and a systemd
+// that owns the hierarchy would not know of them).
+func systemdCgroup(path string) error {
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		return errors.New("--systemd-cgroup: systemd not running on this host (no /run/systemd/system), so its cgroup driver cannot be used; leave --systemd-cgroup out (containerd: SystemdCgroup = false)")
+	}
+	if path != "" && strings.Count(path, ":") != 2 {
+		return fmt.Errorf(`--systemd-cgroup: expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, got %q instead`, path)
+	}
+	return errors.New("--systemd-cgroup: the systemd cgroup driver is not supported; minidock writes cgroup files itself: leave --systemd-cgroup out (containerd: SystemdCgroup = false)")
 }
 
 // withDefaultDevices appends cgroup.DefaultDeviceRules (the nodes every
@@ -100,7 +134,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	return cg.Update(withDefaultDevices(r))
+	return cg.Update(withDefaultDevices(runcResources(r, c.warn)))
 }
 
 // Stats reads the cgroup's usage and limits (runc's `events --stats` data).

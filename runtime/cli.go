@@ -22,6 +22,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -42,10 +44,11 @@ const DefaultRoot = "/run/minidock/runtime"
 
 // cli holds the global flags of one `minidock runtime` command.
 type cli struct {
-	root      string
-	logFile   string
-	logFormat string
-	trace     *os.File // --trace, MINIDOCK_TRACE=1 or --debug: where trace lines go
+	root          string
+	logFile       string
+	logFormat     string
+	systemdCgroup bool     // --systemd-cgroup: see systemdCgroup
+	trace         *os.File // --trace, MINIDOCK_TRACE=1 or --debug: where trace lines go
 }
 
 // command is one subcommand of `minidock runtime`.
@@ -75,6 +78,8 @@ func commands() []command {
 		{"update", "update [--resources FILE|-] [--memory N] [--cpu-quota N] [--cpu-period N] [--cpu-shares N] [--pids-limit N] ID", (*cli).update},
 		{"events", "events [--stats] [--interval D] ID: print cgroup stats as JSON", (*cli).events},
 		{"features", "features: print what this runtime supports, as JSON", (*cli).features},
+		{"checkpoint", "checkpoint ID: not supported (no CRIU)", (*cli).checkpoint},
+		{"restore", "restore ID: not supported (no CRIU)", (*cli).restore},
 	}
 }
 
@@ -97,7 +102,7 @@ func Main(args []string) int {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "write the trace of every step to the --log file (or stderr)")
 	traceOn := fs.Bool("trace", false, "print every set-up step (also MINIDOCK_TRACE=1)")
-	systemd := fs.Bool("systemd-cgroup", false, "use systemd for cgroups (not supported)")
+	fs.BoolVar(&c.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups: refused at create unless systemd runs (and then unsupported)")
 	fs.String("rootless", "auto", "ignored: minidock runs as root")
 	fs.String("criu", "", "ignored: no checkpoint/restore")
 	version := fs.Bool("version", false, "print the version")
@@ -110,7 +115,9 @@ func Main(args []string) int {
 		return c.fail(err)
 	}
 	if *version {
-		fmt.Printf("minidock runtime version %s\nspec: %s\n", Version, specs.Version)
+		// runc's lines, which dockerd and go-runc parse: NAME version X,
+		// commit: Y, spec: Z
+		fmt.Printf("minidock version %s\ncommit: %s\nspec: %s\ngo: %s\n", Version, commit(), specs.Version, goruntime.Version())
 		return 0
 	}
 	if *traceOn || isTrue(os.Getenv("MINIDOCK_TRACE")) {
@@ -124,9 +131,6 @@ func Main(args []string) int {
 				c.trace = f
 			}
 		}
-	}
-	if *systemd {
-		return c.fail(errors.New("--systemd-cgroup: the systemd cgroup driver is not supported; minidock writes cgroup files itself"))
 	}
 	if fs.NArg() == 0 {
 		usage(os.Stderr)
@@ -155,11 +159,24 @@ func usage(w io.Writer) {
 }
 
 // fail reports err on stderr and, with --log, in the log file (JSON lines
-// {"level","msg","time"} with --log-format json, as callers of runc read it).
+// {"level","msg","time"} with --log-format json, as callers of runc read it:
+// containerd's shim shows the msg of the last "error" line).
 func (c *cli) fail(err error) int {
 	fmt.Fprintf(os.Stderr, "minidock runtime: %v\n", err)
 	c.logLine("error", err.Error())
 	return 1
+}
+
+// warn reports what runc warns about and goes on past (CreateOptions.Warn):
+// into the --log file, as a "warning" line, else on stderr. Not on stderr
+// when there is a log: a created container's init shares the runtime's
+// stderr, which the caller keeps as the container's output.
+func (c *cli) warn(msg string) {
+	if c.logFile != "" {
+		c.logLine("warning", msg)
+		return
+	}
+	fmt.Fprintf(os.Stderr, "minidock runtime: warning: %s\n", msg)
 }
 
 func (c *cli) logLine(level, msg string) {
@@ -172,9 +189,9 @@ func (c *cli) logLine(level, msg string) {
 	}
 	defer f.Close()
 	if c.logFormat == "json" {
-		json.NewEncoder(f).Encode(map[string]string{"level": level, "msg": msg, "time": time.Now().UTC().Format(time.RFC3339Nano)})
+		json.NewEncoder(f).Encode(map[string]string{"level": level, "msg": msg, "time": time.Now().UTC().Format(time.RFC3339)})
 	} else {
-		fmt.Fprintf(f, "time=%q level=%s msg=%q\n", time.Now().UTC().Format(time.RFC3339Nano), level, msg)
+		fmt.Fprintf(f, "time=%q level=%s msg=%q\n", time.Now().UTC().Format(time.RFC3339), level, msg)
 	}
 }
 
@@ -185,6 +202,7 @@ func (c *cli) load(id string) (*Container, error) {
 		return nil, err
 	}
 	ct.SetTrace(c.trace)
+	ct.SetWarn(c.warn)
 	return ct, nil
 }
 
@@ -225,6 +243,13 @@ func (c *cli) createFlags(fs *flag.FlagSet, o *CreateOptions, preserve *int) {
 	fs.Bool("no-new-keyring", false, "ignored: no session keyring is made")
 }
 
+// createOptions fills in what the global flags and the runtime's own
+// process give create and run.
+func (c *cli) createOptions(o *CreateOptions, preserve int) {
+	o.Stdio, o.ExtraFiles = c.stdio(preserve)
+	o.Trace, o.Warn, o.SystemdCgroup = c.trace, c.warn, c.systemdCgroup
+}
+
 // stdio is what the command line gives a container's process: the
 // runtime's own stdio and, with --preserve-fds N, its fds 3 to 3+N-1.
 func (c *cli) stdio(preserve int) ([3]*os.File, []*os.File) {
@@ -243,8 +268,7 @@ func (c *cli) create(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	o.Stdio, o.ExtraFiles = c.stdio(preserve)
-	o.Trace = c.trace
+	c.createOptions(&o, preserve)
 	if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
 		return 1, err
 	}
@@ -304,8 +328,7 @@ func (c *cli) run(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	o.Stdio, o.ExtraFiles = c.stdio(preserve)
-	o.Trace = c.trace
+	c.createOptions(&o, preserve)
 	if *detach {
 		if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
 			return 1, err
@@ -492,6 +515,39 @@ func (c *cli) features(args []string) (int, error) {
 	return 0, printJSON(Features())
 }
 
+// checkpoint and restore are runc's commands for CRIU, which minidock does
+// not have: they answer, whatever their flags, with an error the caller
+// shows (ctr tasks checkpoint, docker checkpoint create).
+func (c *cli) checkpoint(args []string) (int, error) {
+	return 1, errors.New("checkpoint: not supported: minidock has no checkpoint/restore (CRIU)")
+}
+
+func (c *cli) restore(args []string) (int, error) {
+	return 1, errors.New("restore: not supported: minidock has no checkpoint/restore (CRIU)")
+}
+
+// commit is the source revision the binary was built from (go build
+// stamps it when it builds in a git work tree), or "unknown".
+func commit() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "unknown", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
 // stringList is a repeatable string flag (--env A=1 --env B=2).
 type stringList []string
 
@@ -570,7 +626,7 @@ func (c *cli) exec(args []string) (int, error) {
 	if p.Terminal && *console == "" && *detach {
 		return 1, errors.New("exec: cannot allocate a tty without --console-socket when detached")
 	}
-	o := ExecOptions{PidFile: *pidFile, ConsoleSocket: *console, Trace: c.trace}
+	o := ExecOptions{PidFile: *pidFile, ConsoleSocket: *console, Trace: c.trace, Warn: c.warn}
 	o.Stdio, o.ExtraFiles = c.stdio(*preserve)
 	proc, err := Exec(c.root, ct.ID, &p, o)
 	if err != nil {

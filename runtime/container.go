@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/kernel"
+	"minidock/ns"
 )
 
 // Start releases a created container's init: connect to its start socket,
@@ -63,16 +64,18 @@ func (c *Container) poststart(k kernel.Calls) {
 }
 
 // Signal sends sig to the init, or with all to every process of the
-// container (through its cgroup).
+// container (through its cgroup). With all it also works on a stopped
+// container, as runc's: containerd's shim kills that way what a container
+// that shares a pid namespace (a pod's) leaves running once its init has
+// exited.
 func (c *Container) Signal(sig unix.Signal, all bool) error {
-	st := c.Status()
-	if st == "stopped" {
-		return errors.New("container not running")
-	}
 	if all {
-		if cg, err := c.cgroup(); err == nil {
+		if cg, err := c.cgroup(); err == nil && c.CgroupPath != "" {
 			return cg.KillAll(sig)
 		}
+	}
+	if c.Status() == "stopped" {
+		return errors.New("container not running")
 	}
 	if err := unix.Kill(c.Pid, sig); err != nil {
 		return fmt.Errorf("kill %d: %w", c.Pid, err)
@@ -101,10 +104,15 @@ func (c *Container) Delete(force bool) error {
 	return c.destroy(kernel.NewLinux(c.trace).Begin("delete"))
 }
 
-// destroy removes a stopped container: cgroup, poststop hooks, state.
+// destroy removes a stopped container: the processes it left running when
+// it shares a pid namespace (killLeftovers), cgroup, poststop hooks,
+// state.
 func (c *Container) destroy(k kernel.Calls) error {
 	var errs []error
 	if cg, err := c.cgroup(); err == nil {
+		if !c.ownPidNamespace() {
+			c.killLeftovers(k, cg)
+		}
 		err := cg.Destroy()
 		if err := k.Note("rmdir", "cgroup "+c.CgroupPath, err); err != nil {
 			errs = append(errs, err)
@@ -120,6 +128,35 @@ func (c *Container) destroy(k kernel.Calls) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// ownPidNamespace reports whether the container has a pid namespace of its
+// own: then its other processes died with its init (the kernel kills a pid
+// namespace's processes when its init exits).
+func (c *Container) ownPidNamespace() bool {
+	if c.Config == nil || c.Config.Linux == nil {
+		return false
+	}
+	nss := c.Config.Linux.Namespaces
+	return ns.Has(nss, specs.PIDNamespace) && ns.Path(nss, specs.PIDNamespace) == ""
+}
+
+// killLeftovers kills, with SIGKILL through the cgroup, the processes of a
+// stopped container that shares a pid namespace (a pod's container whose
+// shell left a child behind: the pod's init inherited it), and waits for
+// the cgroup to empty, so that it can be removed. runc does the same.
+func (c *Container) killLeftovers(k kernel.Calls, cg cgroupHandle) {
+	pids, err := cg.Pids()
+	if err != nil || len(pids) == 0 {
+		return
+	}
+	err = cg.KillAll(unix.SIGKILL)
+	k.Note("kill", fmt.Sprintf("SIGKILL to the %d processes left in %s", len(pids), c.CgroupPath), err)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if pids, err := cg.Pids(); err != nil || len(pids) == 0 {
+			return
+		}
+	}
 }
 
 func (c *Container) killAndWait() {

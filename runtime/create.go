@@ -47,6 +47,15 @@ type CreateOptions struct {
 	// Trace receives the trace lines of the parent and of the init; nil
 	// for none.
 	Trace *os.File
+	// Warn receives what the runtime goes on past where runc goes on with
+	// a warning: ambient capabilities the kernel would refuse to raise
+	// (runcCapabilities), kernel memory limits (runcResources). nil:
+	// stderr.
+	Warn func(msg string)
+	// SystemdCgroup is runc's --systemd-cgroup (containerd's SystemdCgroup
+	// option): minidock has no systemd cgroup driver, and says so
+	// (systemdCgroup).
+	SystemdCgroup bool
 }
 
 // Create makes container id under the runtime root: state directory,
@@ -73,6 +82,14 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.SystemdCgroup {
+		if err := systemdCgroup(spec.Linux.CgroupsPath); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkPidFile(o.PidFile); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("runtime root %s: %w", root, err)
 	}
@@ -85,7 +102,7 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		}
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
-	c := &Container{ID: id, Bundle: bundle, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr}
+	c := &Container{ID: id, Bundle: bundle, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr, warn: o.Warn}
 	var cmd *exec.Cmd
 	var cg cgroupHandle
 	defer func() {
@@ -279,7 +296,7 @@ func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initCon
 		Namespaces: linux.Namespaces, Hostname: spec.Hostname, Domainname: spec.Domainname,
 		Rootfs: rootPath, RootfsPropagation: linux.RootfsPropagation, Mounts: spec.Mounts, Devices: linux.Devices,
 		NoPivot: o.NoPivot, StartNow: o.StartNow, Sysctl: linux.Sysctl, ReadonlyPaths: linux.ReadonlyPaths, MaskedPaths: linux.MaskedPaths,
-		ReadonlyRoot: spec.Root.Readonly, Process: initProcFor(spec.Process), PreserveFds: len(o.ExtraFiles),
+		ReadonlyRoot: spec.Root.Readonly, Process: initProcFor(spec.Process, o.Warn), PreserveFds: len(o.ExtraFiles),
 	}
 	if hooks := spec.Hooks; hooks != nil {
 		cfg.RuntimeHooks = len(hooks.Prestart) > 0 || len(hooks.CreateRuntime) > 0
@@ -293,6 +310,27 @@ func initConfigFor(spec *specs.Spec, rootPath string, o CreateOptions) (*initCon
 		cfg.Seccomp = f
 	}
 	return cfg, nil
+}
+
+// checkPidFile fails, before anything is made, when the pid file could
+// not be written for want of its directory (runc fails the same way, once
+// the container is made).
+func checkPidFile(p string) error {
+	if p == "" {
+		return nil
+	}
+	fi, err := os.Stat(filepath.Dir(p))
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("directory %s: %w", filepath.Dir(p), pe.Err)
+		}
+		return fmt.Errorf("pid file %s: %w", p, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("pid file %s: %s is not a directory", p, filepath.Dir(p))
+	}
+	return nil
 }
 
 // Console is the pty master of a container made with process.terminal and

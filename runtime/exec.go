@@ -32,6 +32,9 @@ type ExecOptions struct {
 	ExtraFiles []*os.File
 	// Trace receives trace lines; nil for none.
 	Trace *os.File
+	// Warn receives what Exec goes on past with a warning, as Create's
+	// (CreateOptions.Warn); nil: stderr.
+	Warn func(msg string)
 }
 
 // Process is a process started in a running container by Exec.
@@ -68,10 +71,13 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 	if err := checkCaps(p.Capabilities); err != nil {
 		return nil, err
 	}
-	if st := c.Status(); st != "running" && st != "created" {
-		return nil, fmt.Errorf("exec: container %s is %s, not running", c.ID, st)
+	if err := checkPidFile(o.PidFile); err != nil {
+		return nil, err
 	}
-	cfg := &initConfig{Exec: true, Process: initProcFor(p), PreserveFds: len(o.ExtraFiles)}
+	if st := c.Status(); st != "running" && st != "created" {
+		return nil, fmt.Errorf("cannot exec in a %s container (%s)", st, c.ID)
+	}
+	cfg := &initConfig{Exec: true, Process: initProcFor(p, o.Warn), PreserveFds: len(o.ExtraFiles)}
 	if c.Config.Linux != nil && c.Config.Linux.Seccomp != nil {
 		// the container's filter applies to its exec'd processes too
 		if cfg.Seccomp, err = seccomp.Compile(c.Config.Linux.Seccomp); err != nil {

@@ -80,12 +80,14 @@ type initProc struct {
 	OOMScoreAdj     *int                     `json:"oomScoreAdj,omitempty"`
 }
 
-// initProcFor keeps of p what the init uses (nil stays nil).
-func initProcFor(p *specs.Process) *initProc {
+// initProcFor keeps of p what the init uses (nil stays nil); the ambient
+// capabilities it could not raise are left out, with a warning to warn
+// (runcCapabilities).
+func initProcFor(p *specs.Process, warn func(string)) *initProc {
 	if p == nil {
 		return nil
 	}
-	return &initProc{Terminal: p.Terminal, User: p.User, Args: p.Args, Env: p.Env, Cwd: p.Cwd, Capabilities: p.Capabilities,
+	return &initProc{Terminal: p.Terminal, User: p.User, Args: p.Args, Env: p.Env, Cwd: p.Cwd, Capabilities: runcCapabilities(p.Capabilities, warn),
 		Rlimits: p.Rlimits, NoNewPrivileges: p.NoNewPrivileges, OOMScoreAdj: p.OOMScoreAdj}
 }
 

@@ -90,6 +90,35 @@ func checkCaps(c *specs.LinuxCapabilities) error {
 	return nil
 }
 
+// runcCapabilities returns c without the ambient capabilities that
+// prctl(PR_CAP_AMBIENT_RAISE) would refuse: the kernel raises one only if
+// it is in both the permitted and the inheritable set. runc goes on past
+// those (`runc spec` writes ambient capabilities and no inheritable ones),
+// so minidock leaves them out too, with a warning to warn, rather than
+// fail. c itself is not modified.
+func runcCapabilities(c *specs.LinuxCapabilities, warn func(string)) *specs.LinuxCapabilities {
+	if c == nil || len(c.Ambient) == 0 {
+		return c
+	}
+	perm, _ := parseCaps(c.Permitted)
+	inh, _ := parseCaps(c.Inheritable)
+	var keep, dropped []string
+	for _, n := range c.Ambient {
+		if i := kernel.Capability(n); i >= 0 && perm&inh&(1<<uint(i)) != 0 {
+			keep = append(keep, n)
+		} else {
+			dropped = append(dropped, n)
+		}
+	}
+	if len(dropped) == 0 {
+		return c
+	}
+	warnTo(warn)(fmt.Sprintf("ambient capabilities %s left out: an ambient capability must be in both the permitted and the inheritable set", strings.Join(dropped, ", ")))
+	out := *c
+	out.Ambient = keep
+	return &out
+}
+
 // dropBoundingSet removes from the bounding set (prctl PR_CAPBSET_DROP)
 // every capability not listed: no later execve can ever regain them.
 func dropBoundingSet(k kernel.Calls, c *specs.LinuxCapabilities) error {

@@ -32,6 +32,7 @@ type Container struct {
 
 	dir     string
 	trace   *trace.Tracer
+	warn    func(string) // see SetWarn
 	console *os.File     // the pty master kept for the caller (see Console)
 	cg      cgroupHandle // the cgroup, once opened (see cgroup)
 }
@@ -109,6 +110,24 @@ func List(root string) ([]*Container, error) {
 // SetTrace makes the container's operations write trace lines to f (nil:
 // none); Create and Exec take theirs in their options.
 func (c *Container) SetTrace(f *os.File) { c.trace = trace.New(f, "runtime") }
+
+// SetWarn gives the container's operations somewhere to report what they
+// go on past, as runc does with a warning (CreateOptions.Warn); nil:
+// stderr.
+func (c *Container) SetWarn(warn func(string)) { c.warn = warn }
+
+// warnf reports a warning through c.warn.
+func (c *Container) warnf(format string, args ...any) {
+	warnTo(c.warn)(fmt.Sprintf(format, args...))
+}
+
+// warnTo is warn, or a writer of warnings to stderr when warn is nil.
+func warnTo(warn func(string)) func(string) {
+	if warn != nil {
+		return warn
+	}
+	return func(msg string) { fmt.Fprintf(os.Stderr, "warning: %s\n", msg) }
+}
 
 // save writes state.json, atomically for concurrent readers (temp file,
 // rename). It is not fsync'ed: the state describes processes, and no crash

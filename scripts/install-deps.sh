@@ -10,7 +10,10 @@ pkgs=(
   etcd-server etcd-client  # the cluster store of overlay networks: cluster/ and vxlan/ tests start one (etcdctl reads its keys)
   skopeo umoci     # third-party image tools for the interop tests
   docker-registry  # distribution 2.8: the reference registry of the registry tests
-  docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer
+  docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer; the drop-in tests run minidock's runtime under it
+  containerd       # containerd, ctr and its runc v2 shim: the drop-in tests (tests/dropin_*), its CRI plugin with crictl (make crictl)
+  util-linux       # nsenter: the drop-in tests start dockerd and containerd in a mount namespace kept for them
+  podman conmon    # the drop-in tests run minidock's runtime under podman too (the bundles it writes)
   qemu-system-x86 linux-image-amd64 cpio xz-utils  # make vm-test, vm-demo: VMs on pure cgroup v2
   jq               # scripts/debug-pivot-root.sh edits a bundle's config.json
   gcc libc6-dev    # make test-race: the race detector needs cgo

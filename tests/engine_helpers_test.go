@@ -400,7 +400,7 @@ func (e *engine) importBusybox(ref string) string {
 }
 
 // busyboxTar is a tarball of testutil's busybox root filesystem.
-func busyboxTar(t *testing.T) []byte {
+func busyboxTar(t testing.TB) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	testutil.MakeBusyboxRootfs(t, dir)

@@ -18,9 +18,16 @@ import (
 func main() {
 	args := os.Args[1:]
 	role := ""
-	if filepath.Base(os.Args[0]) == "minidockd" {
+	switch filepath.Base(os.Args[0]) {
+	case "minidockd":
 		role = "daemon"
-	} else if len(args) > 0 {
+	case "minidock-runtime":
+		// A link of that name stands where runc would, for callers that
+		// take one path and no arguments (containerd's BinaryName,
+		// dockerd's --add-runtime): docs/drop-in.md.
+		role = "runtime"
+	}
+	if role == "" && len(args) > 0 {
 		role = args[0]
 		args = args[1:]
 	}
