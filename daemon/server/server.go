@@ -61,6 +61,10 @@ func Main(args []string) int {
 	fs.BoolVar(&lo.InsecureTCPLoopback, "insecure-tcp-loopback", false, "allow a tcp:// host on a loopback address without TLS (any local user becomes root)")
 	fs.IntVar(&maxConns, "max-connections", 0, "bound on open API connections, all sockets together (default: a quarter of RLIMIT_NOFILE)")
 	fs.DurationVar(&idle, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle this long")
+	fs.Func("max-unpack-size", "the most one layer, and one load or import in all, may expand to, such as 64g (default 64g; the free space is watched too)", func(v string) (err error) {
+		cfg.MaxUnpackSize, err = api.ParseBytes(v)
+		return err
+	})
 	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime binary (default: minidock's own runtime, in the shim's process)")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/minidock", "parent cgroup of the containers")
 	fs.StringVar(&cfg.Network.Bridge, "bridge", "minidock0", "Linux bridge of the default network")
