@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc test-race vet bench clean
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean fuzz
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
@@ -18,7 +18,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test test-runc test-go test-race registry-conformance
+test: build vet oci-validation vm-test test-runc test-go test-race registry-conformance fuzz
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime.
 # -p 1: one package at a time, so that the leak checks (mount table,
@@ -70,3 +70,19 @@ CONFORMANCE := github.com/opencontainers/distribution-spec/conformance@v0.0.0-20
 registry-conformance:
 	GOBIN=$(CURDIR)/bin $(GO) install $(CONFORMANCE)
 	MINIDOCK_CONFORMANCE=$(CURDIR)/bin/conformance $(GO) test -count=1 -v -run '^TestConformance' ./registry/server/
+
+# The fuzz targets, each for FUZZTIME (go test -fuzz takes one target of
+# one package at a time). Each new interesting input is minimized for 50
+# runs at most: the default, a minute each, would spend a short run on
+# minimizing. A crash is written to the package's testdata/fuzz/<target>/,
+# which every go test then replays: commit it with the fix. See
+# docs/security.md.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./api:FuzzCreateRequest ./api:FuzzParseFilters ./api:FuzzParsePortSpec ./network:FuzzNames \
+	./image:FuzzParseReference ./archive:FuzzUnpack ./seccomp:FuzzCompile ./build:FuzzParse
+fuzz:
+	@set -e; start=$$(date +%s); for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg; \
+	done; echo "fuzz: $$(( $$(date +%s) - start )) s in all"

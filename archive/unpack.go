@@ -355,7 +355,7 @@ func procPath(fd int, base string) string {
 	return p
 }
 
-func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) (err error) {
+func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
@@ -397,13 +397,6 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) (err error) {
 	if err := u.replaceExisting(pfd, dir, name, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return err
 	}
-	if hdr.Typeflag != tar.TypeDir {
-		defer func() {
-			if err == nil {
-				u.undo.create(name)
-			}
-		}()
-	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse:
 		return u.regular(pfd, name, base, hdr, tr)
@@ -443,9 +436,10 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) (err error) {
 		if err := unix.Symlinkat(t, pfd, base); err != nil {
 			return fmt.Errorf("symlink: %w", err)
 		}
+		u.undo.create(name)
 		return u.linkMeta(pfd, base, hdr)
 	case tar.TypeLink:
-		return u.hardlink(pfd, base, hdr)
+		return u.hardlink(pfd, name, base, hdr)
 	case tar.TypeChar, tar.TypeBlock:
 		if !u.opts.AllowDevices {
 			return fmt.Errorf("device node %d:%d not allowed in a layer", hdr.Devmajor, hdr.Devminor)
@@ -458,11 +452,13 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) (err error) {
 		if err := unix.Mknodat(pfd, base, kind|0o600, int(dev)); err != nil {
 			return fmt.Errorf("mknod: %w", err)
 		}
+		u.undo.create(name)
 		return u.nodeMeta(pfd, base, hdr)
 	case tar.TypeFifo:
 		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
 			return fmt.Errorf("mkfifo: %w", err)
 		}
+		u.undo.create(name)
 		return u.nodeMeta(pfd, base, hdr)
 	}
 	return fmt.Errorf("unsupported tar entry type %q", string(hdr.Typeflag))
@@ -576,6 +572,7 @@ func (u *unpacker) regular(pfd int, name, base string, hdr *tar.Header, tr *tar.
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
+	u.undo.create(name)
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	// the tar reader gives a sparse entry's holes back as zeros:
@@ -650,7 +647,7 @@ func (u *unpacker) nodeMeta(pfd int, base string, hdr *tar.Header) error {
 }
 
 // hardlink makes base a second name of an earlier entry of this layer.
-func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
+func (u *unpacker) hardlink(pfd int, name, base string, hdr *tar.Header) error {
 	target, err := CleanName(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
@@ -678,6 +675,7 @@ func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
 	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
 		return fmt.Errorf("link to %q: %w", hdr.Linkname, err)
 	}
+	u.undo.create(name)
 	return nil
 }
 
