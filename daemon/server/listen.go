@@ -209,3 +209,20 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// describe lists the hosts for the daemon's log, saying how each TCP one
+// is guarded.
+func (o *ListenOptions) describe() string {
+	var out []string
+	for _, h := range o.Hosts {
+		switch {
+		case !strings.HasPrefix(h, "tcp://"):
+		case o.TLSVerify:
+			h += " (mutual TLS)"
+		default:
+			h += " (no TLS: --insecure-tcp-loopback)"
+		}
+		out = append(out, h)
+	}
+	return strings.Join(out, ", ")
+}

@@ -98,7 +98,7 @@ func Main(args []string) int {
 		logger.Print(err)
 		return 1
 	}
-	logger.Printf("listening on %s; %s", strings.Join(hosts, ", "), d.Describe())
+	logger.Printf("listening on %s; %s", lo.describe(), d.Describe())
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
 	err = serve(ctx, d, lns, lim, idle)
