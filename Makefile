@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test fuzz
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
@@ -44,7 +44,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance
+test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance fuzz
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime
 # (with the drop-in tests: runc, then minidock, under dockerd, containerd
@@ -126,3 +126,18 @@ vm-demo: build
 # The demo VM booted without the shell: the banner's commands, checked.
 vm-demo-test: build
 	tests/vm/demo-test.sh
+# The fuzz targets, each for FUZZTIME (go test -fuzz takes one target of
+# one package at a time). Each new interesting input is minimized for 50
+# runs at most: the default, a minute each, would spend a short run on
+# minimizing. A crash is written to the package's testdata/fuzz/<target>/,
+# which every go test then replays: commit it with the fix. See
+# docs/security.md.
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./api:FuzzCreateRequest ./api:FuzzParseFilters ./api:FuzzParsePortSpec ./network:FuzzNames \
+	./image:FuzzParseReference ./archive:FuzzUnpack ./seccomp:FuzzCompile ./build:FuzzParse
+fuzz:
+	@set -e; start=$$(date +%s); for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 50x $$pkg; \
+	done; echo "fuzz: $$(( $$(date +%s) - start )) s in all"

@@ -133,6 +133,9 @@ type HostConfig struct {
 	PortBindings    map[string][]PortBinding `json:"PortBindings"`
 	PublishAllPorts bool                     `json:"PublishAllPorts"`
 	ExtraHosts      []string                 `json:"ExtraHosts"`
+	DNS             []string                 `json:"Dns"`        // --dns: nameservers of the container's resolv.conf
+	DNSOptions      []string                 `json:"DnsOptions"` // --dns-option: its options line
+	DNSSearch       []string                 `json:"DnsSearch"`  // --dns-search: its search line
 	AutoRemove      bool                     `json:"AutoRemove"`
 	ReadonlyRootfs  bool                     `json:"ReadonlyRootfs"`
 	Memory          int64                    `json:"Memory"`

@@ -36,21 +36,28 @@ const (
 
 // UnpackOptions bounds what a layer tarball may contain. The zero value
 // (or nil) gives the defaults: no device nodes, DefaultMaxFileSize and
-// DefaultMaxLayerSize.
+// DefaultMaxLayerSize, DefaultReserve kept free (space.go).
 type UnpackOptions struct {
 	// AllowDevices lets the layer hold character and block device nodes
 	// (a whiteout is never counted as one).
 	AllowDevices bool
-	// MaxFileSize is the largest regular file accepted.
+	// MaxFileSize is the largest regular file accepted (its size, holes
+	// included).
 	MaxFileSize int64
-	// MaxLayerSize is the largest total of regular file sizes accepted.
+	// MaxLayerSize is the largest total of regular file sizes accepted
+	// (holes included; on disk, holes stay holes).
 	MaxLayerSize int64
+	// Budget, when set, is shared with the other steps of one operation
+	// (all the layers and blobs of an image load): the total is bounded
+	// too, and the free space is watched. Without it the free space is
+	// watched with DefaultReserve.
+	Budget *Budget
 	// Root makes Unpack extract into dst, an existing directory at or
 	// below Root, as docker cp does: paths resolve as if Root were "/"
 	// (openat2 RESOLVE_IN_ROOT: a symlink met on the way, absolute or
 	// with "..", stays inside Root), names are plain (".wh." entries are
-	// files like others), a "." entry leaves dst as it is, and what was
-	// written before a failure stays.
+	// files like others), a "." entry leaves dst as it is, and a failure
+	// puts back everything as it was (undo.go).
 	Root string
 }
 
@@ -75,7 +82,9 @@ func (e *UnpackError) Unwrap() error { return e.Err }
 // Nothing is ever written outside dst: every path is resolved with
 // openat2(RESOLVE_BENEATH) from a descriptor of dst, so a symlink met on
 // the way (absolute, or with "..") that would leave dst fails the call
-// instead of being followed. Entries with ".." or absolute names, symlinks
+// instead of being followed. Holes stay holes (space.go): a sparse file
+// costs on disk only its data, and the free space is checked before
+// anything is written and while it is. Entries with ".." or absolute names, symlinks
 // whose relative target climbs out of dst, hard links to anything outside
 // the layer, device nodes (unless allowed), overlayfs xattrs and sizes over
 // the limits are refused with an *UnpackError naming the entry, and dst is
@@ -90,6 +99,9 @@ func Unpack(dst string, r io.Reader, opts *UnpackOptions) (size int64, err error
 	}
 	if u.opts.MaxLayerSize <= 0 {
 		u.opts.MaxLayerSize = DefaultMaxLayerSize
+	}
+	if u.opts.Budget == nil {
+		u.opts.Budget = &Budget{}
 	}
 	if u.opts.Root != "" {
 		return u.into(r)
@@ -125,12 +137,23 @@ func (u *unpacker) into(r io.Reader) (int64, error) {
 	if u.root, err = u.openBeneath("."); err != nil {
 		return 0, fmt.Errorf("extract into %q: %w", u.dst, err)
 	}
-	return u.run(r)
+	u.undo = newUndoLog()
+	n, err := u.run(r)
+	if ferr := u.finish(err != nil); ferr != nil {
+		if err != nil {
+			return n, fmt.Errorf("%w; and while putting %q back as it was: %v", err, u.dst, ferr)
+		}
+		return n, fmt.Errorf("extract into %q: %w", u.dst, ferr)
+	}
+	return n, err
 }
 
 // run extracts every entry of the tar read from r.
 func (u *unpacker) run(r io.Reader) (int64, error) {
 	dst := u.dst
+	if err := CheckFree(u.root, 0, u.opts.Budget.ReserveOrDefault()); err != nil {
+		return 0, fmt.Errorf("unpack into %q: %w", dst, err)
+	}
 	u.buf = make([]byte, 1<<20)
 	tr := tar.NewReader(r)
 	for {
@@ -173,6 +196,7 @@ type unpacker struct {
 	// and dst relative to it
 	inRoot int
 	prefix string
+	undo   *undoLog // in root mode: what to put back on failure
 
 	// One-entry cache of the last parent directory opened, since tar
 	// entries of one directory usually come together.
@@ -266,7 +290,7 @@ func explainResolve(p string, err error) error {
 func (u *unpacker) parent(dir string) (int, error) {
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" || dir == "." {
-		return u.root, nil
+		return u.root, u.keepDir(".", u.root)
 	}
 	if u.cacheFd >= 0 && u.cacheDir == dir {
 		return u.cacheFd, nil
@@ -275,6 +299,11 @@ func (u *unpacker) parent(dir string) (int, error) {
 	fd, err := u.openBeneath(dir)
 	if errors.Is(err, unix.ENOENT) {
 		fd, err = u.mkdirAll(dir)
+	}
+	if err == nil {
+		if err = u.keepDir(dir, fd); err != nil {
+			unix.Close(fd)
+		}
 	}
 	if err != nil {
 		return -1, err
@@ -297,9 +326,13 @@ func (u *unpacker) mkdirAll(dir string) (int, error) {
 		p := strings.Join(comps[:i+1], "/")
 		fd, err := u.openBeneath(p)
 		if errors.Is(err, unix.ENOENT) {
-			if err := unix.Mkdirat(prev, c, 0o755); err != nil && err != unix.EEXIST {
+			merr := unix.Mkdirat(prev, c, 0o755)
+			if merr != nil && merr != unix.EEXIST {
 				closePrev()
-				return -1, fmt.Errorf("mkdir %q in layer: %w", p, err)
+				return -1, fmt.Errorf("mkdir %q in layer: %w", p, merr)
+			}
+			if merr == nil {
+				u.undo.create(p)
 			}
 			fd, err = u.openBeneath(p)
 		}
@@ -361,14 +394,29 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 	if err != nil {
 		return err
 	}
-	if err := u.replaceExisting(pfd, name, base, hdr.Typeflag == tar.TypeDir); err != nil {
+	if err := u.replaceExisting(pfd, dir, name, base, hdr.Typeflag == tar.TypeDir); err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeGNUSparse:
 		return u.regular(pfd, name, base, hdr, tr)
 	case tar.TypeDir:
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && err != unix.EEXIST {
+		switch err := unix.Mkdirat(pfd, base, 0o700); err {
+		case nil:
+			u.undo.create(name)
+		case unix.EEXIST:
+			if u.undo != nil {
+				fd, err := u.openBeneath(name)
+				if err != nil {
+					return err
+				}
+				err = u.keepDir(name, fd)
+				unix.Close(fd)
+				if err != nil {
+					return err
+				}
+			}
+		default:
 			return fmt.Errorf("mkdir: %w", err)
 		}
 		return u.dirMeta(pfd, base, name, hdr)
@@ -388,9 +436,10 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if err := unix.Symlinkat(t, pfd, base); err != nil {
 			return fmt.Errorf("symlink: %w", err)
 		}
+		u.undo.create(name)
 		return u.linkMeta(pfd, base, hdr)
 	case tar.TypeLink:
-		return u.hardlink(pfd, base, hdr)
+		return u.hardlink(pfd, name, base, hdr)
 	case tar.TypeChar, tar.TypeBlock:
 		if !u.opts.AllowDevices {
 			return fmt.Errorf("device node %d:%d not allowed in a layer", hdr.Devmajor, hdr.Devminor)
@@ -403,19 +452,23 @@ func (u *unpacker) entry(hdr *tar.Header, tr *tar.Reader) error {
 		if err := unix.Mknodat(pfd, base, kind|0o600, int(dev)); err != nil {
 			return fmt.Errorf("mknod: %w", err)
 		}
+		u.undo.create(name)
 		return u.nodeMeta(pfd, base, hdr)
 	case tar.TypeFifo:
 		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
 			return fmt.Errorf("mkfifo: %w", err)
 		}
+		u.undo.create(name)
 		return u.nodeMeta(pfd, base, hdr)
 	}
 	return fmt.Errorf("unsupported tar entry type %q", string(hdr.Typeflag))
 }
 
 // replaceExisting removes what an earlier entry of the same name left,
-// except a directory that is being described again as a directory.
-func (u *unpacker) replaceExisting(pfd int, name, base string, isDir bool) error {
+// except a directory that is being described again as a directory. In
+// root mode what was there before the extraction is moved aside instead
+// (undo.go).
+func (u *unpacker) replaceExisting(pfd int, dir, name, base string, isDir bool) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if err == unix.ENOENT {
@@ -430,6 +483,11 @@ func (u *unpacker) replaceExisting(pfd int, name, base string, isDir bool) error
 	}
 	if u.cacheDir == name || strings.HasPrefix(u.cacheDir, name+"/") {
 		u.dropCache()
+	}
+	if u.undo != nil {
+		if moved, err := u.moveAside(pfd, dir, base, name); moved || err != nil {
+			return err
+		}
 	}
 	if isExistingDir {
 		return removeAllAt(pfd, base)
@@ -507,23 +565,19 @@ func (u *unpacker) regular(pfd int, name, base string, hdr *tar.Header, tr *tar.
 	if u.total+hdr.Size > u.opts.MaxLayerSize {
 		return fmt.Errorf("layer content would reach %d bytes, over the limit of %d bytes", u.total+hdr.Size, u.opts.MaxLayerSize)
 	}
-	if hdr.Size > 1<<20 {
-		var sfs unix.Statfs_t
-		if err := unix.Fstatfs(u.root, &sfs); err == nil {
-			if free := int64(sfs.Bavail) * int64(sfs.Bsize); free >= 0 && hdr.Size > free {
-				return fmt.Errorf("size %d bytes does not fit in the %d bytes free", hdr.Size, free)
-			}
-		}
+	if err := u.opts.Budget.Expand(hdr.Size); err != nil {
+		return err
 	}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
+	u.undo.create(name)
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	// The struct wrappers keep io.CopyBuffer on our 1 MiB buffer instead of
-	// the 32 KiB one of os.File.ReadFrom's fallback.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{tr}, u.buf)
+	// the tar reader gives a sparse entry's holes back as zeros:
+	// copySparse makes them holes again
+	n, err := copySparse(f, tr, u.buf, u.opts.Budget, false)
 	u.total += n
 	if err != nil {
 		return fmt.Errorf("write content: %w", err)
@@ -593,7 +647,7 @@ func (u *unpacker) nodeMeta(pfd int, base string, hdr *tar.Header) error {
 }
 
 // hardlink makes base a second name of an earlier entry of this layer.
-func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
+func (u *unpacker) hardlink(pfd int, name, base string, hdr *tar.Header) error {
 	target, err := CleanName(hdr.Linkname)
 	if err != nil {
 		return fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
@@ -621,6 +675,7 @@ func (u *unpacker) hardlink(pfd int, base string, hdr *tar.Header) error {
 	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
 		return fmt.Errorf("link to %q: %w", hdr.Linkname, err)
 	}
+	u.undo.create(name)
 	return nil
 }
 

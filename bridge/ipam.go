@@ -46,6 +46,11 @@ func ValidateSubnet(subnet netip.Prefix, gateway netip.Addr) error {
 	if subnet.Bits() > 30 {
 		return fmt.Errorf("subnet %v: too small, need /30 or larger", subnet)
 	}
+	for _, r := range unusableRanges {
+		if subnet.Overlaps(r.prefix) {
+			return fmt.Errorf("subnet %v overlaps %v, %s: no container address can be there", subnet, r.prefix, r.what)
+		}
+	}
 	if gateway.IsValid() {
 		if !subnet.Contains(gateway) {
 			return fmt.Errorf("gateway %v is outside subnet %v", gateway, subnet)
@@ -55,6 +60,20 @@ func ValidateSubnet(subnet netip.Prefix, gateway netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// unusableRanges are the IPv4 ranges no host interface may take an
+// address from (RFC 6890): a network there would give containers
+// addresses the kernel treats as loopback, multicast or nothing.
+var unusableRanges = []struct {
+	prefix netip.Prefix
+	what   string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "\"this network\" (RFC 1122)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (and the broadcast address)"},
 }
 
 // DefaultGateway is the first usable address of subnet, the usual gateway.

@@ -167,7 +167,7 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the minidock daemon at %s (is it running?): %w", c.host, err)
+		return nil, c.unreachable(err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
@@ -238,7 +238,7 @@ func (c *Client) hijack(ctx context.Context, r request) (*HijackedConn, error) {
 	req.Header.Set("Upgrade", "tcp")
 	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the minidock daemon at %s (is it running?): %w", c.host, err)
+		return nil, c.unreachable(err)
 	}
 	if err := req.Write(conn); err != nil {
 		conn.Close()

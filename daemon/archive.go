@@ -140,6 +140,9 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return errdefs.NotFoundf("Could not find the file %s in container %s", p, ctrID)
 		}
+		if errors.Is(err, unix.ELOOP) {
+			return errdefs.Invalidf("%s in container %s: too many levels of symbolic links (a symlink loop)", p, ctrID)
+		}
 		return err
 	}
 	abs := path.Clean("/" + p)
@@ -190,6 +193,8 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 		if fd, host, err := openInRoot(root, containerPath(root, t.host), false); err == nil {
 			unix.Close(fd)
 			st.LinkTarget = containerPath(root, host)
+		} else if errors.Is(err, unix.ELOOP) {
+			return st, errdefs.Invalidf("%s: too many levels of symbolic links (a symlink loop)", containerPath(root, t.host))
 		} else if target, err := os.Readlink(filepath.Join(archive.FdPath(t.dir), t.name)); err == nil {
 			st.LinkTarget = path.Join(path.Dir(containerPath(root, t.host)), target)
 			if path.IsAbs(target) {

@@ -160,7 +160,8 @@ func (c *Container) sandbox() *network.Sandbox {
 	sb := &network.Sandbox{ContainerID: c.ID, Name: c.Name, Hostname: c.Config.Hostname, Mode: network.Mode(&c.HostConfig),
 		Endpoints: map[string]*network.Endpoint{}, Ports: append([]network.PublishedPort(nil), c.Ports...),
 		PortBindings: c.HostConfig.PortBindings, PublishAll: c.HostConfig.PublishAllPorts,
-		ExposedPorts: c.Config.ExposedPorts, ExtraHosts: c.HostConfig.ExtraHosts, EtcDir: c.paths.dir}
+		ExposedPorts: c.Config.ExposedPorts, ExtraHosts: c.HostConfig.ExtraHosts, EtcDir: c.paths.dir,
+		DNS: c.HostConfig.DNS, DNSSearch: c.HostConfig.DNSSearch, DNSOptions: c.HostConfig.DNSOptions}
 	for name, ep := range c.Networks {
 		cp := *ep
 		sb.Endpoints[name] = &cp

@@ -53,6 +53,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	if hc.Memory > 0 && hc.Memory < 6<<20 {
 		return api.CreateResponse{}, errdefs.Invalidf("Minimum memory limit allowed is 6MB")
 	}
+	if err := checkCPUs(&hc); err != nil {
+		return api.CreateResponse{}, err
+	}
 	cfg, err := mergeImageConfig(cc.Config, img.Config.Config)
 	if err != nil {
 		return api.CreateResponse{}, err

@@ -50,6 +50,11 @@ type Config struct {
 	// names the real one).
 	Binary string
 
+	// MaxUnpackSize is --max-unpack-size: the most one layer, and one
+	// image load or import in all, may expand to (holes included);
+	// 0: archive.DefaultMaxLayerSize. The free space is watched too.
+	MaxUnpackSize int64
+
 	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
 }
@@ -112,6 +117,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.images.Unpack.MaxLayerSize = cfg.MaxUnpackSize
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
 	ncfg.Log = d.log

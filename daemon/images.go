@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"minidock/api"
+	"minidock/archive"
 	"minidock/image"
 	"minidock/internal/errdefs"
 )
@@ -42,6 +43,8 @@ func storeError(err error, what errdefs.Kind) error {
 		return errdefs.Wrap(errdefs.NotFound, err)
 	case errors.Is(err, image.ErrConflict):
 		return errdefs.Wrap(errdefs.Conflict, err)
+	case errors.Is(err, archive.ErrNoSpace):
+		return errdefs.Wrap(errdefs.TooLarge, fmt.Errorf("%w (the daemon's --max-unpack-size bounds what a layer or a load expands to, and %d MiB of its disk stay free)", err, archive.DefaultReserve>>20))
 	}
 	return errdefs.Wrap(what, err)
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"time"
 
@@ -49,10 +51,12 @@ func (d *Daemon) ContainerLogs(ctx context.Context, name string, o LogsOptions) 
 	return &Logs{Tty: tty, c: c, d: d, o: o, f: f}, nil
 }
 
-// Each calls send for every selected line: the last Tail ones, then, with
-// Follow, new ones as the shim writes them, until the container has
-// stopped and the log is read to its end, or ctx ends. flush is called
-// whenever the lines so far are sent.
+// Each calls send for every selected line: the last Tail ones (or those
+// since Since), then, with Follow, new ones as the shim writes them,
+// until the container has stopped and the log is read to its end, or ctx
+// ends. flush is called whenever the lines so far are sent. The log is
+// never held in memory: where the wanted lines start is found by reading
+// it backwards (tailStart), and from there it is read line by line.
 func (l *Logs) Each(ctx context.Context, send func(*shim.LogEntry) error, flush func()) error {
 	if l.f != nil {
 		defer func() { l.f.Close() }()
@@ -63,6 +67,19 @@ func (l *Logs) Each(ctx context.Context, send func(*shim.LogEntry) error, flush 
 	}
 	var br *bufio.Reader
 	if l.f != nil {
+		if o.Tail >= 0 || !o.Since.IsZero() {
+			n := o.Tail
+			if n < 0 {
+				n = math.MaxInt
+			}
+			off, err := tailStart(l.f, n, l.o.keep)
+			if err != nil {
+				return fmt.Errorf("logs of %s: %w", l.c.ID, err)
+			}
+			if _, err := l.f.Seek(off, io.SeekStart); err != nil {
+				return fmt.Errorf("logs of %s: %w", l.c.ID, err)
+			}
+		}
 		br = bufio.NewReader(l.f)
 	}
 	var pending []byte
@@ -86,29 +103,7 @@ func (l *Logs) Each(ctx context.Context, send func(*shim.LogEntry) error, flush 
 			pending = pending[:0]
 		}
 	}
-	if o.Tail >= 0 && br != nil {
-		var kept []shim.LogEntry
-		for {
-			line, err := br.ReadBytes('\n')
-			if err != nil {
-				pending = append(pending, line...)
-				break
-			}
-			var e shim.LogEntry
-			if json.Unmarshal(line, &e) != nil || !selected(&e) {
-				continue
-			}
-			kept = append(kept, e)
-			if len(kept) > o.Tail {
-				kept = kept[1:]
-			}
-		}
-		for i := range kept {
-			if err := send(&kept[i]); err != nil {
-				return err
-			}
-		}
-	} else if err := readAll(); err != nil {
+	if err := readAll(); err != nil {
 		return err
 	}
 	flush()
@@ -141,4 +136,108 @@ func (l *Logs) Each(ctx context.Context, send func(*shim.LogEntry) error, flush 
 			return nil
 		}
 	}
+}
+
+// keep says whether a line of the log is one o selects, and whether it
+// is older than Since (then every line before it is too: the shim writes
+// them in time order). Without a stream or time to check, a line is not
+// even decoded.
+func (o *LogsOptions) keep(line []byte) (keep, older bool) {
+	if o.Stdout && o.Stderr && o.Since.IsZero() {
+		return len(line) > 0 && line[0] == '{', false
+	}
+	var e struct {
+		Stream string
+		Time   time.Time
+	}
+	if json.Unmarshal(line, &e) != nil {
+		return false, false
+	}
+	if e.Time.Before(o.Since) {
+		return false, true
+	}
+	return (e.Stream == "stdout" && o.Stdout) || (e.Stream == "stderr" && o.Stderr), false
+}
+
+// Reading a log backwards: a block at a time from the end, and a line
+// that spans blocks read again whole (up to maxLogLine; the shim cuts
+// lines at 16 KiB, some 100 KiB once escaped).
+const (
+	tailBlock  = 64 << 10
+	maxLogLine = 1 << 20
+)
+
+// tailStart is the offset in the log f where its last n lines that keep
+// selects begin, or where the lines after the last older one begin,
+// whichever comes later. It reads f backwards, so that the cost is the
+// lines wanted, not the log's size, and memory stays a block and a line
+// whatever n is. An unfinished last line is not a line yet (the forward
+// read meets it).
+func tailStart(f *os.File, n int, keep func(line []byte) (keep, older bool)) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return st.Size(), nil
+	}
+	buf := make([]byte, tailBlock)
+	var long []byte
+	count := 0
+	lineEnd := int64(-1) // end (past its '\n') of the line above the one being found
+	var blockStart, blockEnd int64
+	// consider looks at the line [start, end); it says where the wanted
+	// lines begin once that is known.
+	consider := func(start, end int64) (int64, bool, error) {
+		var line []byte
+		switch {
+		case start >= blockStart && end <= blockEnd:
+			line = buf[start-blockStart : end-blockStart]
+		case end-start <= maxLogLine:
+			if cap(long) < int(end-start) {
+				long = make([]byte, end-start)
+			}
+			line = long[:end-start]
+			if _, err := f.ReadAt(line, start); err != nil {
+				return 0, false, fmt.Errorf("read log at %d: %w", start, err)
+			}
+		default:
+			return 0, false, nil // not a line the shim writes
+		}
+		k, older := keep(line)
+		if older {
+			return end, true, nil
+		}
+		if k {
+			if count++; count == n {
+				return start, true, nil
+			}
+		}
+		return 0, false, nil
+	}
+	for blockEnd = st.Size(); blockEnd > 0; blockEnd = blockStart {
+		blockStart = max(0, blockEnd-tailBlock)
+		b := buf[:blockEnd-blockStart]
+		if _, err := f.ReadAt(b, blockStart); err != nil {
+			return 0, fmt.Errorf("read log at %d: %w", blockStart, err)
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != '\n' {
+				continue
+			}
+			start := blockStart + int64(i) + 1
+			if lineEnd >= 0 {
+				if off, found, err := consider(start, lineEnd); err != nil || found {
+					return off, err
+				}
+			}
+			lineEnd = start
+		}
+	}
+	if lineEnd > 0 {
+		if off, found, err := consider(0, lineEnd); err != nil || found {
+			return off, err
+		}
+	}
+	return 0, nil
 }

@@ -62,8 +62,9 @@ func buildSpec(c *Container, rootfs string, net network.Spec) (*specs.Spec, erro
 				Bounding: caps, Effective: caps, Permitted: caps,
 			},
 		},
-		Root:     &specs.Root{Path: rootfs, Readonly: c.HostConfig.ReadonlyRootfs},
-		Hostname: net.Hostname,
+		Root:       &specs.Root{Path: rootfs, Readonly: c.HostConfig.ReadonlyRootfs},
+		Hostname:   net.Hostname,
+		Domainname: cfg.Domainname,
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},

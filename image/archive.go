@@ -19,6 +19,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"minidock/archive"
 )
 
 // Media types of Docker's image manifest schema 2, accepted wherever the
@@ -97,7 +99,8 @@ func (s *Store) Import(r io.Reader, ref string, changes []string) (*Image, error
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	tb, err := s.spool(dr)
+	b := s.newBudget()
+	tb, err := s.spoolTo(filepath.Join(s.imageDir, "tmp"), dr, b)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
@@ -109,7 +112,7 @@ func (s *Store) Import(r io.Reader, ref string, changes []string) (*Image, error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, err := s.addImage(cb, []layerBlob{{diffID: tb.digest, size: tb.size, temp: tb}}, refs)
+	img, err := s.addImage(cb, []layerBlob{{diffID: tb.digest, size: tb.size, temp: tb, budget: b}}, refs)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
@@ -126,6 +129,8 @@ type spooledArchive struct {
 	plain map[digest.Digest]*tempBlob // decompressed layers, by raw digest
 	s     *Store
 	dir   string
+	// what spooling, decompressing and unpacking the archive may take
+	budget *archive.Budget
 }
 
 func archiveName(n string) string {
@@ -138,7 +143,8 @@ func (s *Store) spoolArchive(r io.Reader) (*spooledArchive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load archive: %w", err)
 	}
-	a := &spooledArchive{files: map[string]*tempBlob{}, links: map[string]string{}, plain: map[digest.Digest]*tempBlob{}, s: s, dir: dir}
+	a := &spooledArchive{files: map[string]*tempBlob{}, links: map[string]string{}, plain: map[digest.Digest]*tempBlob{}, s: s, dir: dir,
+		budget: s.newBudget()}
 	dr, err := decompress(r)
 	if err != nil {
 		os.RemoveAll(dir)
@@ -157,7 +163,7 @@ func (s *Store) spoolArchive(r io.Reader) (*spooledArchive, error) {
 		name := archiveName(hdr.Name)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
-			tb, err := s.spoolTo(dir, tr)
+			tb, err := s.spoolTo(dir, tr, a.budget)
 			if err != nil {
 				os.RemoveAll(dir)
 				return nil, fmt.Errorf("load archive: entry %q: %w", hdr.Name, err)
@@ -172,14 +178,14 @@ func (s *Store) spoolArchive(r io.Reader) (*spooledArchive, error) {
 	return a, nil
 }
 
-// spoolTo is spool into a given directory.
-func (s *Store) spoolTo(dir string, r io.Reader) (*tempBlob, error) {
+// spoolTo is spool into a given directory, within budget b.
+func (s *Store) spoolTo(dir string, r io.Reader, b *archive.Budget) (*tempBlob, error) {
 	f, err := os.CreateTemp(dir, "f-")
 	if err != nil {
 		return nil, err
 	}
 	f.Close()
-	tb, err := spoolFile(f.Name(), r)
+	tb, err := spoolFile(f.Name(), r, b)
 	if err != nil {
 		os.Remove(f.Name())
 	}
@@ -241,7 +247,7 @@ func (a *spooledArchive) uncompressed(tb *tempBlob) (*tempBlob, error) {
 		if err != nil {
 			return nil, err
 		}
-		if out, err = a.s.spoolTo(a.dir, dr); err != nil {
+		if out, err = a.s.spoolTo(a.dir, dr, a.budget); err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)
 		}
 	}
@@ -369,7 +375,7 @@ func (a *spooledArchive) docker() ([]pendingImage, error) {
 			if want := cfg.RootFS.DiffIDs[i]; plain.digest != want {
 				return nil, fmt.Errorf("layer %s: digest mismatch: config says %s, content is %s", ln, want, plain.digest)
 			}
-			p.layers = append(p.layers, layerBlob{diffID: plain.digest, size: plain.size, temp: plain})
+			p.layers = append(p.layers, layerBlob{diffID: plain.digest, size: plain.size, temp: plain, budget: a.budget})
 		}
 		for _, t := range e.RepoTags {
 			r, err := ParseReference(t)
@@ -526,7 +532,7 @@ func (a *spooledArchive) ociDescriptor(d ocispec.Descriptor, refs []string, dept
 		if want := cfg.RootFS.DiffIDs[i]; plain.digest != want {
 			return fmt.Errorf("layer %s: digest mismatch: config says %s, content is %s", l.Digest, want, plain.digest)
 		}
-		p.layers = append(p.layers, layerBlob{diffID: plain.digest, size: plain.size, temp: plain})
+		p.layers = append(p.layers, layerBlob{diffID: plain.digest, size: plain.size, temp: plain, budget: a.budget})
 	}
 	*out = append(*out, p)
 	return nil

@@ -79,7 +79,7 @@ func (s *Store) StageLayer(diffID digest.Digest, r io.Reader) (*StagedLayer, err
 		}
 	}()
 	cw := &countingWriter{w: f}
-	l, err := s.unpackLayer(diffID, io.TeeReader(r, cw))
+	l, err := s.unpackLayer(diffID, io.TeeReader(r, cw), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"minidock/archive"
 )
 
 // Resolve finds an image by reference ("busybox", "busybox:1.36",
@@ -226,8 +228,9 @@ func (s *Store) containersUsing(id digest.Digest) ([]string, error) {
 type layerBlob struct {
 	diffID digest.Digest
 	size   int64
-	temp   *tempBlob    // nil when the blob is already stored
-	staged *StagedLayer // unpacked already (a pull), with its tar spooled
+	temp   *tempBlob       // nil when the blob is already stored
+	staged *StagedLayer    // unpacked already (a pull), with its tar spooled
+	budget *archive.Budget // of the load or import it comes with, or nil
 }
 
 // addImage stores an image whose config is the exact bytes cfg (so its ID
@@ -276,7 +279,7 @@ func (s *Store) addImage(cfg []byte, layers []layerBlob, refs []string) (_ *Imag
 				src = l.temp.path
 			}
 		}
-		chain, err := s.ensureLayer(parent, l.diffID, src)
+		chain, err := s.ensureLayer(parent, l.diffID, src, l.budget)
 		if err != nil {
 			return nil, err
 		}

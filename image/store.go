@@ -39,7 +39,9 @@ var ErrConflict = errors.New("conflict")
 // concurrent use; they are serialised by one lock.
 type Store struct {
 	// Unpack bounds what layer tarballs may contain (device nodes, sizes);
-	// set it before use. The zero value refuses device nodes.
+	// set it before use. The zero value refuses device nodes. Its
+	// MaxLayerSize also bounds what one load or import expands to in all
+	// (newBudget).
 	Unpack archive.UnpackOptions
 
 	root     string // data root, e.g. /var/lib/minidock
@@ -152,21 +154,33 @@ func (s *Store) spool(r io.Reader) (*tempBlob, error) {
 		return nil, fmt.Errorf("spool blob: %w", err)
 	}
 	f.Close()
-	tb, err := spoolFile(f.Name(), r)
+	tb, err := spoolFile(f.Name(), r, nil)
 	if err != nil {
 		os.Remove(f.Name())
 	}
 	return tb, err
 }
 
-// spoolFile copies r into the existing file p, hashing it, and fsyncs it.
-func spoolFile(p string, r io.Reader) (*tempBlob, error) {
+// newBudget bounds one load or import: what it spools and unpacks in all
+// (Unpack.MaxLayerSize), and the free space it leaves (archive.Budget).
+func (s *Store) newBudget() *archive.Budget {
+	limit := s.Unpack.MaxLayerSize
+	if limit <= 0 {
+		limit = archive.DefaultMaxLayerSize
+	}
+	return &archive.Budget{Limit: limit, Reserve: s.Unpack.Budget.ReserveOrDefault()}
+}
+
+// spoolFile copies r into the existing file p, hashing it, and fsyncs
+// it. Runs of zeros stay holes (archive.CopySparse); b, when set, counts
+// what is written.
+func spoolFile(p string, r io.Reader, b *archive.Budget) (*tempBlob, error) {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("spool blob: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), r, make([]byte, 1<<20))
+	n, err := archive.CopySparse(f, io.TeeReader(r, h), nil, b)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -416,7 +430,7 @@ var linkEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 // temporary directory, checked against diffID (unpackLayer), then given a
 // short link, synced and renamed into place (placeLayer), so it either
 // exists whole or not at all.
-func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string) (digest.Digest, error) {
+func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string, b *archive.Budget) (digest.Digest, error) {
 	chain := chainOf(parent, diffID)
 	if _, err := os.Stat(filepath.Join(s.layerPath(chain), "layer.json")); err == nil {
 		return chain, nil
@@ -426,7 +440,7 @@ func (s *Store) ensureLayer(parent, diffID digest.Digest, blob string) (digest.D
 		return "", fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}
 	defer f.Close()
-	l, err := s.unpackLayer(diffID, f)
+	l, err := s.unpackLayer(diffID, f, b)
 	if err != nil {
 		return "", err
 	}
@@ -468,8 +482,9 @@ func (l *StagedLayer) Discard() {
 
 // unpackLayer extracts the layer tar read from r into a new temporary
 // directory of the layer dir, reading r to its end, and checks its sha256
-// against diffID. Nothing is left behind on error.
-func (s *Store) unpackLayer(diffID digest.Digest, r io.Reader) (_ *StagedLayer, err error) {
+// against diffID; b, when set, is the budget of the load it is part of.
+// Nothing is left behind on error.
+func (s *Store) unpackLayer(diffID digest.Digest, r io.Reader, b *archive.Budget) (_ *StagedLayer, err error) {
 	tmp, err := os.MkdirTemp(s.layerDir, ".tmp-"+diffID.Encoded()[:12]+"-")
 	if err != nil {
 		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
@@ -481,7 +496,11 @@ func (s *Store) unpackLayer(diffID digest.Digest, r io.Reader) (_ *StagedLayer, 
 	}()
 	h := sha256.New()
 	tr := io.TeeReader(r, h)
-	size, err := archive.Unpack(filepath.Join(tmp, "diff"), tr, &s.Unpack)
+	opts := s.Unpack
+	if b != nil {
+		opts.Budget = b
+	}
+	size, err := archive.Unpack(filepath.Join(tmp, "diff"), tr, &opts)
 	if err != nil {
 		return nil, fmt.Errorf("unpack layer %s: %w", diffID, err)
 	}

@@ -172,10 +172,23 @@ func (c *Controller) ensureSubnet(n *Network) error {
 }
 
 // openBridge checks a bridge network's subnet against the host's routes,
-// makes its Linux bridge and opens its IPAM.
+// makes its Linux bridge and opens its IPAM. A bridge it makes carries
+// the network as its owner (bridge.SetOwner), and only such a bridge is
+// ever deleted (deleteBridge). One that exists already is used when it
+// is this network's, or when it has no owner: the default network's
+// --bridge may name a bridge the administrator made (never deleted
+// then), and a saved network's bridge made before owners were recorded
+// becomes its own. Another owner's is refused.
 func (c *Controller) openBridge(n *Network) error {
 	if err := bridge.ValidateSubnet(n.Subnet, n.Gateway); err != nil {
 		return errdefs.Invalidf("%v", err)
+	}
+	owner, exists, err := bridge.LinkOwner(n.Bridge)
+	if err != nil {
+		return err
+	}
+	if exists && owner != "" && owner != n.owner() {
+		return errdefs.Conflictf("bridge %s belongs to %q, not to network %s of this daemon", n.Bridge, owner, n.Name)
 	}
 	if err := bridge.CheckOverlap(n.Subnet, n.Bridge); err != nil {
 		return errdefs.Forbiddenf("%v", err)
@@ -183,17 +196,37 @@ func (c *Controller) openBridge(n *Network) error {
 	if err := bridge.EnsureBridge(n.Bridge, netip.PrefixFrom(n.Gateway, n.Subnet.Bits()).String()); err != nil {
 		return err
 	}
+	if !exists || (owner == "" && n.Name != "bridge") {
+		if err := bridge.SetOwner(n.Bridge, n.owner()); err != nil {
+			if !exists {
+				bridge.DeleteBridge(n.Bridge)
+			}
+			return err
+		}
+	}
 	if err := bridge.EnableRouteLocalnet(n.Bridge); err != nil {
-		bridge.DeleteBridge(n.Bridge)
+		c.deleteBridge(n)
 		return err
 	}
 	ipam, err := bridge.OpenIPAM(filepath.Join(c.cfg.Root, "ipam"), n.ID, n.Subnet, n.Gateway)
 	if err != nil {
-		bridge.DeleteBridge(n.Bridge)
+		c.deleteBridge(n)
 		return err
 	}
 	n.ipam = ipam
 	return nil
+}
+
+// deleteBridge deletes n's Linux bridge if n made it; one it found (an
+// administrator's --bridge) is left in place.
+func (c *Controller) deleteBridge(n *Network) error {
+	deleted, err := bridge.DeleteOwnBridge(n.Bridge, n.owner())
+	if err == nil && !deleted {
+		if _, exists, _ := bridge.LinkOwner(n.Bridge); exists {
+			c.cfg.Log.Printf("network %s: bridge %s was not made by this daemon: left in place", n.Name, n.Bridge)
+		}
+	}
+	return err
 }
 
 // Restore runs once the daemon has restored its containers, with the
@@ -267,7 +300,7 @@ func (c *Controller) Close(busy bool) {
 	}
 	for _, n := range c.networks {
 		if n.Driver == "bridge" {
-			if err := bridge.DeleteBridge(n.Bridge); err != nil {
+			if err := c.deleteBridge(n); err != nil {
 				c.cfg.Log.Print(err)
 			}
 		}

@@ -52,6 +52,9 @@ func (n *Network) Builtin() bool {
 	return n.Name == "bridge" || n.Name == "host" || n.Name == "none"
 }
 
+// owner is what n's Linux bridge carries as its alias (bridge.SetOwner).
+func (n *Network) owner() string { return "minidock network " + n.ID }
+
 // userDefined bridges get the embedded DNS server; the default one does
 // not, as in Docker.
 func (n *Network) userDefined() bool { return n.Driver == "bridge" && n.Name != "bridge" }
@@ -82,6 +85,11 @@ func (c *Controller) CreateNetwork(req api.NetworkCreateRequest) (*Network, erro
 			return nil, errdefs.Conflictf("bridge %s is used by network %s", n.Bridge, o.Name)
 		}
 	}
+	if _, exists, err := bridge.LinkOwner(n.Bridge); err != nil {
+		return nil, err
+	} else if exists {
+		return nil, errdefs.Conflictf("a link named %s exists on the host already (another daemon's or program's bridge?): a network makes a bridge of its own, name another (com.docker.network.bridge.name)", n.Bridge)
+	}
 	if n.Subnet.IsValid() {
 		if err := bridge.ValidateSubnet(n.Subnet, n.Gateway); err != nil {
 			return nil, errdefs.Invalidf("%v", err)
@@ -107,7 +115,7 @@ func (c *Controller) CreateNetwork(req api.NetworkCreateRequest) (*Network, erro
 			n.dns.Close()
 		}
 		n.ipam.Remove()
-		bridge.DeleteBridge(n.Bridge)
+		c.deleteBridge(n)
 		delete(c.networks, n.ID)
 	}
 	if err := c.startDNS(n); err != nil {
@@ -208,7 +216,7 @@ func (c *Controller) remove(n *Network) error {
 		n.dns = nil
 	}
 	delete(c.networks, n.ID)
-	if err := bridge.DeleteBridge(n.Bridge); err != nil {
+	if err := c.deleteBridge(n); err != nil {
 		c.networks[n.ID] = n
 		c.startDNS(n)
 		return err

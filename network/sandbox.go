@@ -55,6 +55,8 @@ type Sandbox struct {
 	PublishAll   bool
 	ExposedPorts map[string]struct{}
 	ExtraHosts   []string
+	// --dns, --dns-search, --dns-option (checked by Plan)
+	DNS, DNSSearch, DNSOptions []string
 	// EtcDir is where Join writes the container's hosts, hostname and
 	// resolv.conf.
 	EtcDir string
@@ -134,10 +136,8 @@ func (c *Controller) Plan(id string, cfg *api.ContainerConfig, hc *api.HostConfi
 			}
 		}
 	}
-	for _, e := range hc.ExtraHosts {
-		if _, _, err := parseExtraHost(e); err != nil {
-			return nil, nil, err
-		}
+	if err := checkNames(cfg, hc); err != nil {
+		return nil, nil, err
 	}
 	publishes := len(hc.PortBindings) > 0 || hc.PublishAllPorts
 	asks := map[string]*api.EndpointSettings{}
@@ -198,6 +198,9 @@ func (c *Controller) Plan(id string, cfg *api.ContainerConfig, hc *api.HostConfi
 		}
 		if i == 0 {
 			hc.NetworkMode = n.Name
+			if len(hc.DNS) > 0 && n.userDefined() {
+				return nil, nil, errdefs.Invalidf("--dns on user-defined network %s is not supported: its embedded DNS server answers the container and forwards to the daemon's --dns", n.Name)
+			}
 		}
 		ep, err := newEndpoint(n, asks[name], fmt.Sprintf("eth%d", i))
 		if err != nil {
@@ -277,17 +280,24 @@ func (c *Controller) Join(sb *Sandbox) (Spec, error) {
 			hosts = fmt.Appendf(hosts, "%s\t%s\n", e.IP, strings.Join(e.Names, " "))
 		}
 		resolv = hostResolv // the host's resolvers, loopback ones too, are reachable
+		if len(sb.DNS) > 0 {
+			resolv, _ = bridge.ResolvConf(hostResolv, dnsServers(sb.DNS))
+		}
 	case "none":
 		hosts = bridge.HostsFile(spec.Hostname, nil, extra)
-		resolv, _ = bridge.ResolvConf(hostResolv, nil)
+		resolv, _ = bridge.ResolvConf(hostResolv, dnsServers(sb.DNS))
 	default:
 		own, dns, err := c.allocate(sb)
 		if err != nil {
 			return spec, err
 		}
 		hosts = bridge.HostsFile(spec.Hostname, own, extra)
+		if len(dns) == 0 {
+			dns = dnsServers(sb.DNS)
+		}
 		resolv, _ = bridge.ResolvConf(hostResolv, dns)
 	}
+	resolv = withSearchAndOptions(resolv, sb.DNSSearch, sb.DNSOptions)
 	c.mu.Lock()
 	c.sandboxes[sb.ContainerID] = sb.clone()
 	c.mu.Unlock()

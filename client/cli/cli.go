@@ -40,18 +40,23 @@ func run(cli *CLI, args []string) int {
 type CLI struct {
 	Out, Err io.Writer
 	In       io.Reader
-	host     string
+	conn     connection // -H and TLS (connect.go)
 	client   *client.Client
 }
 
-// API is the client of the daemon named by -H, MINIDOCK_HOST or the
-// default socket, made on first use: before a command runs (commands use
-// cli.client), or when completion needs names.
+// API is the client of the daemon named by -H, MINIDOCK_HOST,
+// DOCKER_HOST or the default socket (connect.go), made on first use:
+// before a command runs (commands use cli.client), or when completion
+// needs names.
 func (cli *CLI) API() (*client.Client, error) {
 	if cli.client != nil {
 		return cli.client, nil
 	}
-	c, err := client.New(client.Config{Host: cli.host})
+	cfg, err := cli.conn.config()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +98,7 @@ func newRootCommand(cli *CLI) *cobra.Command {
 			return err
 		},
 	}
-	host := os.Getenv("MINIDOCK_HOST")
-	if host == "" {
-		host = client.DefaultHost
-	}
-	root.Flags().StringVarP(&cli.host, "host", "H", host, "Daemon socket to connect to: unix:///path or tcp://host:port (also MINIDOCK_HOST)")
+	cli.conn.addFlags(root.Flags())
 	root.AddGroup(&cobra.Group{ID: groupCommon, Title: "Common Commands:"},
 		&cobra.Group{ID: groupManagement, Title: "Management Commands:"})
 	root.AddCommand(

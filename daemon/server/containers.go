@@ -162,12 +162,12 @@ func (rt router) containerLogs(w http.ResponseWriter, r *http.Request) {
 		o.Tail = n
 	}
 	if s := q.Get("since"); s != "" && s != "0" {
-		sec, err := strconv.ParseFloat(s, 64)
+		t, err := parseTime(s)
 		if err != nil {
-			writeError(w, errdefs.Invalidf("invalid since %q: unix seconds", s))
+			writeError(w, err)
 			return
 		}
-		o.Since = time.Unix(0, int64(sec*1e9))
+		o.Since = t
 	}
 	logs, err := rt.d.ContainerLogs(r.Context(), r.PathValue("id"), o)
 	if err != nil {

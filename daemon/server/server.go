@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -46,12 +45,26 @@ func (h *listFlag) Set(v string) error { *h = append(*h, v); return nil }
 // listen fails without leaving anything behind.
 func Main(args []string) int {
 	var cfg daemon.Config
+	var lo ListenOptions
+	var maxConns int
+	var idle time.Duration
 	var hosts, pools, dns listFlag
 	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
-	fs.Var(&hosts, "H", "socket to listen on, unix:///path (repeatable)")
+	fs.Var(&hosts, "H", "socket to listen on, unix:///path or tcp://ADDR:PORT (repeatable)")
 	fs.Var(&hosts, "host", "same as -H")
+	fs.BoolVar(&lo.TLSVerify, "tlsverify", false, "tcp:// hosts speak TLS and require a client certificate signed by --tlscacert")
+	fs.StringVar(&lo.TLSCACert, "tlscacert", "", "CA certificate (PEM) that signs the clients' certificates")
+	fs.StringVar(&lo.TLSCert, "tlscert", "", "the daemon's TLS certificate (PEM)")
+	fs.StringVar(&lo.TLSKey, "tlskey", "", "the daemon's TLS private key (PEM)")
+	fs.BoolVar(&lo.InsecureTCPLoopback, "insecure-tcp-loopback", false, "allow a tcp:// host on a loopback address without TLS (any local user becomes root)")
+	fs.IntVar(&maxConns, "max-connections", 0, "bound on open API connections, all sockets together (default: a quarter of RLIMIT_NOFILE)")
+	fs.DurationVar(&idle, "idle-timeout", DefaultIdleTimeout, "close a keep-alive connection idle this long")
+	fs.Func("max-unpack-size", "the most one layer, and one load or import in all, may expand to, such as 64g (default 64g; the free space is watched too)", func(v string) (err error) {
+		cfg.MaxUnpackSize, err = api.ParseBytes(v)
+		return err
+	})
 	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime binary (default: minidock's own runtime, in the shim's process)")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/minidock", "parent cgroup of the containers")
 	fs.StringVar(&cfg.Network.Bridge, "bridge", "minidock0", "Linux bridge of the default network")
@@ -72,7 +85,9 @@ func Main(args []string) int {
 	}
 	logger := log.New(os.Stderr, "minidock daemon: ", log.LstdFlags)
 	cfg.Log = logger
-	lns, err := listen(hosts)
+	lo.Hosts = hosts
+	lim := newConnLimiter(maxConns, logger)
+	lns, err := listen(&lo, lim)
 	if err != nil {
 		logger.Print(err)
 		return 1
@@ -83,10 +98,10 @@ func Main(args []string) int {
 		logger.Print(err)
 		return 1
 	}
-	logger.Printf("listening on %s; %s", strings.Join(hosts, ", "), d.Describe())
+	logger.Printf("listening on %s; %s", lo.describe(), d.Describe())
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGINT, unix.SIGTERM)
 	defer stop()
-	err = Serve(ctx, d, lns)
+	err = serve(ctx, d, lns, lim, idle)
 	logger.Printf("stopping (%v)", context.Cause(ctx))
 	d.Close()
 	if err != nil {
@@ -96,72 +111,15 @@ func Main(args []string) int {
 	return 0
 }
 
-// listen takes every host's socket, or none.
-func listen(hosts []string) ([]net.Listener, error) {
-	var lns []net.Listener
-	for _, h := range hosts {
-		ln, err := listenUnix(h)
-		if err != nil {
-			closeAll(lns)
-			return nil, err
-		}
-		lns = append(lns, ln)
+// serve answers on listeners whose connections lim counts: an idle
+// keep-alive connection is closed after idle, a request whose headers do
+// not come in 30 s too; nothing else has a timeout (streams and hijacked
+// connections last as long as they need).
+func serve(ctx context.Context, d *daemon.Daemon, lns []net.Listener, lim *connLimiter, idle time.Duration) error {
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
 	}
-	return lns, nil
-}
-
-func closeAll(lns []net.Listener) {
-	for _, l := range lns {
-		l.Close()
-		if u, ok := l.Addr().(*net.UnixAddr); ok {
-			os.Remove(u.Name)
-		}
-	}
-}
-
-// listenUnix listens on unix://PATH, mode 0660, group minidock when that
-// group exists. A socket file left by a dead daemon is replaced; one a
-// live daemon answers on is refused.
-func listenUnix(host string) (net.Listener, error) {
-	path, ok := strings.CutPrefix(host, "unix://")
-	if !ok || path == "" {
-		return nil, fmt.Errorf("host %q: only unix:///path is supported", host)
-	}
-	if c, err := net.Dial("unix", path); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("listen on %s: another daemon answers on this socket", path)
-	}
-	dir := filepath.Dir(path)
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		if statErr != nil {
-			os.Remove(dir) // ours, and empty
-		}
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	gid := 0
-	if g, err := user.LookupGroup("minidock"); err == nil {
-		gid, _ = strconv.Atoi(g.Gid)
-	}
-	if err := os.Chown(path, 0, gid); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chown %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("chmod %s: %w", path, err)
-	}
-	return ln, nil
-}
-
-// Serve answers the Engine API on every listener until ctx ends.
-func Serve(ctx context.Context, d *daemon.Daemon, lns []net.Listener) error {
-	srv := &http.Server{Handler: Handler(d), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: Handler(d), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: idle, ConnState: lim.connState, ErrorLog: lim.log}
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- srv.Serve(ln) }(ln)

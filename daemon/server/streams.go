@@ -75,8 +75,8 @@ func (h *hijacker) finish(err error) {
 		}
 		return
 	}
-	if uc, ok := h.conn.(*net.UnixConn); ok {
-		uc.CloseWrite()
+	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite() // unix, TCP (trackedConn) or TLS (close_notify)
 	}
 	h.conn.Close()
 }

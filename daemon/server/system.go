@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -26,16 +27,14 @@ func (rt router) events(w http.ResponseWriter, r *http.Request) {
 	o := daemon.EventsOptions{Since: -1, Until: -1}
 	var err error
 	q := r.URL.Query()
-	if s := q.Get("since"); s != "" {
-		if o.Since, err = parseEventTime(s); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	if s := q.Get("until"); s != "" {
-		if o.Until, err = parseEventTime(s); err != nil {
-			writeError(w, err)
-			return
+	for name, to := range map[string]*int64{"since": &o.Since, "until": &o.Until} {
+		if s := q.Get(name); s != "" {
+			t, err := parseTime(s)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			*to = unixNano(t)
 		}
 	}
 	if o.Filters, err = filters(r); err != nil {
@@ -67,25 +66,39 @@ func (rt router) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parseEventTime reads since/until: unix seconds, with an optional
-// fraction, or an RFC 3339 time; it returns unix nanoseconds.
-func parseEventTime(s string) (int64, error) {
+// parseTime reads since/until: unix seconds, with an optional fraction
+// ("1700000000.5", as the docker CLI sends), or an RFC 3339 time. Far
+// future seconds stay in the future: they go through time.Unix, never
+// through seconds × 1e9 in an int64, which wraps around into the past
+// (and "since the year 33658" into "everything").
+func parseTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UnixNano(), nil
+		return t, nil
 	}
 	sec, frac, _ := strings.Cut(s, ".")
 	n, err := strconv.ParseInt(sec, 10, 64)
-	if err != nil {
-		return 0, errdefs.Invalidf("invalid time %q: unix seconds or RFC 3339", s)
+	if err != nil || len(frac) > 9 {
+		return time.Time{}, errdefs.Invalidf("invalid time %q: unix seconds or RFC 3339", s)
 	}
-	ns := n * 1e9
+	var ns int64
 	if frac != "" {
-		frac = (frac + "000000000")[:9]
-		f, err := strconv.ParseInt(frac, 10, 64)
-		if err != nil {
-			return 0, errdefs.Invalidf("invalid time %q: unix seconds or RFC 3339", s)
+		if ns, err = strconv.ParseInt((frac + "000000000")[:9], 10, 64); err != nil {
+			return time.Time{}, errdefs.Invalidf("invalid time %q: unix seconds or RFC 3339", s)
 		}
-		ns += f
 	}
-	return ns, nil
+	// time.Unix itself wraps beyond year 292277026596: keep to years
+	// 1 to 9999
+	const first, last = -62135596800, 253402300799
+	return time.Unix(min(max(n, first), last), ns), nil
+}
+
+// unixNano is t in unix nanoseconds, held within int64's range.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	}
+	return t.UnixNano()
 }
