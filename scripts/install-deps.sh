@@ -13,6 +13,7 @@ pkgs=(
   docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer
   qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
   gcc libc6-dev    # make test-race: the race detector needs cgo
+  uidmap           # newuidmap/newgidmap: the rootless runtime's subordinate id ranges (tests/rootless_test.go)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -10,6 +10,7 @@ import (
 
 	"minidock/client/cli"
 	daemon "minidock/daemon/server"
+	"minidock/reaper"
 	registry "minidock/registry/server"
 	"minidock/runtime"
 	"minidock/shim"
@@ -18,11 +19,18 @@ import (
 func main() {
 	args := os.Args[1:]
 	role := ""
-	if filepath.Base(os.Args[0]) == "minidockd" {
+	switch filepath.Base(os.Args[0]) {
+	case "minidockd":
 		role = "daemon"
-	} else if len(args) > 0 {
-		role = args[0]
-		args = args[1:]
+	case "docker-init":
+		// PID 1 of a container run with --init (the daemon binds this
+		// binary there under that name).
+		os.Exit(reaper.Main(args))
+	default:
+		if len(args) > 0 {
+			role = args[0]
+			args = args[1:]
+		}
 	}
 	switch role {
 	case "init":
