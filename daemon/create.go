@@ -60,6 +60,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	if err := d.checkConfinement(&cfg, &hc); err != nil { // security.go
 		return api.CreateResponse{}, err
 	}
+	if err := checkOutputFields(cc.NetworkingConfig); err != nil { // audit.go
+		return api.CreateResponse{}, err
+	}
 	id := newID()
 	c := &Container{
 		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,

@@ -119,6 +119,9 @@ func New(cfg Config) (*Daemon, error) {
 		if err := os.Chmod(cfg.DataRoot, 0o711); err != nil {
 			return nil, fmt.Errorf("--userns-remap: %w", err)
 		}
+		if err := checkReachable(cfg.DataRoot); err != nil {
+			return nil, err
+		}
 		d.log.Printf("--userns-remap %s: containers' ids are %v (uids), %v (gids) on the host", d.remap.user, d.remap.UIDs, d.remap.GIDs)
 	}
 	if err := d.lockDataRoot(); err != nil {

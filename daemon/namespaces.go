@@ -50,8 +50,8 @@ func (d *Daemon) checkNamespaceModes(cfg *api.ContainerConfig, hc *api.HostConfi
 		}
 	}
 	if hc.UTSMode == "host" {
-		if cfg.Hostname != "" {
-			return errdefs.Invalidf("Conflicting options: Hostname and UTSMode host: the container has the host's hostname")
+		if cfg.Hostname != "" || cfg.Domainname != "" {
+			return errdefs.Invalidf("Conflicting options: Hostname or Domainname and UTSMode host: the container has the host's")
 		}
 		cfg.Hostname, _ = os.Hostname()
 	}
@@ -93,6 +93,8 @@ func (d *Daemon) setNamespaces(c *Container, s *specs.Spec) error {
 	if hc.UTSMode == "host" {
 		removeNamespace(s, specs.UTSNamespace)
 		s.Hostname = ""
+	} else {
+		s.Domainname = c.Config.Domainname // setdomainname(2) in its UTS namespace
 	}
 	if hc.CgroupnsMode == "private" {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})

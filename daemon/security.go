@@ -42,8 +42,16 @@ func (d *Daemon) checkConfinement(cfg *api.ContainerConfig, hc *api.HostConfig) 
 	if err != nil {
 		return err
 	}
-	if _, err := seccompProfile(hc, opts, caps); err != nil {
+	profile, err := seccompProfile(hc, opts, caps)
+	if err != nil {
 		return err
+	}
+	if profile != nil && opts.seccomp != "" {
+		// a profile of the caller's: one the runtime would refuse is a 400
+		// now (Docker's own compiles; TestSeccompProfileConditions)
+		if _, err := seccomp.Compile(profile); err != nil {
+			return errdefs.Invalidf("SecurityOpt: seccomp profile: %v", err)
+		}
 	}
 	if _, _, err := gatherDevices(hc); err != nil {
 		return err
@@ -307,12 +315,12 @@ func parseSecurityOpts(list []string) (securityOpts, error) {
 }
 
 // seccompProfile is the container's linux.seccomp: Docker's default
-// profile (the data of github.com/moby/profiles/seccomp), or the one the
-// request gave as JSON, with its conditional rules resolved for caps and
-// this host's architecture and kernel; nil when unconfined, or privileged
-// without a profile of its own. The result is compiled here too, with
-// minidock's own compiler, so that a profile the runtime would refuse is
-// refused at create.
+// profile (the data of github.com/moby/profiles/seccomp, built as Go
+// values: nothing to parse), or the one the request gave as JSON, with
+// its conditional rules resolved for caps and this host's architecture
+// and kernel; nil when unconfined, or privileged without a profile of
+// its own. (45 µs for Docker's; compiling it to BPF, which the runtime
+// does, takes 1.5 ms: BenchmarkDefaultSeccompProfile.)
 func seccompProfile(hc *api.HostConfig, o securityOpts, caps []string) (*specs.LinuxSeccomp, error) {
 	if o.seccomp == "unconfined" || (hc.Privileged && o.seccomp == "") {
 		return nil, nil
@@ -327,12 +335,6 @@ func seccompProfile(hc *api.HostConfig, o securityOpts, caps []string) (*specs.L
 		profile, err = profiles.LoadProfile(o.seccomp, rs)
 	}
 	if err != nil {
-		return nil, errdefs.Invalidf("SecurityOpt: seccomp profile: %v", err)
-	}
-	if profile == nil { // a profile with no default action and no rules
-		return nil, nil
-	}
-	if _, err := seccomp.Compile(profile); err != nil {
 		return nil, errdefs.Invalidf("SecurityOpt: seccomp profile: %v", err)
 	}
 	return profile, nil
@@ -370,6 +372,14 @@ func checkUlimits(list []api.Ulimit) error {
 		}
 		if rlimitValue(u.Soft) > rlimitValue(u.Hard) {
 			return errdefs.Invalidf("Ulimits: %s: soft limit %d is above the hard limit %d", u.Name, u.Soft, u.Hard)
+		}
+		if u.Name == "nofile" {
+			// no process may have more descriptors than fs.nr_open
+			if data, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+				if max, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64); err == nil && rlimitValue(u.Hard) > max {
+					return errdefs.Invalidf("Ulimits: nofile: hard limit %d is above the kernel's fs.nr_open (%d)", u.Hard, max)
+				}
+			}
 		}
 		if heldCaps()&(1<<uint(kernel.Capability("CAP_SYS_RESOURCE"))) != 0 {
 			continue

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -163,6 +164,29 @@ func ensureDockremap() error {
 		return fmt.Errorf("usermod --add-subuids %s dockremap: %v: %s", rng, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// checkReachable makes sure an unprivileged uid can go through every
+// directory above the data root (search permission for others): the
+// containers' root, under --userns-remap, reaches its root filesystem and
+// the files bound into it there.
+func checkReachable(dataRoot string) error {
+	abs, err := filepath.Abs(dataRoot)
+	if err != nil {
+		return err
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("--userns-remap: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("--userns-remap: the containers' root cannot reach the data root %s: %s is mode %#o (others need search permission, o+x)", dataRoot, d, fi.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
 }
 
 // checkRemap refuses, at create, what a remapped container cannot have

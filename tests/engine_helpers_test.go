@@ -33,6 +33,7 @@ type engine struct {
 	execRoot     string
 	sock         string
 	cgroupParent string
+	extra        []string // more daemon flags
 	logPath      string
 	runtime      string
 	cmd          *exec.Cmd
@@ -48,8 +49,9 @@ var engineSeq atomic.Int64
 
 func newEngine(t *testing.T) *engine { return newEngineAt(t, "") }
 
-// newEngineAt starts a daemon whose exec root's name ends in suffix.
-func newEngineAt(t *testing.T, suffix string) *engine {
+// newEngineAt starts a daemon whose exec root's name ends in suffix,
+// with extra daemon flags.
+func newEngineAt(t *testing.T, suffix string, extra ...string) *engine {
 	testutil.RequireRoot(t)
 	n := engineSeq.Add(1)
 	e := &engine{
@@ -57,6 +59,7 @@ func newEngineAt(t *testing.T, suffix string) *engine {
 		dataRoot:     t.TempDir(),
 		execRoot:     fmt.Sprintf("/run/minidock-test-%d-e%d%s", os.Getpid(), n, suffix),
 		cgroupParent: fmt.Sprintf("/minidock-test-%d-e%d", os.Getpid(), n),
+		extra:        extra,
 	}
 	e.sock = filepath.Join(e.execRoot, "d.sock")
 	e.bridge = fmt.Sprintf("mdt%d", (int64(os.Getpid())%10000)*100+n%100)
@@ -95,6 +98,7 @@ func (e *engine) start() {
 	if e.runtime != "" {
 		args = append(args, "--runtime", e.runtime)
 	}
+	args = append(args, e.extra...)
 	logf, err := os.OpenFile(e.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		e.t.Fatal(err)
