@@ -290,10 +290,14 @@ func hostProcesses() (bool, string) {
 // ptraceNewcomers watches /proc for processes that appear in the
 // container from outside while their program is not yet one of the
 // container's: the runtime's init of an exec (`docker exec`), before it
-// becomes the exec'd program. It tries to attach to each with ptrace(2):
-// a runtime process that lets it could be made to run anything before its
-// seccomp filter is loaded, and its /proc/<pid>/exe is the runtime's
-// binary on the host.
+// becomes the exec'd program. It tries to attach to each with ptrace(2),
+// again and again until the process is gone or runs the container's
+// program: the init starts with every capability (which alone makes
+// ptrace refuse) and drops to the container's before its execve, and
+// only from then on does the runtime's own protection (not dumpable)
+// show. A runtime process that lets it attach could be made to run
+// anything before its seccomp filter is loaded, and its /proc/<pid>/exe
+// is the runtime's binary on the host.
 func ptraceNewcomers(d time.Duration) (bool, string) {
 	runtime.LockOSThread() // ptrace ties the tracee to this thread
 	seen := map[int]bool{}
@@ -301,30 +305,36 @@ func ptraceNewcomers(d time.Duration) (bool, string) {
 		seen[pid] = true
 	}
 	self := os.Getpid()
-	attempts, errs := 0, map[string]int{}
+	watched := map[int]string{} // runtime processes -> the last refusal
+	refusals := map[string]int{}
+	processes := 0
 	var permitted []string
+	settle := func(pid int) {
+		if r := watched[pid]; r != "" {
+			refusals[r]++
+		}
+		delete(watched, pid)
+	}
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
 		for _, pid := range pids() {
-			if seen[pid] || pid == self {
+			if !seen[pid] && pid != self {
+				seen[pid] = true
+				if ppid(pid) != self { // not a child of the probe's own
+					watched[pid] = ""
+					processes++
+				}
+			}
+		}
+		for pid := range watched {
+			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+			if errors.Is(err, os.ErrNotExist) || (err == nil && inContainer(exe)) {
+				settle(pid) // gone, or the container's program by now
 				continue
 			}
-			seen[pid] = true
-			if ppid(pid) == self {
-				continue // a child of the probe's own
-			}
-			exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-			if err == nil && inContainer(exe) {
-				continue // already a program of the container (an exec'd one)
-			}
-			attempts++
 			if err := unix.PtraceSeize(pid); err != nil {
-				var errno syscall.Errno
-				if errors.As(err, &errno) && errno == unix.ESRCH {
-					attempts-- // gone before the attempt: it proves nothing
-					continue
+				if _, r := outcome(err); !strings.HasPrefix(r, "ESRCH") {
+					watched[pid] = r
 				}
-				_, r := outcome(err)
-				errs[r]++
 				continue
 			}
 			permitted = append(permitted, fmt.Sprintf("pid %d (exe %q)", pid, exe))
@@ -333,15 +343,23 @@ func ptraceNewcomers(d time.Duration) (bool, string) {
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, unix.WALL, nil)
 			unix.PtraceDetach(pid)
+			delete(watched, pid)
 		}
+	}
+	for pid := range watched {
+		settle(pid)
+	}
+	attempts := 0
+	for _, n := range refusals {
+		attempts += n
 	}
 	switch {
 	case len(permitted) > 0:
 		return true, fmt.Sprintf("permitted: attached to %s", strings.Join(permitted, ", "))
 	case attempts == 0:
-		return false, "inconclusive: no process entered the container"
+		return false, fmt.Sprintf("inconclusive: %d processes entered the container, none refused", processes)
 	}
-	return false, fmt.Sprintf("%d attempts refused: %v", attempts, errs)
+	return false, fmt.Sprintf("%d runtime processes refused, each until it became the container's program: %v", attempts, refusals)
 }
 
 // inContainer tells whether an exe link names a file of the container:
