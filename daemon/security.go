@@ -30,9 +30,10 @@ import (
 
 // checkConfinement checks at create what confine will apply, so that a
 // container that cannot be confined as asked is never made: capability
-// names, security options (a seccomp profile is parsed and compiled
-// here), devices, sysctls, ulimits, oom_score_adj, the namespace modes,
-// the user and the extra groups.
+// names, security options (a caller's seccomp profile is parsed and
+// compiled here), devices, sysctls, ulimits, oom_score_adj, the
+// namespace modes and what --userns-remap forbids, the user and the
+// extra groups.
 func (d *Daemon) checkConfinement(cfg *api.ContainerConfig, hc *api.HostConfig) error {
 	caps, err := containerCaps(hc)
 	if err != nil {

@@ -337,12 +337,36 @@ func ptraceNewcomers(d time.Duration) (bool, string) {
 				}
 				continue
 			}
-			permitted = append(permitted, fmt.Sprintf("pid %d (exe %q)", pid, exe))
-			// let it go on: stop it, wait for the stop, detach
-			unix.PtraceInterrupt(pid)
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, unix.WALL, nil)
-			unix.PtraceDetach(pid)
+			// let it go on whatever it is: stop it, wait for the stop, detach
+			detach := func() {
+				unix.PtraceInterrupt(pid)
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, unix.WALL, nil)
+				unix.PtraceDetach(pid)
+			}
+			if now, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); (err == nil && inContainer(now)) || errors.Is(err, os.ErrNotExist) || zombie(pid) {
+				// it became the container's program between the two looks
+				// (a process of the container like any other), or is
+				// exiting or has exited since (it has no program left:
+				// nothing to take over)
+				detach()
+				settle(pid)
+				continue
+			}
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			capEff := ""
+			for _, l := range strings.Split(string(status), "\n") {
+				if strings.HasPrefix(l, "CapEff:") {
+					capEff = strings.TrimSpace(strings.TrimPrefix(l, "CapEff:"))
+				}
+			}
+			exeErr := ""
+			if err != nil {
+				_, exeErr = outcome(err)
+			}
+			permitted = append(permitted, fmt.Sprintf("pid %d (exe %q %s, %q, CapEff %s)", pid, exe, exeErr, strings.ReplaceAll(string(cmdline), "\x00", " "), capEff))
+			detach()
 			delete(watched, pid)
 		}
 	}
@@ -378,6 +402,17 @@ func pids() []int {
 		}
 	}
 	return out
+}
+
+// zombie tells whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		f := strings.Fields(s[i+1:])
+		return len(f) > 0 && f[0] == "Z"
+	}
+	return false
 }
 
 func ppid(pid int) int {
