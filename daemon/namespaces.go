@@ -3,11 +3,13 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"minidock/api"
 	"minidock/internal/errdefs"
@@ -81,9 +83,10 @@ func knownModes(allowed []string, container bool) string {
 
 // setNamespaces applies the modes to the spec at start: a shared
 // namespace is left out or given by path; /dev/shm follows the IPC
-// namespace (a tmpfs of ShmSize, the host's /dev/shm, or the other
-// container's, bound from /proc/<pid>/root/dev/shm so that nothing is
-// mounted on the host for it); a private cgroup namespace is added;
+// namespace (a tmpfs of ShmSize in the container's mount namespace; for
+// a shareable one a tmpfs the daemon mounts on the host, in the
+// container's directory, which the containers that join it bind too; or
+// the host's /dev/shm); a private cgroup namespace is added;
 // --userns-remap maps the container's ids (userns.go).
 func (d *Daemon) setNamespaces(c *Container, s *specs.Spec) error {
 	hc := &c.HostConfig
@@ -102,6 +105,13 @@ func (d *Daemon) setNamespaces(c *Container, s *specs.Spec) error {
 	shm := specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm",
 		Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(shmSize(hc), 10)}}
 	ipc := hc.IpcMode
+	if ipc == "shareable" {
+		dir, err := d.mountShm(c)
+		if err != nil {
+			return err
+		}
+		shm = bindShm(dir)
+	}
 	if other, ok := strings.CutPrefix(ipc, "container:"); ok {
 		o, pid, err := d.runningOther("IpcMode", other)
 		if err != nil {
@@ -110,7 +120,7 @@ func (d *Daemon) setNamespaces(c *Container, s *specs.Spec) error {
 		switch o.HostConfig.IpcMode {
 		case "shareable":
 			setNamespacePath(s, specs.IPCNamespace, ns.ProcPath(pid, specs.IPCNamespace))
-			shm = bindShm(fmt.Sprintf("/proc/%d/root/dev/shm", pid))
+			shm = bindShm(o.paths.shm())
 		case "host":
 			ipc = "host"
 		default:
@@ -127,6 +137,50 @@ func (d *Daemon) setNamespaces(c *Container, s *specs.Spec) error {
 		}
 	}
 	return d.remapUsers(c, s)
+}
+
+// shm is where a shareable IPC container's /dev/shm is mounted on the
+// host. A mount in another mount namespace cannot be bound (mount(2)
+// answers EINVAL for /proc/<pid>/root/dev/shm), so the daemon holds it.
+func (p paths) shm() string { return filepath.Join(p.dir, "shm") }
+
+// mountShm mounts c's shareable /dev/shm, unless it is mounted already,
+// owned by the container's root (which --userns-remap moves).
+func (d *Daemon) mountShm(c *Container) (string, error) {
+	dir := c.paths.shm()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("/dev/shm of %s: %w", c.ID, err)
+	}
+	if mounted(dir) {
+		return dir, nil
+	}
+	opts := fmt.Sprintf("mode=1777,size=%d", shmSize(&c.HostConfig))
+	if m := c.UserNamespace; m != nil {
+		opts += fmt.Sprintf(",uid=%d,gid=%d", m.rootUID(), m.rootGID())
+	}
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {
+		return "", fmt.Errorf("/dev/shm of %s: mount tmpfs on %s: %w", c.ID, dir, err)
+	}
+	return dir, nil
+}
+
+// unmountShm unmounts c's shareable /dev/shm once it has stopped (and
+// with it every container that joined its IPC namespace).
+func (d *Daemon) unmountShm(c *Container) {
+	dir := c.paths.shm()
+	if mounted(dir) {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			d.log.Printf("container %s: unmount %s: %v", c.ID, dir, err)
+		}
+	}
+	os.Remove(dir)
+}
+
+// mounted tells whether dir is a mount point (another device than its
+// parent).
+func mounted(dir string) bool {
+	var st, parent unix.Stat_t
+	return unix.Stat(dir, &st) == nil && unix.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev
 }
 
 func bindShm(source string) specs.Mount {

@@ -229,6 +229,7 @@ func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, e
 	}
 	d.network.Leave(sb)
 	d.images.Unmount(c.ID)
+	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
 	d.mu.Lock()
 	c.setSandbox(sb)
 	c.shimUp = false

@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -134,52 +136,56 @@ func TestConfinementDefaults(t *testing.T) {
 func TestConfinementOptions(t *testing.T) {
 	e := newEngine(t)
 	e.importBusybox("busybox:latest")
-	run := func(args ...string) string {
+	run := func(t *testing.T, args ...string) string {
 		t.Helper()
-		return strings.TrimSpace(e.mustCLI(append([]string{"run", "--rm", "--network", "none"}, args...)...))
+		out, code := e.cli(append([]string{"run", "--rm", "--network", "none"}, args...)...)
+		if code != 0 {
+			t.Errorf("run %v: exit %d: %s", args, code, out)
+		}
+		return strings.TrimSpace(out)
 	}
 
 	t.Run("device", func(t *testing.T) {
-		out := run("--device", "/dev/loop0:/dev/xloop:r", "busybox", "sh", "-c",
+		out := run(t, "--device", "/dev/loop0:/dev/xloop:r", "busybox", "sh", "-c",
 			"stat -c '%t:%T %F' /dev/xloop; head -c 0 /dev/xloop && echo read-ok; echo x > /dev/xloop || echo write-refused")
 		if !strings.Contains(out, "7:0 block special file") || !strings.Contains(out, "read-ok") || !strings.Contains(out, "write-refused") {
 			t.Errorf("--device /dev/loop0:/dev/xloop:r: %s", out)
 		}
 	})
 	t.Run("sysctl", func(t *testing.T) {
-		if out := run("--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=1234", "busybox", "sh", "-c",
+		if out := run(t, "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=1234", "busybox", "sh", "-c",
 			"cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni"); strings.Fields(out)[0] != "1" || strings.Fields(out)[1] != "1234" {
 			t.Errorf("--sysctl: %s", out)
 		}
 	})
 	t.Run("ulimit", func(t *testing.T) {
-		if out := run("--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn"); strings.Join(strings.Fields(out), " ") != "100 200" {
+		if out := run(t, "--ulimit", "nofile=100:200", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn"); strings.Join(strings.Fields(out), " ") != "100 200" {
 			t.Errorf("--ulimit nofile=100:200: %q", out)
 		}
 	})
 	t.Run("group-add", func(t *testing.T) {
-		out := run("--group-add", "nogroup", "--group-add", "1234", "busybox", "id", "-G")
-		if f := strings.Fields(out); len(f) != 3 || f[1] != "65534" || f[2] != "1234" {
+		out := run(t, "--group-add", "nogroup", "--group-add", "1234", "busybox", "id", "-G")
+		if f := strings.Fields(out); len(f) != 3 || !slices.Contains(f, "65534") || !slices.Contains(f, "1234") {
 			t.Errorf("--group-add nogroup --group-add 1234: id -G = %q", out)
 		}
 	})
 	t.Run("oom-score-adj", func(t *testing.T) {
-		if out := run("--oom-score-adj", "500", "busybox", "cat", "/proc/self/oom_score_adj"); out != "500" {
+		if out := run(t, "--oom-score-adj", "500", "busybox", "cat", "/proc/self/oom_score_adj"); out != "500" {
 			t.Errorf("--oom-score-adj 500: %q", out)
 		}
 	})
 	t.Run("pid-host", func(t *testing.T) {
-		n, _ := strconv.Atoi(run("--pid", "host", "busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'"))
+		n, _ := strconv.Atoi(run(t, "--pid", "host", "busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'"))
 		if n < 10 {
 			t.Errorf("--pid host: %d processes in /proc, want the host's", n)
 		}
-		if got := run("busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'"); got != "1" && got != "2" {
-			t.Errorf("default: %s processes in /proc", got)
+		if got, _ := strconv.Atoi(run(t, "busybox", "sh", "-c", "ls /proc | grep -c '^[0-9]'")); got > 5 {
+			t.Errorf("default: %d processes in /proc", got)
 		}
 	})
 	t.Run("uts-host", func(t *testing.T) {
 		host, _ := os.Hostname()
-		if out := run("--uts", "host", "busybox", "hostname"); out != host {
+		if out := run(t, "--uts", "host", "busybox", "hostname"); out != host {
 			t.Errorf("--uts host: hostname %q, want %q", out, host)
 		}
 		if out, code := e.cli("run", "--rm", "--uts", "host", "-h", "x", "busybox", "true"); code == 0 || !strings.Contains(out, "Conflicting options") {
@@ -188,30 +194,33 @@ func TestConfinementOptions(t *testing.T) {
 	})
 	t.Run("ipc", func(t *testing.T) {
 		hostIPC, _ := os.Readlink("/proc/self/ns/ipc")
-		if out := run("--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"); out != hostIPC {
+		if out := run(t, "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"); out != hostIPC {
 			t.Errorf("--ipc host: %s, want %s", out, hostIPC)
 		}
-		owner := strings.TrimSpace(e.mustCLI("run", "-d", "--network", "none", "--ipc", "shareable", "busybox", "sh", "-c", "echo shared > /dev/shm/x; sleep 100"))
+		owner, _ := e.cli("run", "-d", "--network", "none", "--ipc", "shareable", "busybox", "sh", "-c", "echo shared > /dev/shm/x; sleep 100")
+		owner = strings.TrimSpace(owner)
 		defer e.cli("rm", "-f", owner)
-		ownerNS := strings.TrimSpace(e.mustCLI("exec", owner, "readlink", "/proc/self/ns/ipc"))
-		out := run("--ipc", "container:"+owner, "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; cat /dev/shm/x")
+		ownerNS, _ := e.cli("exec", owner, "readlink", "/proc/self/ns/ipc")
+		ownerNS = strings.TrimSpace(ownerNS)
+		out := run(t, "--ipc", "container:"+owner, "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; cat /dev/shm/x")
 		if f := strings.Fields(out); len(f) != 2 || f[0] != ownerNS || f[1] != "shared" {
 			t.Errorf("--ipc container:%s: %q, want its namespace %s and its /dev/shm", owner, out, ownerNS)
 		}
-		private := strings.TrimSpace(e.mustCLI("run", "-d", "--network", "none", "busybox", "sleep", "100"))
+		private, _ := e.cli("run", "-d", "--network", "none", "busybox", "sleep", "100")
+		private = strings.TrimSpace(private)
 		defer e.cli("rm", "-f", private)
 		if out, code := e.cli("run", "--rm", "--ipc", "container:"+private, "busybox", "true"); code == 0 || !strings.Contains(out, "not shareable") {
 			t.Errorf("joining a private IPC namespace: exit %d: %s", code, out)
 		}
 	})
 	t.Run("shm-size", func(t *testing.T) {
-		if out := run("--shm-size", "1m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"); strings.Fields(out)[1] != "1024" {
+		if out := run(t, "--shm-size", "1m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"); strings.Fields(out)[1] != "1024" {
 			t.Errorf("--shm-size 1m: %s", out)
 		}
 	})
 	t.Run("cgroupns", func(t *testing.T) {
 		hostNS, _ := os.Readlink("/proc/self/ns/cgroup")
-		if out := run("--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup"); out == hostNS {
+		if out := run(t, "--cgroupns", "private", "busybox", "readlink", "/proc/self/ns/cgroup"); out == hostNS {
 			t.Errorf("--cgroupns private: the host's namespace %s", out)
 		}
 	})
@@ -222,7 +231,7 @@ func TestConfinementOptions(t *testing.T) {
 		}
 	})
 	t.Run("userns-host", func(t *testing.T) {
-		run("--userns", "host", "busybox", "true") // without --userns-remap, what every container has
+		run(t, "--userns", "host", "busybox", "true") // without --userns-remap, what every container has
 	})
 }
 
@@ -331,7 +340,9 @@ func TestConfinementBadInput(t *testing.T) {
 				body[k] = v
 			}
 			st, data := e.do("POST", "/containers/create", body)
-			if st != 400 || !strings.Contains(string(data), c.want) {
+			var msg struct{ Message string }
+			json.Unmarshal(data, &msg)
+			if st != 400 || !strings.Contains(msg.Message, c.want) {
 				t.Errorf("status %d, %s; want 400 naming %q", st, data, c.want)
 			}
 		})
