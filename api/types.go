@@ -149,6 +149,13 @@ type HostConfig struct {
 	Mounts      []Mount           `json:"Mounts,omitempty"`
 	Tmpfs       map[string]string `json:"Tmpfs,omitempty"`
 	VolumesFrom []string          `json:"VolumesFrom"`
+	// Confinement (api/confinement.go): capabilities, seccomp, devices,
+	// sysctls, ulimits, namespaces shared with the host or another
+	// container.
+	Confinement
+	// ConsoleSize is the terminal's size, [height, width], set right after
+	// the start (with Tty).
+	ConsoleSize [2]uint `json:"ConsoleSize"`
 }
 
 // ContainerCreateRequest is the body of POST /containers/create: a
@@ -394,6 +401,9 @@ type ExecConfig struct {
 	Env          []string `json:"Env"`
 	WorkingDir   string   `json:"WorkingDir"`
 	Cmd          []string `json:"Cmd"`
+	// ConsoleSize is the terminal's size, [height, width], set right after
+	// the start (with Tty).
+	ConsoleSize [2]uint `json:"ConsoleSize"`
 }
 
 // ExecInspect is GET /exec/{id}/json; ExitCode is null while it runs.

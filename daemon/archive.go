@@ -234,7 +234,9 @@ func (d *Daemon) ContainerArchive(ctx context.Context, name, p string, begin fun
 		w := begin(st)
 		// names below the entry are "name/...": only the first part changes
 		rename := func(n string) string { return t.as + strings.TrimPrefix(n, t.name) }
-		return archive.WriteEntry(w, archive.FdPath(t.dir), t.name, rename)
+		return c.UserNamespace.writeInContainerIDs(w, func(w io.Writer) error {
+			return archive.WriteEntry(w, archive.FdPath(t.dir), t.name, rename)
+		})
 	})
 	if err == nil {
 		d.mu.Lock()
@@ -322,7 +324,7 @@ func (d *Daemon) ExtractToContainer(ctx context.Context, name, p string, r io.Re
 		if _, err := spool.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		if _, err := archive.Unpack(dest, spool, &archive.UnpackOptions{Root: root}); err != nil {
+		if _, err := archive.Unpack(dest, c.UserNamespace.toHostIDs(spool), &archive.UnpackOptions{Root: root}); err != nil {
 			var ue *archive.UnpackError
 			if errors.As(err, &ue) {
 				return errdefs.Invalidf("extract into %s: %v", p, err)

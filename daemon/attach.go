@@ -106,3 +106,17 @@ func (d *Daemon) ResizeContainer(ctx context.Context, name string, h, w uint16) 
 	}
 	return nil
 }
+
+// applyConsoleSize gives the terminal of a process just started (the
+// container's, execID "", or an exec's) the size its request carried,
+// ConsoleSize [height, width], as Docker does before the client's first
+// resize. Without a terminal, or without a size, it does nothing; a
+// failure is only logged: the client resizes again.
+func (d *Daemon) applyConsoleSize(c *Container, execID string, tty bool, size [2]uint) {
+	if !tty || size[0] == 0 || size[1] == 0 || size[0] > 0xffff || size[1] > 0xffff {
+		return
+	}
+	if err := c.shim().Resize(execID, uint16(size[0]), uint16(size[1])); err != nil {
+		d.log.Printf("container %s: initial console size: %v", c.ID, err)
+	}
+}

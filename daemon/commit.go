@@ -21,7 +21,9 @@ func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) 
 	if err != nil {
 		return err
 	}
-	return d.withRootfs(c, func(string) error { return d.images.Export(c.ID, w) })
+	return d.withRootfs(c, func(string) error {
+		return c.UserNamespace.writeInContainerIDs(w, func(w io.Writer) error { return d.images.Export(c.ID, w) })
+	})
 }
 
 // ContainerChanges is `docker diff`: what the container's upper dir
@@ -85,7 +87,8 @@ func (d *Daemon) Commit(ctx context.Context, name string, o CommitOptions) (stri
 	if err := d.stillThere(c); err != nil {
 		return "", err
 	}
-	img, err := d.images.Commit(c.ID, image.CommitOptions{Ref: o.Ref, Author: o.Author, Comment: o.Comment, Changes: changes, CreatedBy: createdBy})
+	img, err := d.images.Commit(c.ID, image.CommitOptions{Ref: o.Ref, Author: o.Author, Comment: o.Comment, Changes: changes, CreatedBy: createdBy,
+		Filter: c.UserNamespace.commitFilter()})
 	if err != nil {
 		return "", fmt.Errorf("commit container %s: %w", c.ID, err)
 	}

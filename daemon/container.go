@@ -32,6 +32,9 @@ type Container struct {
 	// signal): nothing reads the image config again.
 	Config     api.ContainerConfig
 	HostConfig api.HostConfig
+	// UserNamespace is the id mapping of a container made under
+	// --userns-remap (userns.go); nil: none.
+	UserNamespace *IDMapping `json:",omitempty"`
 	// CgroupPath is the container's cgroupsPath, fixed at create:
 	// <cgroup-parent>/<id>. The OCI config and the shim take it from here.
 	CgroupPath string

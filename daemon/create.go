@@ -60,10 +60,16 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	if err != nil {
 		return api.CreateResponse{}, err
 	}
+	if err := d.checkConfinement(&cfg, &hc); err != nil { // security.go
+		return api.CreateResponse{}, err
+	}
+	if err := checkOutputFields(cc.NetworkingConfig); err != nil { // audit.go
+		return api.CreateResponse{}, err
+	}
 	id := newID()
 	c := &Container{
 		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,
-		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id,
+		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id, UserNamespace: d.remappingOf(&hc),
 		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}),
 	}
 	otherID := func(ref string) (string, error) {

@@ -54,6 +54,8 @@ type Config struct {
 	// image load or import in all, may expand to (holes included);
 	// 0: archive.DefaultMaxLayerSize. The free space is watched too.
 	MaxUnpackSize int64
+	// UsernsRemap is --userns-remap: "", "default" or USER[:GROUP] (userns.go).
+	UsernsRemap string
 
 	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
@@ -67,6 +69,8 @@ type Daemon struct {
 	network *network.Controller
 	shims   *shim.Launcher
 	lock    *os.File // flock on <data-root>/minidock.lock
+
+	remap *remapping // --userns-remap, or nil (userns.go)
 
 	// mu guards the maps and every container's fields. It is never held
 	// while calling into a shim, the image store or the network
@@ -109,10 +113,24 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log, containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{}}
+	var err error
+	if d.remap, err = setupRemap(cfg.UsernsRemap); err != nil { // userns.go
+		return nil, err
+	}
+	if d.remap != nil {
+		// the containers' root, an unprivileged uid, must reach its rootfs
+		// and the files bound into it below the data root
+		if err := os.Chmod(cfg.DataRoot, 0o711); err != nil {
+			return nil, fmt.Errorf("--userns-remap: %w", err)
+		}
+		if err := checkReachable(cfg.DataRoot); err != nil {
+			return nil, err
+		}
+		d.log.Printf("--userns-remap %s: containers' ids are %v (uids), %v (gids) on the host", d.remap.user, d.remap.UIDs, d.remap.GIDs)
+	}
 	if err := d.lockDataRoot(); err != nil {
 		return nil, err
 	}
-	var err error
 	if d.images, err = image.Open(cfg.DataRoot); err != nil {
 		d.lock.Close()
 		return nil, err

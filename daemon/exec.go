@@ -41,6 +41,9 @@ func (d *Daemon) ExecCreate(ctx context.Context, name string, cfg api.ExecConfig
 	if len(cfg.Cmd) == 0 {
 		return "", errdefs.Invalidf("no exec command specified")
 	}
+	if err := checkUser("User", cfg.User); err != nil {
+		return "", err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if c.State.Status != "running" {
@@ -152,6 +155,7 @@ func (d *Daemon) ExecStart(ctx context.Context, id string, o ExecStartOptions) e
 	d.mu.Lock()
 	e.running, e.pid = true, pid
 	d.mu.Unlock()
+	d.applyConsoleSize(c, e.ID, cfg.Tty, cfg.ConsoleSize)
 	if stream == nil {
 		go d.collectExec(c, e)
 		return nil
@@ -227,6 +231,10 @@ func (d *Daemon) execProcess(c *Container, e *Exec) (*specs.Process, error) {
 			return nil, err
 		}
 		p.User = specs.User{UID: uid, GID: gid, AdditionalGids: extra}
+	}
+	if e.Config.Privileged {
+		caps := allHeldCaps() // security.go
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	}
 	return &p, nil
 }

@@ -61,6 +61,7 @@ func (d *Daemon) leave(c *Container) {
 	d.mu.Unlock()
 	d.network.Leave(sb)
 	d.images.Unmount(c.ID)
+	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
 	d.mu.Lock()
 	c.setSandbox(sb)
 	d.mu.Unlock()

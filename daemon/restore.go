@@ -190,6 +190,7 @@ func (d *Daemon) exitedAtRestore(c *Container, exit *shim.Exit) {
 		ep.IP = netip.Prefix{}
 	}
 	d.images.Unmount(c.ID)
+	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
 	d.mu.Lock()
 	c.recordExit(exit, lost)
 	d.emitExit(c, exit)

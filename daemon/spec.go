@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -156,11 +155,11 @@ func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err erro
 	}
 	u, g, hasGroup := strings.Cut(user, ":")
 	passwd := readDB(rootfs, "/etc/passwd")
-	if n, perr := strconv.ParseUint(u, 10, 32); perr == nil {
+	if n, perr := parseID(u); perr == nil {
 		uid = uint32(n)
 		for _, f := range passwd {
 			if len(f) > 3 && f[2] == u {
-				if n, err := strconv.ParseUint(f[3], 10, 32); err == nil {
+				if n, err := parseID(f[3]); err == nil {
 					gid = uint32(n)
 				}
 				break
@@ -170,8 +169,8 @@ func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err erro
 		found := false
 		for _, f := range passwd {
 			if len(f) > 3 && f[0] == u {
-				a, e1 := strconv.ParseUint(f[2], 10, 32)
-				b, e2 := strconv.ParseUint(f[3], 10, 32)
+				a, e1 := parseID(f[2])
+				b, e2 := parseID(f[3])
 				if e1 == nil && e2 == nil {
 					uid, gid, found = uint32(a), uint32(b), true
 				}
@@ -183,13 +182,13 @@ func resolveUser(rootfs, user string) (uid, gid uint32, extra []uint32, err erro
 		}
 	}
 	if hasGroup {
-		if n, perr := strconv.ParseUint(g, 10, 32); perr == nil {
+		if n, perr := parseID(g); perr == nil {
 			gid = uint32(n)
 		} else {
 			found := false
 			for _, f := range readDB(rootfs, "/etc/group") {
 				if len(f) > 2 && f[0] == g {
-					if n, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+					if n, err := parseID(f[2]); err == nil {
 						gid, found = uint32(n), true
 					}
 					break

@@ -67,7 +67,7 @@ func (d *Daemon) start(c *Container) (err error) {
 			go d.shims.Prepare() // the next start's spare shim
 		}
 	}()
-	rootfs, err := d.images.Mount(c.ID)
+	rootfs, err := d.mountRootfs(c) // userns.go: idmapped under --userns-remap
 	if err != nil {
 		return err
 	}
@@ -112,6 +112,7 @@ func (d *Daemon) start(c *Container) (err error) {
 		}
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	d.applyConsoleSize(c, "", c.Config.Tty, c.HostConfig.ConsoleSize)
 	d.mu.Lock()
 	c.State = State{Status: "running", Pid: pid, StartedAt: time.Now().UTC()}
 	err = c.save()
@@ -147,6 +148,9 @@ func (d *Daemon) joinNetwork(c *Container, sb *network.Sandbox) (network.Spec, e
 func (d *Daemon) writeBundle(c *Container, rootfs string, net network.Spec) error {
 	spec, err := buildSpec(c, rootfs, net)
 	if err != nil {
+		return err
+	}
+	if err := d.confine(c, spec); err != nil { // security.go
 		return err
 	}
 	if err := os.MkdirAll(c.paths.bundle, 0o700); err != nil {
@@ -225,6 +229,7 @@ func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, e
 	}
 	d.network.Leave(sb)
 	d.images.Unmount(c.ID)
+	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
 	d.mu.Lock()
 	c.setSandbox(sb)
 	c.shimUp = false

@@ -198,7 +198,10 @@ func (s *Store) Unmount(containerID string) error {
 	if err != nil {
 		return err
 	}
-	return overlay.Unmount(rfs.Merged)
+	if err := overlay.Unmount(rfs.Merged); err != nil {
+		return err
+	}
+	return unmountIDMapped(rfs) // idmap.go: the layers of a remapped container
 }
 
 // RemoveRootfs unmounts a container's overlay, deletes its upper, work and
@@ -210,6 +213,9 @@ func (s *Store) RemoveRootfs(containerID string) error {
 		return err
 	}
 	if err := overlay.Unmount(rfs.Merged); err != nil {
+		return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
+	}
+	if err := unmountIDMapped(rfs); err != nil {
 		return fmt.Errorf("remove rootfs of %s: %w", containerID, err)
 	}
 	s.mu.Lock()
@@ -276,6 +282,10 @@ type CommitOptions struct {
 	// the parent image's (Changes still apply on top): a build commits
 	// the config its instructions made so far.
 	RunConfig *RunConfig
+	// Filter, when set, rewrites the layer's tar stream before it is
+	// stored: the daemon shifts the host ids of a container under
+	// --userns-remap back to the container's.
+	Filter func(io.Reader) io.Reader
 }
 
 // Commit turns a container's changes into a new image: its upper dir
@@ -295,7 +305,11 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.WriteDiff(pw, rfs.Upper)) }()
-	tb, err := s.spool(pr)
+	var layer io.Reader = pr
+	if opts.Filter != nil {
+		layer = opts.Filter(pr)
+	}
+	tb, err := s.spool(layer)
 	pr.CloseWithError(errors.New("spool stopped"))
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)

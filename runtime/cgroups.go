@@ -20,7 +20,16 @@ type cgroupHandle = cgroup.Manager
 // before the init exists: the init is born inside it (startInit), so that
 // its first instruction already runs under the limits.
 func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
-	cg, err := cgroup.New(c.Config.Linux.CgroupsPath, c.ID)
+	path := c.Config.Linux.CgroupsPath
+	if rootless() {
+		delegated, err := rootlessCgroup(c.Config, c.ID)
+		if err != nil || delegated == "" {
+			k.Note("cgroup", "none: rootless, and no cgroup v2 subtree is delegated to the caller", err)
+			return nil, err
+		}
+		path = delegated
+	}
+	cg, err := cgroup.New(path, c.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +90,9 @@ func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 func (c *Container) cgroup() (cgroupHandle, error) {
 	if c.cg != nil {
 		return c.cg, nil
+	}
+	if c.CgroupPath == "" {
+		return nil, errors.New("the container has no cgroup (rootless, no delegated cgroup v2 subtree)")
 	}
 	cg, err := cgroup.New(c.CgroupPath, c.ID)
 	if err != nil {

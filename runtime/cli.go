@@ -103,7 +103,7 @@ func Main(args []string) int {
 	debug := fs.Bool("debug", false, "write the trace of every step to the --log file (or stderr)")
 	traceOn := fs.Bool("trace", false, "print every set-up step (also MINIDOCK_TRACE=1)")
 	fs.BoolVar(&c.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups: refused at create unless systemd runs (and then unsupported)")
-	fs.String("rootless", "auto", "ignored: minidock runs as root")
+	fs.String("rootless", "auto", "ignored: rootless mode follows the caller's uid (runtime/rootless.go)")
 	fs.String("criu", "", "ignored: no checkpoint/restore")
 	version := fs.Bool("version", false, "print the version")
 	fs.BoolVar(version, "v", false, "print the version")
@@ -113,6 +113,9 @@ func Main(args []string) int {
 			return 0
 		}
 		return c.fail(err)
+	}
+	if c.root == DefaultRoot && rootless() {
+		c.root = defaultRootlessRoot() // root's /run is not the caller's
 	}
 	if *version {
 		// runc's lines, which dockerd and go-runc parse: NAME version X,
@@ -491,7 +494,7 @@ func (c *cli) spec(args []string) (int, error) {
 	fs := newFlags("spec")
 	bundle := fs.String("bundle", ".", "where to write config.json")
 	fs.StringVar(bundle, "b", ".", "where to write config.json")
-	rootless := fs.Bool("rootless", false, "a config for a user namespace mapping uid 0 to the caller")
+	rootless := fs.Bool("rootless", false, "a config for an unprivileged caller: a user namespace mapping uid 0 to it (and its /etc/subuid range from 1 with newuidmap)")
 	if err := parse(fs, args, 0); err != nil {
 		return 1, err
 	}
@@ -501,7 +504,8 @@ func (c *cli) spec(args []string) (int, error) {
 	}
 	spec := DefaultSpec()
 	if *rootless {
-		MakeRootless(spec, os.Getuid(), os.Getgid())
+		uids, gids := rootlessIDs() // rootless.go
+		MakeRootless(spec, uids, gids)
 	}
 	data, _ := json.MarshalIndent(spec, "", "\t")
 	return 0, os.WriteFile(p, append(data, '\n'), 0o644)

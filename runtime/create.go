@@ -90,6 +90,11 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err := checkPidFile(o.PidFile); err != nil {
 		return nil, err
 	}
+	if rootless() {
+		if err := checkRootless(spec); err != nil { // rootless.go
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("runtime root %s: %w", root, err)
 	}
@@ -141,7 +146,9 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.CgroupPath = cg.Path()
+	if cg != nil {
+		cfg.CgroupPath = cg.Path()
+	}
 	var startL *os.File // the start socket: Start connects to it
 	if !o.StartNow {
 		if startL, err = listenStart(dir); err != nil {
@@ -157,14 +164,22 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	cmd = initCommand(h, startL, o.Stdio, o.ExtraFiles, tr)
 	nss := spec.Linux.Namespaces
 	cmd.SysProcAttr.Cloneflags = ns.CloneFlags(nss)
-	if ns.Has(nss, specs.UserNamespace) {
+	awaitMaps := false
+	switch {
+	case ns.Has(nss, specs.UserNamespace) && rootless() && needIDMapHelpers(spec):
+		// only newuidmap/newgidmap may write these maps, once the child
+		// exists: it is born unmapped and waits for them (rootless.go)
+		awaitMaps = true
+		cmd.Env = append(cmd.Env, envAwaitIDMaps+"=1")
+	case ns.Has(nss, specs.UserNamespace):
 		// os/exec writes these to /proc/<pid>/uid_map and gid_map from this
 		// (parent) process between clone and execve, while the child waits;
 		// the child then becomes uid 0 of the new namespace before execve,
-		// so that it keeps its capabilities there.
+		// so that it keeps its capabilities there. Unprivileged, the kernel
+		// takes a gid_map only once setgroups(2) is denied in the namespace.
 		cmd.SysProcAttr.UidMappings = ns.IDMaps(spec.Linux.UIDMappings)
 		cmd.SysProcAttr.GidMappings = ns.IDMaps(spec.Linux.GIDMappings)
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = !rootless()
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	ks := k.Begin("startInit")
@@ -174,13 +189,25 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 			ct, err = nil, serr
 		}
 	}()
-	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), cg.Path(), pidOf(cmd)), err)
+	into := "no cgroup"
+	if cg != nil {
+		into = cg.Path()
+	}
+	err = ks.Note("clone", fmt.Sprintf("flags=%s, into %s, then execve /proc/self/exe init = pid %d", kernel.CloneFlags(cmd.SysProcAttr.Cloneflags), into, pidOf(cmd)), err)
 	if err != nil {
 		cmd = nil
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	c.Pid = cmd.Process.Pid
 	_, c.PidStart, _ = procStat(c.Pid)
+	if awaitMaps {
+		if err = writeIDMaps(ks, c.Pid, spec); err != nil {
+			return nil, err
+		}
+		if err = sendMsg(h.parent, syncMsg{Type: msgIDMaps}, -1); err != nil {
+			return nil, err
+		}
+	}
 	if len(cfg.CreateContainerHooks) > 0 {
 		st := c.ociState(string(specs.StateCreated))
 		cfg.State = &st

@@ -139,6 +139,18 @@ func InitMain(args []string) {
 		traceFile = os.NewFile(fdTrace, "trace")
 	}
 	k := kernel.NewLinux(trace.New(traceFile, "init"))
+	// Not dumpable until the container's program replaces this one (execve
+	// makes it dumpable again): /proc/<pid>/exe is the host's minidock
+	// binary, and from the moment the capabilities are dropped a process
+	// of the container, with the same uid and capabilities, could
+	// otherwise ptrace(2) this one before its seccomp filter is loaded, or
+	// open its exe (what CVE-2019-5736 did to runc).
+	if os.Getenv(envAwaitIDMaps) == "1" {
+		// rootless, with ranges only newuidmap can map (rootless.go)
+		err := k.Note("execve", "/proc/self/exe init, once the id maps are written", awaitIDMaps())
+		(&initProcess{sync: fdSync}).fail(&InitError{Step: "awaitIDMaps", Msg: err.Error(), Errno: kernel.Errno(err), err: err})
+	}
+	k.Note("prctl", "PR_SET_DUMPABLE 0", unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0))
 	p := &initProcess{sync: fdSync}
 	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
 	if err == nil {

@@ -283,7 +283,7 @@ func TestInitFinishProcess(t *testing.T) {
 
 func TestInitUserNamespaceBindsDevices(t *testing.T) {
 	b := newTestBundle(t)
-	MakeRootless(b.spec, 1000, 1000)
+	MakeRootless(b.spec, []specs.LinuxIDMapping{{HostID: 1000, Size: 1}}, []specs.LinuxIDMapping{{HostID: 1000, Size: 1}})
 	rec, err := b.run(t, untilExec, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -54,12 +54,13 @@ func DefaultSpec() *specs.Spec {
 	}
 }
 
-// MakeRootless adds a user namespace mapping uid/gid 0 inside to the
-// given ids outside, and drops what a user namespace cannot have.
-func MakeRootless(s *specs.Spec, uid, gid int) {
+// MakeRootless adds a user namespace with the given id maps (see
+// rootlessIDs), and drops what an unprivileged user cannot have: the
+// resource limits (no cgroup unless one is delegated), the cgroup mount,
+// a sysfs of its own (the host's is bound read-only).
+func MakeRootless(s *specs.Spec, uids, gids []specs.LinuxIDMapping) {
 	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
-	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(uid), Size: 1}}
-	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: uint32(gid), Size: 1}}
+	s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
 	s.Linux.Resources = nil
 	var mounts []specs.Mount
 	for _, m := range s.Mounts {

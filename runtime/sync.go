@@ -19,7 +19,12 @@ import (
 //	parent → init  msgHooksDone
 //	init → parent  msgReady       everything but execve is done; init now waits for start
 //	init → parent  msgError       a step failed: {step, message, errno}
+//
+// Rootless with newuidmap (rootless.go), before all of the above:
+//
+//	parent → init  msgIDMaps      the user namespace's maps are written: re-execute
 const (
+	msgIDMaps    = "idmaps"
 	msgPty       = "pty"
 	msgHooks     = "hooks"
 	msgHooksDone = "hooks-done"

@@ -17,6 +17,7 @@ pkgs=(
   qemu-system-x86 linux-image-amd64 cpio xz-utils  # make vm-test, vm-demo: VMs on pure cgroup v2
   jq               # scripts/debug-pivot-root.sh edits a bundle's config.json
   gcc libc6-dev    # make test-race: the race detector needs cgo
+  uidmap           # newuidmap/newgidmap: the rootless runtime's subordinate id ranges (tests/rootless_test.go)
 )
 missing=()
 for p in "${pkgs[@]}"; do

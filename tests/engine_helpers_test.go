@@ -408,6 +408,12 @@ func busyboxTar(t testing.TB) []byte {
 	t.Helper()
 	dir := t.TempDir()
 	testutil.MakeBusyboxRootfs(t, dir)
+	return dirTar(t, dir)
+}
+
+// dirTar is a tarball of the tree at dir.
+func dirTar(t *testing.T, dir string) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {

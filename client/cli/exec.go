@@ -9,6 +9,7 @@ import (
 func newExecCommand(cli *CLI) *cobra.Command {
 	var (
 		detach, interactive, tty bool
+		privileged               bool
 		workdir, user            string
 		env                      listValue
 	)
@@ -19,7 +20,7 @@ func newExecCommand(cli *CLI) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c := cli.client
-			cfg := api.ExecConfig{Cmd: args[1:], Env: env, WorkingDir: workdir, User: user, Tty: tty, Detach: detach,
+			cfg := api.ExecConfig{Cmd: args[1:], Env: env, WorkingDir: workdir, User: user, Tty: tty, Detach: detach, Privileged: privileged,
 				AttachStdin: interactive && !detach, AttachStdout: !detach, AttachStderr: !detach}
 			created, err := c.ExecCreate(ctx, args[0], cfg)
 			if err != nil {
@@ -56,5 +57,6 @@ func newExecCommand(cli *CLI) *cobra.Command {
 	fs.StringVarP(&workdir, "workdir", "w", "", "Working directory inside the container")
 	fs.StringVarP(&user, "user", "u", "", "Username or UID (format: \"<name|uid>[:<group|gid>]\")")
 	fs.VarP(&env, "env", "e", "Set environment variables")
+	fs.BoolVar(&privileged, "privileged", false, "Give extended privileges to the command")
 	return cmd
 }

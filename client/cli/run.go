@@ -26,6 +26,8 @@ type containerOptions struct {
 	aliases, publish, expose, extraHosts listValue
 
 	volumes, mounts, tmpfs, volumesFrom listValue
+
+	security securityOptions // security.go
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
@@ -59,6 +61,7 @@ func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Var(&o.mounts, "mount", "Attach a filesystem mount to the container (type=volume|bind|tmpfs,source=,target=,readonly,...)")
 	fs.Var(&o.tmpfs, "tmpfs", "Mount a tmpfs directory (/PATH[:OPTIONS])")
 	fs.Var(&o.volumesFrom, "volumes-from", "Mount volumes from the specified container(s) (CONTAINER[:ro|rw])")
+	o.security.addFlags(fs)
 }
 
 // request makes the create request for image and its command: attach
@@ -97,6 +100,9 @@ func (o *containerOptions) request(image string, cmd []string, attach bool) (*ap
 		return nil, err
 	}
 	if err := o.storage(req); err != nil {
+		return nil, err
+	}
+	if err := o.security.apply(req.HostConfig); err != nil {
 		return nil, err
 	}
 	if o.ip != "" || len(o.aliases) > 0 {

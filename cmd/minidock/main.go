@@ -10,6 +10,7 @@ import (
 
 	"minidock/client/cli"
 	daemon "minidock/daemon/server"
+	"minidock/reaper"
 	registry "minidock/registry/server"
 	"minidock/runtime"
 	"minidock/shim"
@@ -26,6 +27,10 @@ func main() {
 		// take one path and no arguments (containerd's BinaryName,
 		// dockerd's --add-runtime): docs/drop-in.md.
 		role = "runtime"
+	case "docker-init":
+		// PID 1 of a container run with --init (the daemon binds this
+		// binary there under that name).
+		os.Exit(reaper.Main(args))
 	}
 	if role == "" && len(args) > 0 {
 		role = args[0]

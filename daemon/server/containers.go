@@ -14,7 +14,7 @@ import (
 
 func (rt router) containerCreate(w http.ResponseWriter, r *http.Request) {
 	var req api.ContainerCreateRequest
-	if err := decodeJSON(w, r, &req); err != nil {
+	if err := decodeStrict(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}

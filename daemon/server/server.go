@@ -71,6 +71,7 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.Network.BIP, "bip", "", "address and prefix of the default bridge, such as 172.30.0.1/16 (default: a free subnet of the pools)")
 	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
 	fs.StringVar(&cfg.Network.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
+	fs.StringVar(&cfg.UsernsRemap, "userns-remap", "", "user namespace of containers: \"default\" (user dockremap) or USER[:GROUP], whose /etc/subuid and /etc/subgid ranges the containers' ids become")
 	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
 	if err := fs.Parse(args); err != nil {
 		return 2

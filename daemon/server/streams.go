@@ -138,7 +138,7 @@ func (rt router) execResize(w http.ResponseWriter, r *http.Request) {
 
 func (rt router) execCreate(w http.ResponseWriter, r *http.Request) {
 	var cfg api.ExecConfig
-	if err := decodeJSON(w, r, &cfg); err != nil {
+	if err := decodeStrict(w, r, &cfg); err != nil {
 		writeError(w, err)
 		return
 	}
