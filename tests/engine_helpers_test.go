@@ -412,7 +412,7 @@ func busyboxTar(t testing.TB) []byte {
 }
 
 // dirTar is a tarball of the tree at dir.
-func dirTar(t *testing.T, dir string) []byte {
+func dirTar(t testing.TB, dir string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
