@@ -36,6 +36,7 @@ import (
 	"minidock/cgroup"
 	"minidock/image"
 	"minidock/network"
+	"minidock/registry"
 	"minidock/shim"
 )
 
@@ -52,6 +53,8 @@ type Config struct {
 
 	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
+
+	Registry RegistryConfig // --insecure-registry, --registry-certs-dir
 }
 
 // Daemon is one running engine.
@@ -62,6 +65,8 @@ type Daemon struct {
 	network *network.Controller
 	shims   *shim.Launcher
 	lock    *os.File // flock on <data-root>/minidock.lock
+
+	registry *registry.Client // pulls, pushes, logins (registry.go)
 
 	// mu guards the maps and every container's fields. It is never held
 	// while calling into a shim, the image store or the network
@@ -80,6 +85,10 @@ type Daemon struct {
 func New(cfg Config) (*Daemon, error) {
 	if !strings.HasPrefix(cfg.CgroupParent, "/") {
 		return nil, fmt.Errorf("--cgroup-parent %q: must be an absolute cgroup path", cfg.CgroupParent)
+	}
+	reg, err := newRegistryClient(cfg.Registry)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Runtime != "" {
 		p, err := exec.LookPath(cfg.Runtime)
@@ -104,10 +113,10 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log, containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{}}
+	d.registry = reg
 	if err := d.lockDataRoot(); err != nil {
 		return nil, err
 	}
-	var err error
 	if d.images, err = image.Open(cfg.DataRoot); err != nil {
 		d.lock.Close()
 		return nil, err

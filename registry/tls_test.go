@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
 
@@ -87,8 +88,8 @@ func TestTLS(t *testing.T) {
 		}
 		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 	}
-	ti := makeImage(t, 30, 1, 4<<10, true, false, "amd64")
-	pushRaw(t, plainAddr, "tls/app", "1", ti)
+	ti := testimage.Make(t, 30, 1, 4<<10, true, false, "amd64")
+	testimage.PushRaw(t, plainAddr, "tls/app", "1", ti)
 	certs := t.TempDir()
 
 	pull := func(opts Options, ref string) error {

@@ -26,6 +26,8 @@ type containerOptions struct {
 	aliases, publish, expose, extraHosts listValue
 
 	volumes, mounts, tmpfs, volumesFrom listValue
+
+	pull string // --pull: missing, always, never (pull.go)
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
@@ -59,6 +61,7 @@ func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Var(&o.mounts, "mount", "Attach a filesystem mount to the container (type=volume|bind|tmpfs,source=,target=,readonly,...)")
 	fs.Var(&o.tmpfs, "tmpfs", "Mount a tmpfs directory (/PATH[:OPTIONS])")
 	fs.Var(&o.volumesFrom, "volumes-from", "Mount volumes from the specified container(s) (CONTAINER[:ro|rw])")
+	fs.StringVar(&o.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 }
 
 // request makes the create request for image and its command: attach
@@ -198,12 +201,11 @@ func (cli *CLI) create(ctx context.Context, o *containerOptions, args []string, 
 		fmt.Fprintf(cli.Err, "%s\n", err)
 		return "", statusError(125)
 	}
-	c := cli.client
 	req, err := o.request(args[0], args[1:], attach)
 	if err != nil {
 		return fail(err)
 	}
-	created, err := c.ContainerCreate(ctx, o.name, req)
+	created, err := cli.createPulling(ctx, o, req)
 	if err != nil {
 		return fail(err)
 	}

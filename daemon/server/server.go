@@ -46,7 +46,7 @@ func (h *listFlag) Set(v string) error { *h = append(*h, v); return nil }
 // listen fails without leaving anything behind.
 func Main(args []string) int {
 	var cfg daemon.Config
-	var hosts, pools, dns listFlag
+	var hosts, pools, dns, insecure listFlag
 	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
@@ -59,9 +59,12 @@ func Main(args []string) int {
 	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
 	fs.StringVar(&cfg.Network.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
 	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
+	fs.Var(&insecure, "insecure-registry", "registry reached over plain HTTP or unverified HTTPS: host[:port] or CIDR (repeatable; loopback always is)")
+	fs.StringVar(&cfg.Registry.CertsDir, "registry-certs-dir", "/etc/docker/certs.d", "per-registry CAs and client certificates, <host:port>/ca.crt")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cfg.Registry.Insecure = insecure
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
 		return 2
@@ -198,6 +201,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("GET /events", r.events)
 
 	mux.HandleFunc("/images/", r.images)
+	mux.HandleFunc("POST /auth", r.auth)
 
 	mux.HandleFunc("POST /containers/create", r.containerCreate)
 	mux.HandleFunc("GET /containers/json", r.containerList)
@@ -296,6 +300,8 @@ func statusOf(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case errdefs.Unauthorized:
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }
