@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 
+	"minidock/internal/peers"
 	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
@@ -37,19 +38,6 @@ func withFaults(faults ...fault) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// corrupt serves the real answer with one byte changed.
-func corrupt(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	rec := httptest.NewRecorder()
-	next.ServeHTTP(rec, r)
-	b := rec.Body.Bytes()
-	b[len(b)/2] ^= 0xff
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	w.Write(b)
 }
 
 // truncate announces the whole length, sends half and hangs up.
@@ -101,7 +89,7 @@ func TestPullBadInput(t *testing.T) {
 	big[0] = '{'
 	big[len(big)-1] = '}'
 	faults := withFaults(
-		fault{layerOf("corrupt"), corrupt},
+		fault{layerOf("corrupt"), peers.Corrupt},
 		fault{layerOf("truncated"), truncate},
 		fault{layerOf("hangbody"), hangBody},
 		fault{"/html/manifests/1", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {

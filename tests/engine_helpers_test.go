@@ -35,6 +35,7 @@ type engine struct {
 	cgroupParent string
 	logPath      string
 	runtime      string
+	extraArgs    []string // more flags of `minidock daemon`
 	cmd          *exec.Cmd
 	http         *http.Client
 
@@ -48,8 +49,11 @@ var engineSeq atomic.Int64
 
 func newEngine(t *testing.T) *engine { return newEngineAt(t, "") }
 
+// newEngineWith starts a daemon with more flags.
+func newEngineWith(t *testing.T, args ...string) *engine { return newEngineAt(t, "", args...) }
+
 // newEngineAt starts a daemon whose exec root's name ends in suffix.
-func newEngineAt(t *testing.T, suffix string) *engine {
+func newEngineAt(t *testing.T, suffix string, args ...string) *engine {
 	testutil.RequireRoot(t)
 	n := engineSeq.Add(1)
 	e := &engine{
@@ -57,6 +61,7 @@ func newEngineAt(t *testing.T, suffix string) *engine {
 		dataRoot:     t.TempDir(),
 		execRoot:     fmt.Sprintf("/run/minidock-test-%d-e%d%s", os.Getpid(), n, suffix),
 		cgroupParent: fmt.Sprintf("/minidock-test-%d-e%d", os.Getpid(), n),
+		extraArgs:    args,
 	}
 	e.sock = filepath.Join(e.execRoot, "d.sock")
 	e.bridge = fmt.Sprintf("mdt%d", (int64(os.Getpid())%10000)*100+n%100)
@@ -95,6 +100,7 @@ func (e *engine) start() {
 	if e.runtime != "" {
 		args = append(args, "--runtime", e.runtime)
 	}
+	args = append(args, e.extraArgs...)
 	logf, err := os.OpenFile(e.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		e.t.Fatal(err)

@@ -240,3 +240,33 @@ func PutManifest(t testing.TB, host, repo, ref string, body []byte, mt string) {
 		t.Fatalf("PUT manifest %s: %s %s", ref, resp.Status, msg)
 	}
 }
+
+// WithLayer is ti with one more uncompressed layer of files on top: an
+// image that shares all of ti's layers.
+func (ti *Image) WithLayer(t testing.TB, files map[string][]byte) *Image {
+	t.Helper()
+	layer := LayerFiles(t, files)
+	out := &Image{
+		Layers:  append(append([][]byte{}, ti.Layers...), layer),
+		DiffIDs: append(append([]digest.Digest{}, ti.DiffIDs...), digest.FromBytes(layer)),
+	}
+	var cfg ocispec.Image
+	if err := json.Unmarshal(ti.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RootFS.DiffIDs = out.DiffIDs
+	out.Config, _ = json.Marshal(cfg)
+	var m ocispec.Manifest
+	if err := json.Unmarshal(ti.Manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	mt := ocispec.MediaTypeImageLayer
+	if m.MediaType == image.MediaTypeDockerManifest {
+		mt = image.MediaTypeDockerLayer
+	}
+	m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(layer), Size: int64(len(layer))})
+	m.Config.Digest, m.Config.Size = digest.FromBytes(out.Config), int64(len(out.Config))
+	out.Manifest, _ = json.Marshal(m)
+	out.MediaType = ti.MediaType
+	return out
+}
