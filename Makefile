@@ -2,10 +2,36 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc test-race vet bench clean
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
+
+# minidock on PATH: $(PREFIX)/bin/minidock, and minidockd (the daemon role
+# by its name). DESTDIR for packaging.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/minidock
+	ln -sf minidock $(DESTDIR)$(PREFIX)/bin/minidockd
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/minidock $(DESTDIR)$(PREFIX)/bin/minidockd
+
+# A binary for Delve (docs/debugging.md): no optimisation, no inlining,
+# symbols and DWARF kept (build's -s -w strips them: "could not find
+# moduledata"), source paths as they are on this machine.
+debug:
+	$(GO) build -gcflags='all=-N -l' -o bin/minidock-debug ./cmd/minidock
+
+# Delve, driven by a script, stops a container's init at pivot_root and
+# reads a variable and the mount table across it (root).
+debug-test: debug
+	scripts/debug-pivot-root.sh bin/minidock-debug
+
+# README's "Try the runtime by hand", line by line as written (root;
+# /usr/local/bin and /tmp/b are put back as they were).
+readme-test:
+	scripts/test-readme.sh
 
 deps:
 	scripts/install-deps.sh
@@ -18,7 +44,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test test-runc test-go test-race registry-conformance
+test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime.
 # -p 1: one package at a time, so that the leak checks (mount table,
@@ -51,7 +77,7 @@ oci-validation: build
 
 # The cgroup tests again on pure cgroup v2: each package in VM_PKGS is built
 # as a static test binary and run as root in a VM (Debian's kernel under qemu,
-# software emulation; see tests/vm/run.sh and docs/cgroups.md).
+# software emulation; see tests/vm/run.sh, docs/vm.md and docs/cgroups.md).
 .PHONY: vm-test
 VM_PKGS ?= ./cgroup
 vm-test:
@@ -70,3 +96,14 @@ CONFORMANCE := github.com/opencontainers/distribution-spec/conformance@v0.0.0-20
 registry-conformance:
 	GOBIN=$(CURDIR)/bin $(GO) install $(CONFORMANCE)
 	MINIDOCK_CONFORMANCE=$(CURDIR)/bin/conformance $(GO) test -count=1 -v -run '^TestConformance' ./registry/server/
+
+# A throwaway VM to try minidock in (docs/vm.md): Debian's kernel under qemu
+# (KVM when it works, else software emulation), pure cgroup v2, the daemon
+# running and a busybox image loaded; a shell on the console. Leaves nothing.
+.PHONY: vm-demo vm-demo-test
+vm-demo: build
+	tests/vm/demo.sh
+
+# The demo VM booted without the shell: the banner's commands, checked.
+vm-demo-test: build
+	tests/vm/demo-test.sh

@@ -11,7 +11,8 @@ pkgs=(
   skopeo umoci     # third-party image tools for the interop tests
   docker-registry  # distribution 2.8: the reference registry of the registry tests
   docker.io        # dockerd: pulls from minidock's registry in the tests; bench peer
-  qemu-system-x86 linux-image-amd64 cpio  # make vm-test: the cgroup v2 tests in a VM
+  qemu-system-x86 linux-image-amd64 cpio xz-utils  # make vm-test, vm-demo: VMs on pure cgroup v2
+  jq               # scripts/debug-pivot-root.sh edits a bundle's config.json
   gcc libc6-dev    # make test-race: the race detector needs cgo
 )
 missing=()
@@ -25,3 +26,9 @@ if ((${#missing[@]})); then
 fi
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 go version
+# Delve, the debugger of docs/debugging.md and make debug-test: 1.27 or
+# newer (older ones refuse what Go 1.26 builds), from the module proxy
+if ! dlv version 2>/dev/null | grep -qE 'Version: 1\.(2[7-9]|[3-9][0-9])\.'; then
+  echo "installing: dlv (github.com/go-delve/delve v1.27.2) into /usr/local/bin"
+  GOBIN=/usr/local/bin CGO_ENABLED=0 go install github.com/go-delve/delve/cmd/dlv@v1.27.2
+fi

@@ -77,7 +77,7 @@ func TestHelpLayout(t *testing.T) {
 	want := regexp.MustCompile(`(?s)^\nUsage:  minidock \[OPTIONS\] COMMAND \[ARG\.\.\.\]\n\n.+\n\n` +
 		`Common Commands:\n  run +Create and run a new container from an image\n  exec +.*\n  ps +.*\n  images +.*\n  version +.*\n  info +.*\n\n` +
 		`Management Commands:\n  container +Manage containers\n  image +Manage images\n  network +Manage networks\n  volume +Manage volumes\n\n` +
-		`Commands:\n  commit .*\n  cp .*  wait +.*\n  completion +.*\n\n` +
+		`Commands:\n  check +Check what this machine offers.*\n  commit .*\n  cp .*  wait +.*\n  completion +.*\n\n` +
 		`Global Options:\n  -H, --host string .*\n\nRun 'minidock COMMAND --help' for more information on a command\.\n`)
 	if !want.MatchString(first) {
 		t.Errorf("help layout:\n%s", first)
