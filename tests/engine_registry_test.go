@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/crypto/bcrypt"
 
 	"minidock/api"
@@ -523,6 +525,59 @@ func TestEngineRegistryBadInput(t *testing.T) {
 		if after := e.storeState(); strings.Join(after, "\n") != strings.Join(before, "\n") {
 			t.Errorf("docker CLI's bad pulls changed the store")
 		}
+	}
+}
+
+// TestEngineRegistryPlatform: the docker CLI pulls a multi-platform image
+// (an OCI index of linux/amd64 and linux/arm64) through the daemon: this
+// machine's platform by default, the other with --platform (the
+// platform= parameter), by the index's digest too; a platform the index
+// lacks is an error naming it.
+func TestEngineRegistryPlatform(t *testing.T) {
+	requireDockerCLI(t)
+	if goruntime.GOARCH != "amd64" {
+		t.Skip("the index's default entry is amd64")
+	}
+	srv, err := server.New(server.Options{Root: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	host := strings.TrimPrefix(hs.URL, "http://")
+	amd := testimage.Make(t, 93, 1, 4<<10, true, true, "amd64") // Docker schema 2
+	arm := testimage.Make(t, 94, 1, 4<<10, true, false, "arm64")
+	testimage.PushRaw(t, host, "multi", amd.Digest().String(), amd)
+	testimage.PushRaw(t, host, "multi", arm.Digest().String(), arm)
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{
+		{MediaType: arm.MediaType, Digest: arm.Digest(), Size: int64(len(arm.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}},
+		{MediaType: amd.MediaType, Digest: amd.Digest(), Size: int64(len(amd.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+	}}
+	idx.SchemaVersion = 2
+	ib, _ := json.Marshal(idx)
+	testimage.PutManifest(t, host, "multi", "1", ib, ocispec.MediaTypeImageIndex)
+
+	e := newEngine(t)
+	d := e.dockerWithConfig()
+	ref := host + "/multi:1"
+	arch := func(ref string) string {
+		return strings.TrimSpace(d.must("image", "inspect", "--format", "{{.Architecture}} {{.Id}}", ref))
+	}
+	d.must("pull", "--platform", "linux/arm64", ref)
+	if got := arch(ref); got != "arm64 "+arm.ConfigDigest().String() {
+		t.Errorf("pull --platform linux/arm64: %s", got)
+	}
+	d.must("pull", ref)
+	if got := arch(ref); got != "amd64 "+amd.ConfigDigest().String() {
+		t.Errorf("pull: %s", got)
+	}
+	byDigest := host + "/multi@" + digest.FromBytes(ib).String()
+	d.must("pull", byDigest)
+	if got := d.must("image", "inspect", "--format", "{{json .RepoDigests}}", byDigest); !strings.Contains(got, byDigest) {
+		t.Errorf("RepoDigests after a pull by digest: %s", got)
+	}
+	if out, code := d.run("", "pull", "--platform", "linux/s390x", ref); code != 1 || !strings.Contains(out, "no matching manifest for linux/s390x") {
+		t.Errorf("pull --platform linux/s390x: exit %d: %s", code, out)
 	}
 }
 
