@@ -4,6 +4,8 @@
 // Only the fields minidock fills or reads are declared.
 package api
 
+import "encoding/json"
+
 // Version is the Engine API version the daemon reports. The docker 28 CLI
 // uses min(its own, this) for its /v<version>/ paths.
 const Version = "1.47"
@@ -375,13 +377,25 @@ type WaitError struct {
 	Message string `json:"Message"`
 }
 
-// JSONMessage is one line of the progress streams (load, import, pull).
+// JSONMessage is one line of the progress streams (load, import, pull,
+// push): a line of text (Stream), or a Status about the object ID (a
+// layer) with its byte count (ProgressDetail), or an Aux value (a push's
+// {"Tag","Digest","Size"}), or the error that ends the stream.
 type JSONMessage struct {
-	Stream      string        `json:"stream,omitempty"`
-	Status      string        `json:"status,omitempty"`
-	ID          string        `json:"id,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	ErrorDetail *ErrorMessage `json:"errorDetail,omitempty"`
+	Stream         string          `json:"stream,omitempty"`
+	Status         string          `json:"status,omitempty"`
+	ID             string          `json:"id,omitempty"`
+	ProgressDetail *JSONProgress   `json:"progressDetail,omitempty"`
+	Aux            json.RawMessage `json:"aux,omitempty"`
+	Error          string          `json:"error,omitempty"`
+	ErrorDetail    *ErrorMessage   `json:"errorDetail,omitempty"`
+}
+
+// JSONProgress is the byte count of a transfer: Current of Total (0:
+// unknown).
+type JSONProgress struct {
+	Current int64 `json:"current"`
+	Total   int64 `json:"total,omitempty"`
 }
 
 // ErrorMessage is the errorDetail of a JSONMessage.

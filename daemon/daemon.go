@@ -36,6 +36,7 @@ import (
 	"minidock/cgroup"
 	"minidock/image"
 	"minidock/network"
+	"minidock/registry"
 	"minidock/shim"
 )
 
@@ -59,6 +60,8 @@ type Config struct {
 
 	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
+
+	Registry RegistryConfig // --insecure-registry, --registry-certs-dir
 }
 
 // Daemon is one running engine.
@@ -71,6 +74,7 @@ type Daemon struct {
 	lock    *os.File // flock on <data-root>/minidock.lock
 
 	remap *remapping // --userns-remap, or nil (userns.go)
+	registry *registry.Client // pulls, pushes, logins (registry.go)
 
 	// mu guards the maps and every container's fields. It is never held
 	// while calling into a shim, the image store or the network
@@ -89,6 +93,10 @@ type Daemon struct {
 func New(cfg Config) (*Daemon, error) {
 	if !strings.HasPrefix(cfg.CgroupParent, "/") {
 		return nil, fmt.Errorf("--cgroup-parent %q: must be an absolute cgroup path", cfg.CgroupParent)
+	}
+	reg, err := newRegistryClient(cfg.Registry)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Runtime != "" {
 		p, err := exec.LookPath(cfg.Runtime)
@@ -113,7 +121,6 @@ func New(cfg Config) (*Daemon, error) {
 		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log, containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{}}
-	var err error
 	if d.remap, err = setupRemap(cfg.UsernsRemap); err != nil { // userns.go
 		return nil, err
 	}
@@ -128,6 +135,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		d.log.Printf("--userns-remap %s: containers' ids are %v (uids), %v (gids) on the host", d.remap.user, d.remap.UIDs, d.remap.GIDs)
 	}
+	d.registry = reg
 	if err := d.lockDataRoot(); err != nil {
 		return nil, err
 	}

@@ -66,7 +66,7 @@ func (d *Daemon) Images(ctx context.Context) []api.ImageSummary {
 	out := []api.ImageSummary{}
 	for _, img := range d.images.List() {
 		out = append(out, api.ImageSummary{
-			ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: []string{},
+			ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()),
 			Created: created(img).Unix(), Size: img.Size, SharedSize: -1, Containers: -1,
 			Labels: img.Config.Config.Labels,
 		})
@@ -82,7 +82,7 @@ func (d *Daemon) ImageInspect(ctx context.Context, name string) (*api.ImageInspe
 	}
 	c := img.Config.Config
 	out := &api.ImageInspect{
-		ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: []string{},
+		ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()),
 		Created: created(img).Format(time.RFC3339Nano), Author: img.Config.Author,
 		Architecture: img.Config.Architecture, Os: img.Config.OS, Size: img.Size,
 		Config: &api.ContainerConfig{

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,46 +10,14 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"minidock/api"
 )
 
-// AuthConfig is a user's credentials for one registry, in the JSON shape
-// of Docker's AuthConfig (the X-Registry-Auth header, POST /auth, and the
-// "auths" entries of config.json, where only Auth is kept).
-type AuthConfig struct {
-	Username      string `json:"username,omitempty"`
-	Password      string `json:"password,omitempty"`
-	Auth          string `json:"auth,omitempty"` // base64("user:password")
-	Email         string `json:"email,omitempty"`
-	ServerAddress string `json:"serveraddress,omitempty"`
-	IdentityToken string `json:"identitytoken,omitempty"`
-	RegistryToken string `json:"registrytoken,omitempty"`
-}
-
-// credentials returns the user name and password, decoding Auth when the
-// plain fields are empty.
-func (a *AuthConfig) credentials() (user, pass string, ok bool) {
-	if a == nil {
-		return "", "", false
-	}
-	if a.Username != "" || a.Password != "" {
-		return a.Username, a.Password, true
-	}
-	if a.Auth != "" {
-		b, err := base64.StdEncoding.DecodeString(a.Auth)
-		if err != nil {
-			return "", "", false
-		}
-		u, p, found := strings.Cut(string(b), ":")
-		return u, p, found
-	}
-	return "", "", false
-}
-
-// String never shows the secret (so credentials cannot reach a log).
-func (a AuthConfig) String() string {
-	u, _, _ := a.credentials()
-	return fmt.Sprintf("AuthConfig{user %q, server %q}", u, a.ServerAddress)
-}
+// AuthConfig is a user's credentials for one registry: the Engine API's
+// type (the X-Registry-Auth header, POST /auth), which the daemon hands
+// over as it came.
+type AuthConfig = api.AuthConfig
 
 // challenge is a parsed WWW-Authenticate header: "Basic realm=..." or
 // "Bearer realm=...,service=...,scope=...".
@@ -118,7 +85,7 @@ func (c *Client) authorize(ctx context.Context, h *host, req *http.Request, auth
 	}
 	switch ch.scheme {
 	case "basic":
-		if user, pass, ok := auth.credentials(); ok {
+		if user, pass, ok := auth.Credentials(); ok {
 			req.SetBasicAuth(user, pass)
 		}
 	case "bearer":
@@ -155,7 +122,7 @@ func (c *Client) forgetTokens(hostName string) {
 // basic credentials when there are any (anonymous otherwise). The answer
 // is {"token"|"access_token", "expires_in"}.
 func (c *Client) token(ctx context.Context, h *host, ch *challenge, auth *AuthConfig, scopes []string) (string, error) {
-	user, pass, hasCreds := auth.credentials()
+	user, pass, hasCreds := auth.Credentials()
 	key := tokenKey(h.name, user, scopes)
 	c.mu.Lock()
 	t, ok := c.tokens[key]

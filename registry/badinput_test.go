@@ -14,6 +14,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 
+	"minidock/internal/peers"
+	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
 
@@ -36,19 +38,6 @@ func withFaults(faults ...fault) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
-}
-
-// corrupt serves the real answer with one byte changed.
-func corrupt(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	rec := httptest.NewRecorder()
-	next.ServeHTTP(rec, r)
-	b := rec.Body.Bytes()
-	b[len(b)/2] ^= 0xff
-	for k, v := range rec.Header() {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(rec.Code)
-	w.Write(b)
 }
 
 // truncate announces the whole length, sends half and hangs up.
@@ -90,17 +79,17 @@ func hangBody(w http.ResponseWriter, r *http.Request, next http.Handler) {
 func TestPullBadInput(t *testing.T) {
 	// One image per repository, so that no layer of one is already in the
 	// store when another is pulled.
-	images := map[string]*testImage{}
+	images := map[string]*testimage.Image{}
 	for i, repo := range []string{"good", "corrupt", "truncated", "hangbody"} {
-		images[repo] = makeImage(t, int64(10+i), 2, 300<<10, true, false, "amd64")
+		images[repo] = testimage.Make(t, int64(10+i), 2, 300<<10, true, false, "amd64")
 	}
 	ti := images["good"]
-	layerOf := func(repo string) string { return "/" + repo + "/blobs/" + digestOf(images[repo].layers[1]) }
+	layerOf := func(repo string) string { return "/" + repo + "/blobs/" + digestOf(images[repo].Layers[1]) }
 	big := bytes.Repeat([]byte(" "), 5<<20)
 	big[0] = '{'
 	big[len(big)-1] = '}'
 	faults := withFaults(
-		fault{layerOf("corrupt"), corrupt},
+		fault{layerOf("corrupt"), peers.Corrupt},
 		fault{layerOf("truncated"), truncate},
 		fault{layerOf("hangbody"), hangBody},
 		fault{"/html/manifests/1", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
@@ -108,7 +97,7 @@ func TestPullBadInput(t *testing.T) {
 			w.Write([]byte("<html><body>Welcome to nginx!</body></html>"))
 		}},
 		fault{"/big/manifests/1", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-			w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+			w.Header().Set("Content-Type", "application/vnd.oci.image.Manifest.v1+json")
 			w.Write(big)
 		}},
 		fault{"/hangheaders/manifests/1", func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
@@ -117,14 +106,14 @@ func TestPullBadInput(t *testing.T) {
 			case <-time.After(20 * time.Second):
 			}
 		}},
-		fault{"/wrongdigest/manifests/" + ti.digest().String(), func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
-			w.Header().Set("Content-Type", ti.mediaType)
-			w.Write(append(append([]byte{}, ti.manifest...), ' '))
+		fault{"/wrongdigest/manifests/" + ti.Digest().String(), func(w http.ResponseWriter, r *http.Request, _ http.Handler) {
+			w.Header().Set("Content-Type", ti.MediaType)
+			w.Write(append(append([]byte{}, ti.Manifest...), ' '))
 		}},
 	)
 	_, host := startServer(t, server.Options{}, faults)
 	for repo, img := range images {
-		pushRaw(t, host, repo, "1", img)
+		testimage.PushRaw(t, host, repo, "1", img)
 	}
 	hash, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	_, authHost := startServer(t, server.Options{Users: map[string][]byte{"alice": hash}}, nil)
@@ -145,13 +134,13 @@ func TestPullBadInput(t *testing.T) {
 		{"bad digest", "a@sha256:zz", nil, `bad digest "sha256:zz"`},
 		{"unknown repository", host + "/nosuch:1", nil, "pull access denied for " + host + "/nosuch, repository does not exist"},
 		{"unknown tag", host + "/good:nosuch", nil, "manifest for " + host + "/good:nosuch not found: manifest unknown"},
-		{"layer digest mismatch", host + "/corrupt:1", nil, "digest mismatch for blob " + digestOf(images["corrupt"].layers[1])},
-		{"truncated layer", host + "/truncated:1", nil, "blob " + digestOf(images["truncated"].layers[1]) + " truncated"},
+		{"layer digest mismatch", host + "/corrupt:1", nil, "digest mismatch for blob " + digestOf(images["corrupt"].Layers[1])},
+		{"truncated layer", host + "/truncated:1", nil, "blob " + digestOf(images["truncated"].Layers[1]) + " truncated"},
 		{"manifest over 4 MiB", host + "/big:1", nil, "manifest is over the 4194304 byte limit"},
 		{"HTML answer", host + "/html:1", nil, "answered an HTML page"},
 		{"hanging registry", host + "/hangheaders:1", nil, "timeout awaiting response headers"},
 		{"registry stops sending", host + "/hangbody:1", nil, "no data for 500ms"},
-		{"manifest not matching its digest", host + "/wrongdigest@" + ti.digest().String(), nil, "digest mismatch: expected " + ti.digest().String()},
+		{"manifest not matching its digest", host + "/wrongdigest@" + ti.Digest().String(), nil, "digest mismatch: expected " + ti.Digest().String()},
 		{"wrong password", authHost + "/x:1", &AuthConfig{Username: "alice", Password: "wrong"}, "unauthorized: invalid username or password"},
 		{"no credentials", authHost + "/x:1", nil, "pull access denied for " + authHost + "/x"},
 	}

@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"minidock/image"
-	"minidock/registry/internal/peers"
+	"minidock/internal/peers"
+	"minidock/internal/testimage"
 )
 
 // benchImage is the ~50 MB, 5-layer image of the benchmarks (10 MB of
 // file data per layer, about half of it random, so gzip halves it).
-func benchImage(b *testing.B) *testImage {
-	return makeImage(b, 60, 5, 10<<20, false, false, "amd64")
+func benchImage(b *testing.B) *testimage.Image {
+	return testimage.Make(b, 60, 5, 10<<20, false, false, "amd64")
 }
 
 func median(d []time.Duration) time.Duration {
@@ -47,7 +48,7 @@ func BenchmarkPull(b *testing.B) {
 	reg := peers.StartDockerRegistry(b)
 	ti := benchImage(b)
 	arch := filepath.Join(b.TempDir(), "bench.tar")
-	os.WriteFile(arch, dockerArchive(b, "bench:1", ti), 0o644)
+	os.WriteFile(arch, testimage.DockerArchive(b, "bench:1", ti), 0o644)
 	ref := reg.Addr + "/bench/pull:1"
 	if err := runSkopeo("copy", "--quiet", "--dest-tls-verify=false", "docker-archive:"+arch, "docker://"+ref); err != nil {
 		b.Fatal(err)
@@ -74,7 +75,7 @@ func BenchmarkPull(b *testing.B) {
 		d.MustCLI("rmi", ref)
 	}
 	m, t := median(mine), median(theirs)
-	fmt.Printf("pull of a %d MB, %d-layer image (gzip) from docker-registry on 127.0.0.1, median of %d rounds:\n", 50, len(ti.layers), len(mine))
+	fmt.Printf("pull of a %d MB, %d-layer image (gzip) from docker-registry on 127.0.0.1, median of %d rounds:\n", 50, len(ti.Layers), len(mine))
 	fmt.Printf("  minidock registry.Client.Pull into a store  %8.1f ms\n", ms(m))
 	fmt.Printf("  dockerd docker pull                         %8.1f ms\n", ms(t))
 	fmt.Printf("  ratio minidock/dockerd %.2f (target <= 0.50: %s)\n", ms(m)/ms(t), verdict(ms(m)/ms(t), 0.5))
@@ -89,7 +90,7 @@ func BenchmarkPush(b *testing.B) {
 	src := peers.StartDockerRegistry(b)
 	ti := benchImage(b)
 	arch := filepath.Join(b.TempDir(), "bench.tar")
-	os.WriteFile(arch, dockerArchive(b, "bench:1", ti), 0o644)
+	os.WriteFile(arch, testimage.DockerArchive(b, "bench:1", ti), 0o644)
 	ref := src.Addr + "/bench/push:1"
 	if err := runSkopeo("copy", "--quiet", "--dest-tls-verify=false", "docker-archive:"+arch, "docker://"+ref); err != nil {
 		b.Fatal(err)
@@ -124,7 +125,7 @@ func BenchmarkPush(b *testing.B) {
 		theirs = append(theirs, time.Since(start))
 	}
 	m, t := median(mine), median(theirs)
-	fmt.Printf("push of the %d MB, %d-layer image to an empty docker-registry on 127.0.0.1, median of %d rounds:\n", 50, len(ti.layers), len(mine))
+	fmt.Printf("push of the %d MB, %d-layer image to an empty docker-registry on 127.0.0.1, median of %d rounds:\n", 50, len(ti.Layers), len(mine))
 	fmt.Printf("  minidock registry.Client.Push (layers as stored: tar)  %8.1f ms\n", ms(m))
 	fmt.Printf("  dockerd docker push (layers gzipped on the way)        %8.1f ms\n", ms(t))
 	fmt.Printf("  ratio minidock/dockerd %.2f (target <= 0.50: %s)\n", ms(m)/ms(t), verdict(ms(m)/ms(t), 0.5))

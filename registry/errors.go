@@ -2,12 +2,36 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 )
+
+// The refusals a caller may need to tell apart from other failures (the
+// daemon answers them with Docker's statuses): errors.Is(err, ErrNotFound).
+var (
+	// ErrNotFound: no such repository, tag or manifest on the registry
+	// (or none this user may see), or no such image to push.
+	ErrNotFound = errors.New("not found")
+	// ErrUnauthorized: the registry or its token server refused the
+	// credentials, or denied the operation.
+	ErrUnauthorized = errors.New("unauthorized")
+)
+
+// refusal is an error of one of those kinds, with its own message.
+type refusal struct {
+	kind error
+	err  error
+}
+
+func (r *refusal) Error() string   { return r.err.Error() }
+func (r *refusal) Unwrap() []error { return []error{r.kind, r.err} }
+
+// refused gives err a kind (ErrNotFound, ErrUnauthorized).
+func refused(kind, err error) error { return &refusal{kind: kind, err: err} }
 
 // Error is a registry's error answer: the request, the status, and the
 // registry's own codes and messages ({"errors":[{"code","message"}]}).

@@ -1,15 +1,10 @@
 package registry
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"io/fs"
-	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,11 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"minidock/archive"
 	"minidock/image"
+	"minidock/internal/testimage"
 	"minidock/internal/testutil"
 	"minidock/registry/server"
 )
@@ -132,159 +124,6 @@ func (p *progressLog) String() string {
 	return b.String()
 }
 
-// testImage is an image as a registry holds it: blobs and a manifest.
-type testImage struct {
-	layers    [][]byte // as sent (gzip or plain tar)
-	diffIDs   []digest.Digest
-	config    []byte
-	manifest  []byte
-	mediaType string
-}
-
-func (ti *testImage) digest() digest.Digest { return digest.FromBytes(ti.manifest) }
-
-// layerFiles builds a layer tar of files (a name ending in / is a
-// directory; a body of "\x00wh" writes a whiteout entry for the name).
-func layerFiles(t testing.TB, files map[string][]byte) []byte {
-	t.Helper()
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range names {
-		body := files[n]
-		h := &tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1700000000, 0)}
-		if strings.HasSuffix(n, "/") {
-			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(body)
-	}
-	tw.Close()
-	return buf.Bytes()
-}
-
-// randomBytes is n bytes of a seeded generator, half of them compressible.
-func randomBytes(seed int64, n int) []byte {
-	b := make([]byte, n)
-	rand.New(rand.NewSource(seed)).Read(b)
-	for i := 0; i < n; i += 2048 {
-		for j := i; j < min(i+1024, n); j++ {
-			b[j] = 'a' + byte(j%7)
-		}
-	}
-	return b
-}
-
-// makeImage builds an image of n layers: layer i holds layer<i>/data of
-// size bytes; layer 0 also etc/motd, which layer 1 deletes with a
-// whiteout. gz compresses the layers; docker uses Docker's media types.
-func makeImage(t testing.TB, seed int64, n, size int, gz, docker bool, arch string) *testImage {
-	t.Helper()
-	ti := &testImage{}
-	cfg := ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: arch}, RootFS: ocispec.RootFS{Type: "layers"}}
-	cfg.Config.Cmd = []string{"/bin/sh"}
-	cfg.Config.Labels = map[string]string{"seed": fmt.Sprint(seed)}
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest}
-	m.SchemaVersion = 2
-	layerMT, configMT := ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageConfig
-	if gz {
-		layerMT = ocispec.MediaTypeImageLayerGzip
-	}
-	if docker {
-		m.MediaType, layerMT, configMT = image.MediaTypeDockerManifest, image.MediaTypeDockerLayer, image.MediaTypeDockerConfig
-	}
-	for i := 0; i < n; i++ {
-		files := map[string][]byte{
-			fmt.Sprintf("layer%d/", i):     nil,
-			fmt.Sprintf("layer%d/data", i): randomBytes(seed*100+int64(i), size),
-		}
-		switch i {
-		case 0:
-			files["etc/"] = nil
-			files["etc/motd"] = []byte("minidock\n")
-		case 1:
-			files["etc/"] = nil
-			files["etc/.wh.motd"] = []byte{}
-		}
-		plain := layerFiles(t, files)
-		ti.diffIDs = append(ti.diffIDs, digest.FromBytes(plain))
-		blob := plain
-		if gz {
-			var buf bytes.Buffer
-			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-			zw.Write(plain)
-			zw.Close()
-			blob = buf.Bytes()
-		}
-		ti.layers = append(ti.layers, blob)
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: layerMT, Digest: digest.FromBytes(blob), Size: int64(len(blob))})
-	}
-	cfg.RootFS.DiffIDs = ti.diffIDs
-	ti.config, _ = json.Marshal(cfg)
-	m.Config = ocispec.Descriptor{MediaType: configMT, Digest: digest.FromBytes(ti.config), Size: int64(len(ti.config))}
-	ti.manifest, _ = json.Marshal(m)
-	ti.mediaType = m.MediaType
-	return ti
-}
-
-// pushRaw puts an image into a registry by plain HTTP (POST + PUT per
-// blob, then the manifest), as any client would: the test's own way in,
-// independent of the client under test.
-func pushRaw(t testing.TB, host, repo, tag string, ti *testImage) {
-	t.Helper()
-	for _, b := range append(append([][]byte{}, ti.layers...), ti.config) {
-		putBlob(t, host, repo, b)
-	}
-	putManifest(t, host, repo, tag, ti.manifest, ti.mediaType)
-}
-
-func putBlob(t testing.TB, host, repo string, b []byte) {
-	t.Helper()
-	resp, err := http.Post("http://"+host+"/v2/"+repo+"/blobs/uploads/", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST upload: %s", resp.Status)
-	}
-	loc, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
-	q := loc.Query()
-	q.Set("digest", digest.FromBytes(b).String())
-	loc.RawQuery = q.Encode()
-	req, _ := http.NewRequest(http.MethodPut, loc.String(), bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT blob: %s", resp.Status)
-	}
-}
-
-func putManifest(t testing.TB, host, repo, ref string, body []byte, mt string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, "http://"+host+"/v2/"+repo+"/manifests/"+ref, bytes.NewReader(body))
-	req.Header.Set("Content-Type", mt)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("PUT manifest %s: %s %s", ref, resp.Status, msg)
-	}
-}
-
 // testClient is a Client with short timeouts, for tests.
 func testClient(opts Options) *Client {
 	if opts.ResponseTimeout == 0 {
@@ -329,37 +168,11 @@ func (c *countingHandler) count(method string) int {
 	return c.n[method]
 }
 
-// dockerArchive is an image with uncompressed layers as `docker save`
-// writes it (manifest.json, config, layer tars), tagged ref.
-func dockerArchive(t testing.TB, ref string, ti *testImage) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	add := func(name string, b []byte) {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))})
-		tw.Write(b)
-	}
-	var names []string
-	for i, l := range ti.layers {
-		if bytes.HasPrefix(l, []byte{0x1f, 0x8b}) {
-			t.Fatal("dockerArchive wants uncompressed layers")
-		}
-		n := fmt.Sprintf("%d/layer.tar", i)
-		add(n, l)
-		names = append(names, n)
-	}
-	add("config.json", ti.config)
-	mj, _ := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": names}})
-	add("manifest.json", mj)
-	tw.Close()
-	return buf.Bytes()
-}
-
 // loadImage puts an image with uncompressed layers into a store as
 // `docker load` would, tagged ref: an image the store holds as its own.
-func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.Image {
+func loadImage(t testing.TB, s *image.Store, ref string, ti *testimage.Image) *image.Image {
 	t.Helper()
-	if _, err := s.LoadArchive(bytes.NewReader(dockerArchive(t, ref, ti))); err != nil {
+	if _, err := s.LoadArchive(bytes.NewReader(testimage.DockerArchive(t, ref, ti))); err != nil {
 		t.Fatal(err)
 	}
 	img, err := s.Resolve(ref)
@@ -367,31 +180,4 @@ func loadImage(t testing.TB, s *image.Store, ref string, ti *testImage) *image.I
 		t.Fatal(err)
 	}
 	return img
-}
-
-// busyboxImage is makeImage's uncompressed image with a busybox root
-// filesystem as an extra first layer, so that engines can run it.
-func busyboxImage(t testing.TB, seed int64) *testImage {
-	t.Helper()
-	ti := makeImage(t, seed, 2, 256<<10, false, false, "amd64")
-	dir := filepath.Join(t.TempDir(), "rootfs")
-	testutil.MakeBusyboxRootfs(t, dir)
-	var buf bytes.Buffer
-	if err := archive.WriteTree(&buf, dir); err != nil {
-		t.Fatal(err)
-	}
-	ti.layers = append([][]byte{buf.Bytes()}, ti.layers...)
-	ti.diffIDs = append([]digest.Digest{digest.FromBytes(buf.Bytes())}, ti.diffIDs...)
-	var cfg ocispec.Image
-	json.Unmarshal(ti.config, &cfg)
-	cfg.RootFS.DiffIDs = ti.diffIDs
-	ti.config, _ = json.Marshal(cfg)
-	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
-		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(ti.config), Size: int64(len(ti.config))}}
-	m.SchemaVersion = 2
-	for _, l := range ti.layers {
-		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: digest.FromBytes(l), Size: int64(len(l))})
-	}
-	ti.manifest, _ = json.Marshal(m)
-	return ti
 }

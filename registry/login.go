@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+
+	"minidock/api"
 )
 
 // Login checks a user's credentials against a registry (server is a host
@@ -12,13 +14,13 @@ import (
 // asks for Basic, or a token fetched with them (no scope) when it asks
 // for Bearer. A registry that asks for nothing accepts anyone. It returns
 // Docker's status message; a refusal is an error with the registry's
-// message. Storing the credentials is the caller's (ConfigFile.SetAuth).
+// message. Storing the credentials is the client's (config.json).
 func (c *Client) Login(ctx context.Context, server string, auth AuthConfig) (string, error) {
-	name := ServerKey(server)
-	if name == IndexServer {
+	name := api.ServerKey(server)
+	if name == api.IndexServer {
 		name = "registry-1.docker.io"
 	}
-	if _, _, ok := auth.credentials(); !ok {
+	if _, _, ok := auth.Credentials(); !ok {
 		return "", fmt.Errorf("login to %s: no username and password", name)
 	}
 	c.mu.Lock()
@@ -52,7 +54,7 @@ func (c *Client) Login(ctx context.Context, server string, auth AuthConfig) (str
 
 func loginError(name string, err error) error {
 	if re, ok := err.(*Error); ok && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden) {
-		return fmt.Errorf("login to %s: unauthorized: %s", name, re.Message())
+		return refused(ErrUnauthorized, fmt.Errorf("login to %s: unauthorized: %s", name, re.Message()))
 	}
 	return fmt.Errorf("login to %s: %w", name, err)
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"minidock/image"
-	"minidock/registry/internal/peers"
+	"minidock/internal/peers"
+	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
 
@@ -30,10 +31,10 @@ func skopeo(t *testing.T, args ...string) []byte {
 
 // skopeoPut writes an image as a docker-archive and copies it with skopeo
 // into a registry (skopeo compresses the layers with gzip on the way).
-func skopeoPut(t *testing.T, ti *testImage, dest string) {
+func skopeoPut(t *testing.T, ti *testimage.Image, dest string) {
 	t.Helper()
 	arch := filepath.Join(t.TempDir(), "image.tar")
-	if err := os.WriteFile(arch, dockerArchive(t, "x:1", ti), 0o644); err != nil {
+	if err := os.WriteFile(arch, testimage.DockerArchive(t, "x:1", ti), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	skopeo(t, "copy", "--quiet", "--dest-tls-verify=false", "docker-archive:"+arch, "docker://"+dest)
@@ -69,7 +70,7 @@ func checkRootfs(t *testing.T, store *image.Store, ref string, layers int) {
 // reads what minidock pushed.
 func TestDockerRegistry(t *testing.T) {
 	reg := peers.StartDockerRegistry(t)
-	ti := makeImage(t, 40, 3, 128<<10, false, false, "amd64")
+	ti := testimage.Make(t, 40, 3, 128<<10, false, false, "amd64")
 	skopeoPut(t, ti, reg.Addr+"/team/multi:1")
 
 	store := newStore(t)
@@ -78,8 +79,8 @@ func TestDockerRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.ID != digest.FromBytes(ti.config) {
-		t.Errorf("pulled image %s, want %s", img.ID, digest.FromBytes(ti.config))
+	if img.ID != digest.FromBytes(ti.Config) {
+		t.Errorf("pulled image %s, want %s", img.ID, digest.FromBytes(ti.Config))
 	}
 	checkRootfs(t, store, reg.Addr+"/team/multi:1", 3)
 
@@ -93,7 +94,7 @@ func TestDockerRegistry(t *testing.T) {
 		t.Errorf("push to another repository: %s (pulled %s)\n%s", res.Digest, img.Sources[0].Digest, pl.String())
 	}
 
-	own := makeImage(t, 41, 2, 64<<10, false, false, "amd64")
+	own := testimage.Make(t, 41, 2, 64<<10, false, false, "amd64")
 	loadImage(t, store, reg.Addr+"/own:1", own)
 	if _, err := c.Push(ctxT(t), store, reg.Addr+"/own:1", PushOptions{}); err != nil {
 		t.Fatal(err)
@@ -102,8 +103,8 @@ func TestDockerRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.ID != digest.FromBytes(own.config) {
-		t.Errorf("pulled back %s, want %s", back.ID, digest.FromBytes(own.config))
+	if back.ID != digest.FromBytes(own.Config) {
+		t.Errorf("pulled back %s, want %s", back.ID, digest.FromBytes(own.Config))
 	}
 	var inspect struct{ Layers []string }
 	json.Unmarshal(skopeo(t, "inspect", "--tls-verify=false", "docker://"+reg.Addr+"/own:1"), &inspect)
@@ -120,7 +121,7 @@ func TestOwnServerPeers(t *testing.T) {
 	c := testClient(Options{})
 
 	// skopeo -> minidock's server -> minidock
-	ti := makeImage(t, 50, 3, 128<<10, false, false, "amd64")
+	ti := testimage.Make(t, 50, 3, 128<<10, false, false, "amd64")
 	skopeoPut(t, ti, addr+"/from/skopeo:1")
 	store := newStore(t)
 	if _, err := c.Pull(ctxT(t), store, addr+"/from/skopeo:1", PullOptions{}); err != nil {
@@ -129,7 +130,7 @@ func TestOwnServerPeers(t *testing.T) {
 	checkRootfs(t, store, addr+"/from/skopeo:1", 3)
 
 	// minidock -> minidock's server -> skopeo
-	bb := busyboxImage(t, 51)
+	bb := testimage.WithBusybox(t, 51)
 	loadImage(t, store, addr+"/from/minidock:1", bb)
 	if _, err := c.Push(ctxT(t), store, addr+"/from/minidock:1", PushOptions{}); err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func TestOwnServerPeers(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "oci")
 	skopeo(t, "copy", "--quiet", "--src-tls-verify=false", "docker://"+addr+"/from/minidock:1", "oci:"+oci+":x")
 	idx, _ := os.ReadFile(filepath.Join(oci, "index.json"))
-	if !strings.Contains(string(idx), "application/vnd.oci.image.manifest.v1+json") {
+	if !strings.Contains(string(idx), "application/vnd.oci.image.Manifest.v1+json") {
 		t.Errorf("skopeo's copy of minidock's push: index %s", idx)
 	}
 
@@ -146,8 +147,8 @@ func TestOwnServerPeers(t *testing.T) {
 	d.MustCLI("pull", "-q", addr+"/from/minidock:1")
 	d.MustCLI("pull", "-q", addr+"/from/skopeo:1")
 	id := strings.TrimSpace(string(d.MustCLI("image", "inspect", "--format", "{{.Id}}", addr+"/from/minidock:1")))
-	if id != digest.FromBytes(bb.config).String() {
-		t.Errorf("dockerd's image ID %s, want %s", id, digest.FromBytes(bb.config))
+	if id != digest.FromBytes(bb.Config).String() {
+		t.Errorf("dockerd's image ID %s, want %s", id, digest.FromBytes(bb.Config))
 	}
 	if out := d.MustCLI("run", "--rm", "--network", "none", addr+"/from/minidock:1", "cat", "/layer1/data"); len(out) != 256<<10 {
 		t.Errorf("docker run of minidock's push printed %d bytes, want %d", len(out), 256<<10)
@@ -158,7 +159,7 @@ func TestOwnServerPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.ID != digest.FromBytes(ti.config) {
-		t.Errorf("pulled dockerd's push as %s, want %s", img.ID, digest.FromBytes(ti.config))
+	if img.ID != digest.FromBytes(ti.Config) {
+		t.Errorf("pulled dockerd's push as %s, want %s", img.ID, digest.FromBytes(ti.Config))
 	}
 }

@@ -102,12 +102,14 @@ func (c *Client) Pull(ctx context.Context, store *image.Store, refStr string, op
 	if ref.Digest != "" {
 		tagOrDigest = ref.Digest.String()
 	}
-	rep.status(tagOrDigest, "Pulling from "+ref.Path)
-
 	top, err := r.fetchManifest(ctx, tagOrDigest)
 	if err != nil {
 		return nil, pullError(ref, opts.Auth, err)
 	}
+	// The first message, once the registry has answered (as Docker's):
+	// an HTTP layer that sends its 200 on the first message can still
+	// answer a missing image or a refusal with an error status.
+	rep.status(tagOrDigest, "Pulling from "+ref.Path)
 	m := top
 	if top.isIndex() {
 		desc, err := pickPlatform(top.Manifests, platform)
@@ -169,14 +171,14 @@ func pullError(ref image.Reference, auth *AuthConfig, err error) error {
 	if !errors.As(err, &re) {
 		return fmt.Errorf("pull %s: %w", ref.FamiliarString(), err)
 	}
-	_, _, hasCreds := auth.credentials()
+	_, _, hasCreds := auth.Credentials()
 	switch {
 	case re.Code() == "MANIFEST_UNKNOWN" || (re.Status == http.StatusNotFound && re.Code() == ""):
-		return fmt.Errorf("manifest for %s not found: manifest unknown: %s", ref.FamiliarString(), re.Message())
+		return refused(ErrNotFound, fmt.Errorf("manifest for %s not found: manifest unknown: %s", ref.FamiliarString(), re.Message()))
 	case re.Status == http.StatusUnauthorized && hasCreds:
-		return fmt.Errorf("pull %s: unauthorized: %s", ref.FamiliarString(), re.Message())
+		return refused(ErrUnauthorized, fmt.Errorf("pull %s: unauthorized: %s", ref.FamiliarString(), re.Message()))
 	case re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden || re.Code() == "NAME_UNKNOWN":
-		return fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %s", ref.FamiliarName(), re.Message())
+		return refused(ErrNotFound, fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %s", ref.FamiliarName(), re.Message()))
 	}
 	return fmt.Errorf("pull %s: %w", ref.FamiliarString(), err)
 }

@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"minidock/image"
+	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
 
@@ -22,8 +23,8 @@ import (
 // again is "up to date".
 func TestPull(t *testing.T) {
 	_, host := startServer(t, server.Options{}, nil)
-	ti := makeImage(t, 1, 3, 64<<10, true, false, "amd64")
-	pushRaw(t, host, "team/app", "1", ti)
+	ti := testimage.Make(t, 1, 3, 64<<10, true, false, "amd64")
+	testimage.PushRaw(t, host, "team/app", "1", ti)
 	store := newStore(t)
 	c := testClient(Options{})
 	var pl progressLog
@@ -31,21 +32,21 @@ func TestPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.ID != digest.FromBytes(ti.config) {
-		t.Errorf("image ID %s, want the config's digest %s", img.ID, digest.FromBytes(ti.config))
+	if img.ID != digest.FromBytes(ti.Config) {
+		t.Errorf("image ID %s, want the config's digest %s", img.ID, digest.FromBytes(ti.Config))
 	}
 	if want := []string{host + "/team/app:1"}; len(img.Refs) != 1 || img.Refs[0] != want[0] {
 		t.Errorf("refs %v, want %v", img.Refs, want)
 	}
-	if rd := img.RepoDigests(); len(rd) != 1 || rd[0] != host+"/team/app@"+ti.digest().String() {
-		t.Errorf("repo digests %v, want %s", rd, host+"/team/app@"+ti.digest().String())
+	if rd := img.RepoDigests(); len(rd) != 1 || rd[0] != host+"/team/app@"+ti.Digest().String() {
+		t.Errorf("repo digests %v, want %s", rd, host+"/team/app@"+ti.Digest().String())
 	}
 	if pl.count("Pull complete") != 3 || !pl.has("Status: Downloaded newer image") || !pl.has("Downloading") {
 		t.Errorf("progress:\n%s", pl.String())
 	}
-	for i, chain := range image.ChainIDs(ti.diffIDs) {
+	for i, chain := range image.ChainIDs(ti.DiffIDs) {
 		b, err := os.ReadFile(filepath.Join(store.LayerDiffPath(chain), "layer"+string(rune('0'+i)), "data"))
-		if err != nil || !bytes.Equal(b, randomBytes(100+int64(i), 64<<10)) {
+		if err != nil || !bytes.Equal(b, testimage.RandomBytes(100+int64(i), 64<<10)) {
 			t.Errorf("layer %d: data not unpacked right: %v", i, err)
 		}
 	}
@@ -74,7 +75,7 @@ func TestPull(t *testing.T) {
 
 	// By digest: the same image, nothing downloaded.
 	var pl2 progressLog
-	if _, err := c.Pull(ctxT(t), store, host+"/team/app@"+ti.digest().String(), PullOptions{Progress: pl2.fn}); err != nil {
+	if _, err := c.Pull(ctxT(t), store, host+"/team/app@"+ti.Digest().String(), PullOptions{Progress: pl2.fn}); err != nil {
 		t.Fatal(err)
 	}
 	if !pl2.has("Status: Image is up to date") || pl2.has("Downloading") {
@@ -94,24 +95,24 @@ func TestPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, err := reopened.Resolve(host + "/team/app@" + ti.digest().String()); err != nil || again.ID != img.ID || len(again.RepoDigests()) != 1 {
+	if again, err := reopened.Resolve(host + "/team/app@" + ti.Digest().String()); err != nil || again.ID != img.ID || len(again.RepoDigests()) != 1 {
 		t.Errorf("after reopening the store: %v, %v", again, err)
 	}
 
 	// An image with the same first two layers and a new third: two
 	// "Already exists", one download.
-	other := makeImage(t, 2, 3, 32<<10, true, false, "amd64")
-	ti2 := &testImage{layers: [][]byte{ti.layers[0], ti.layers[1], other.layers[2]}, mediaType: ti.mediaType}
+	other := testimage.Make(t, 2, 3, 32<<10, true, false, "amd64")
+	ti2 := &testimage.Image{Layers: [][]byte{ti.Layers[0], ti.Layers[1], other.Layers[2]}, MediaType: ti.MediaType}
 	var cfg ocispec.Image
-	json.Unmarshal(ti.config, &cfg)
-	cfg.RootFS.DiffIDs[2] = other.diffIDs[2]
-	ti2.config, _ = json.Marshal(cfg)
+	json.Unmarshal(ti.Config, &cfg)
+	cfg.RootFS.DiffIDs[2] = other.DiffIDs[2]
+	ti2.Config, _ = json.Marshal(cfg)
 	var m ocispec.Manifest
-	json.Unmarshal(ti.manifest, &m)
-	m.Layers[2] = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(other.layers[2]), Size: int64(len(other.layers[2]))}
-	m.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(ti2.config), Size: int64(len(ti2.config))}
-	ti2.manifest, _ = json.Marshal(m)
-	pushRaw(t, host, "team/app", "2", ti2)
+	json.Unmarshal(ti.Manifest, &m)
+	m.Layers[2] = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(other.Layers[2]), Size: int64(len(other.Layers[2]))}
+	m.Config = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(ti2.Config), Size: int64(len(ti2.Config))}
+	ti2.Manifest, _ = json.Marshal(m)
+	testimage.PushRaw(t, host, "team/app", "2", ti2)
 	var pl4 progressLog
 	if _, err := c.Pull(ctxT(t), store, host+"/team/app:2", PullOptions{Progress: pl4.fn}); err != nil {
 		t.Fatal(err)
@@ -126,27 +127,27 @@ func TestPull(t *testing.T) {
 // clear error for a platform the index lacks.
 func TestPullIndex(t *testing.T) {
 	_, host := startServer(t, server.Options{}, nil)
-	amd := makeImage(t, 3, 1, 4<<10, true, true, "amd64") // Docker schema2
-	arm := makeImage(t, 4, 1, 4<<10, true, false, "arm64")
-	pushRaw(t, host, "multi", amd.digest().String(), amd)
-	pushRaw(t, host, "multi", arm.digest().String(), arm)
+	amd := testimage.Make(t, 3, 1, 4<<10, true, true, "amd64") // Docker schema2
+	arm := testimage.Make(t, 4, 1, 4<<10, true, false, "arm64")
+	testimage.PushRaw(t, host, "multi", amd.Digest().String(), amd)
+	testimage.PushRaw(t, host, "multi", arm.Digest().String(), arm)
 	for _, mt := range []string{ocispec.MediaTypeImageIndex, image.MediaTypeDockerManifestList} {
 		idx := ocispec.Index{MediaType: mt, Manifests: []ocispec.Descriptor{
-			{MediaType: arm.mediaType, Digest: arm.digest(), Size: int64(len(arm.manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}},
-			{MediaType: amd.mediaType, Digest: amd.digest(), Size: int64(len(amd.manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
+			{MediaType: arm.MediaType, Digest: arm.Digest(), Size: int64(len(arm.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "arm64"}},
+			{MediaType: amd.MediaType, Digest: amd.Digest(), Size: int64(len(amd.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "amd64"}},
 		}}
 		idx.SchemaVersion = 2
 		ib, _ := json.Marshal(idx)
 		tag := strings.NewReplacer("/", "-", ".", "-", "+", "-").Replace(mt)
-		putManifest(t, host, "multi", tag, ib, mt)
+		testimage.PutManifest(t, host, "multi", tag, ib, mt)
 		store := newStore(t)
 		c := testClient(Options{})
 		img, err := c.Pull(ctxT(t), store, host+"/multi:"+tag, PullOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if img.ID != digest.FromBytes(amd.config) {
-			t.Errorf("%s: pulled %s, want the amd64 image %s", mt, img.ID, digest.FromBytes(amd.config))
+		if img.ID != digest.FromBytes(amd.Config) {
+			t.Errorf("%s: pulled %s, want the amd64 image %s", mt, img.ID, digest.FromBytes(amd.Config))
 		}
 		if rd := img.RepoDigests(); len(rd) != 1 || !strings.HasSuffix(rd[0], "@"+digest.FromBytes(ib).String()) {
 			t.Errorf("%s: repo digest %v should name the index", mt, rd)
@@ -155,8 +156,8 @@ func TestPullIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if img.ID != digest.FromBytes(arm.config) {
-			t.Errorf("%s: pulled %s for arm64, want %s", mt, img.ID, digest.FromBytes(arm.config))
+		if img.ID != digest.FromBytes(arm.Config) {
+			t.Errorf("%s: pulled %s for arm64, want %s", mt, img.ID, digest.FromBytes(arm.Config))
 		}
 		before := storeFiles(t, store)
 		_, err = c.Pull(ctxT(t), store, host+"/multi:"+tag, PullOptions{Platform: &ocispec.Platform{OS: "linux", Architecture: "s390x"}})
@@ -176,8 +177,8 @@ func TestPullIndex(t *testing.T) {
 func TestPushPulled(t *testing.T) {
 	_, host := startServer(t, server.Options{}, nil)
 	_, host2 := startServer(t, server.Options{}, nil)
-	ti := makeImage(t, 5, 2, 32<<10, true, false, "amd64")
-	pushRaw(t, host, "src/app", "1", ti)
+	ti := testimage.Make(t, 5, 2, 32<<10, true, false, "amd64")
+	testimage.PushRaw(t, host, "src/app", "1", ti)
 	store := newStore(t)
 	c := testClient(Options{})
 	img, err := c.Pull(ctxT(t), store, host+"/src/app:1", PullOptions{})
@@ -192,8 +193,8 @@ func TestPushPulled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Digest != ti.digest() {
-		t.Errorf("pushed %s, want the pulled manifest %s", res.Digest, ti.digest())
+	if res.Digest != ti.Digest() {
+		t.Errorf("pushed %s, want the pulled manifest %s", res.Digest, ti.Digest())
 	}
 	if pl.count("Mounted from src/app") != 2 || pl.has("Pushing") {
 		t.Errorf("push to the same registry should mount both layers:\n%s", pl.String())
@@ -250,7 +251,7 @@ func TestPushChunked(t *testing.T) {
 	var patches countingHandler
 	_, host := startServer(t, server.Options{ChunkMinLength: 64 << 10}, patches.wrap)
 	src := newStore(t)
-	ti := makeImage(t, 6, 1, 200<<10, false, false, "amd64")
+	ti := testimage.Make(t, 6, 1, 200<<10, false, false, "amd64")
 	loadImage(t, src, host+"/chunked:1", ti)
 	c := testClient(Options{})
 	if _, err := c.Push(ctxT(t), src, host+"/chunked:1", PushOptions{}); err != nil {
@@ -264,7 +265,7 @@ func TestPushChunked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.ID != digest.FromBytes(ti.config) {
-		t.Errorf("pulled %s, want %s", img.ID, digest.FromBytes(ti.config))
+	if img.ID != digest.FromBytes(ti.Config) {
+		t.Errorf("pulled %s, want %s", img.ID, digest.FromBytes(ti.Config))
 	}
 }

@@ -79,7 +79,7 @@ func (c *Client) Push(ctx context.Context, store *image.Store, refStr string, op
 	img, err := store.Resolve(ref.String())
 	if err != nil {
 		if errors.Is(err, image.ErrNotFound) {
-			return nil, fmt.Errorf("An image does not exist locally with the tag: %s", ref.FamiliarName())
+			return nil, refused(ErrNotFound, fmt.Errorf("An image does not exist locally with the tag: %s", ref.FamiliarName()))
 		}
 		return nil, err
 	}
@@ -142,10 +142,10 @@ func appendNew(list []string, s string) []string {
 func pushError(ref image.Reference, auth *AuthConfig, err error) error {
 	var re *Error
 	if errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden) {
-		if _, _, ok := auth.credentials(); ok {
-			return fmt.Errorf("push %s: unauthorized: %s", ref.FamiliarString(), re.Message())
+		if _, _, ok := auth.Credentials(); ok {
+			return refused(ErrUnauthorized, fmt.Errorf("push %s: unauthorized: %s", ref.FamiliarString(), re.Message()))
 		}
-		return fmt.Errorf("push %s: denied: requested access to the resource is denied (%s)", ref.FamiliarString(), re.Message())
+		return refused(ErrUnauthorized, fmt.Errorf("push %s: denied: requested access to the resource is denied (%s)", ref.FamiliarString(), re.Message()))
 	}
 	return fmt.Errorf("push %s: %w", ref.FamiliarString(), err)
 }

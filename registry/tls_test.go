@@ -2,14 +2,7 @@ package registry
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -18,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"minidock/internal/peers"
+	"minidock/internal/testimage"
 	"minidock/registry/server"
 )
 
@@ -34,36 +29,12 @@ func TestIsInsecure(t *testing.T) {
 	}
 }
 
-// testCA makes a CA and a server certificate for name, signed by it.
-func testCA(t *testing.T, name string) (caPEM []byte, cert tls.Certificate) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "minidock test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // TestTLS: a registry that is not insecure is reached over HTTPS only,
 // verified with the system's CAs plus certs.d/<host>/ca.crt; loopback
 // registries and those named insecure may use plain HTTP. The name
 // registry.test is mapped to 127.0.0.1 by the dialer (no DNS).
 func TestTLS(t *testing.T) {
-	caPEM, cert := testCA(t, "registry.test")
+	caPEM, _, _, cert := peers.Certificate(t, "registry.test", "127.0.0.1")
 	srv, err := server.New(server.Options{Root: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +58,8 @@ func TestTLS(t *testing.T) {
 		}
 		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
 	}
-	ti := makeImage(t, 30, 1, 4<<10, true, false, "amd64")
-	pushRaw(t, plainAddr, "tls/app", "1", ti)
+	ti := testimage.Make(t, 30, 1, 4<<10, true, false, "amd64")
+	testimage.PushRaw(t, plainAddr, "tls/app", "1", ti)
 	certs := t.TempDir()
 
 	pull := func(opts Options, ref string) error {

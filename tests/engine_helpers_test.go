@@ -49,6 +49,9 @@ var engineSeq atomic.Int64
 
 func newEngine(t *testing.T) *engine { return newEngineAt(t, "") }
 
+// newEngineWith starts a daemon with more flags.
+func newEngineWith(t *testing.T, args ...string) *engine { return newEngineAt(t, "", args...) }
+
 // newEngineAt starts a daemon whose exec root's name ends in suffix,
 // with daemonArgs after the usual flags.
 func newEngineAt(t *testing.T, suffix string, daemonArgs ...string) *engine {

@@ -173,6 +173,20 @@ var imageHeaders = map[string]string{
 
 const imagesTable = "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 
+// imagesDigestsTable is images --digests.
+const imagesDigestsTable = "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+
+// repoDigest is the digest of repository repo among an image's repo
+// digests ("repo@sha256:..."), or <none>.
+func repoDigest(digests []string, repo string) string {
+	for _, d := range digests {
+		if name, dg, ok := strings.Cut(d, "@"); ok && name == repo {
+			return dg
+		}
+	}
+	return "<none>"
+}
+
 func imageItems(list []api.ImageSummary) []any {
 	var out []any
 	for _, im := range list {
@@ -184,7 +198,7 @@ func imageItems(list []api.ImageSummary) []any {
 		for _, t := range tags {
 			i := strings.LastIndex(t, ":")
 			out = append(out, imageItem{
-				ID: shortID(im.ID), Repository: t[:i], Tag: t[i+1:], Digest: "<none>",
+				ID: shortID(im.ID), Repository: t[:i], Tag: t[i+1:], Digest: repoDigest(im.RepoDigests, t[:i]),
 				CreatedSince: ago(created), CreatedAt: created.String(), Size: humanSize(im.Size), Containers: "N/A",
 			})
 		}

@@ -22,15 +22,16 @@ func newImageCommand(cli *CLI) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	return newManagementCommand("image", "Manage images",
 		twin(newHistoryCommand(cli), "history"), twin(newImportCommand(cli), "import"), newInspectCommand(cli, "image"),
-		twin(newLoadCommand(cli), "load"), ls, newImagePruneCommand(cli), rm, twin(newSaveCommand(cli), "save"),
+		twin(newLoadCommand(cli), "load"), ls, newImagePruneCommand(cli), twin(newPullCommand(cli), "pull"),
+		twin(newPushCommand(cli), "push"), rm, twin(newSaveCommand(cli), "save"),
 		twin(newTagCommand(cli), "tag"),
 	)
 }
 
 func newImagesCommand(cli *CLI) *cobra.Command {
 	var (
-		quiet  bool
-		format string
+		quiet, digests bool
+		format         string
 	)
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS]",
@@ -51,10 +52,15 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 			if format == "" {
 				format = "table"
 			}
-			return printFormatted(cli.Out, format, imagesTable, imageItems(list), imageHeaders)
+			table := imagesTable
+			if digests {
+				table = imagesDigestsTable
+			}
+			return printFormatted(cli.Out, format, table, imageItems(list), imageHeaders)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	cmd.Flags().BoolVar(&digests, "digests", false, "Show digests")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a Go template, \"table\", \"table TEMPLATE\" or \"json\"")
 	return cmd
 }

@@ -28,6 +28,7 @@ type containerOptions struct {
 	volumes, mounts, tmpfs, volumesFrom listValue
 
 	security securityOptions // security.go
+	pull string // --pull: missing, always, never (pull.go)
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
@@ -62,6 +63,7 @@ func (o *containerOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Var(&o.tmpfs, "tmpfs", "Mount a tmpfs directory (/PATH[:OPTIONS])")
 	fs.Var(&o.volumesFrom, "volumes-from", "Mount volumes from the specified container(s) (CONTAINER[:ro|rw])")
 	o.security.addFlags(fs)
+	fs.StringVar(&o.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 }
 
 // request makes the create request for image and its command: attach
@@ -204,12 +206,11 @@ func (cli *CLI) create(ctx context.Context, o *containerOptions, args []string, 
 		fmt.Fprintf(cli.Err, "%s\n", err)
 		return "", statusError(125)
 	}
-	c := cli.client
 	req, err := o.request(args[0], args[1:], attach)
 	if err != nil {
 		return fail(err)
 	}
-	created, err := c.ContainerCreate(ctx, o.name, req)
+	created, err := cli.createPulling(ctx, o, req)
 	if err != nil {
 		return fail(err)
 	}

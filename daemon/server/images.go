@@ -33,6 +33,8 @@ func (rt router) images(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(rest, "/tag") && r.Method == http.MethodPost:
 		q := r.URL.Query()
 		reply(w, http.StatusCreated, nil, rt.d.TagImage(r.Context(), strings.TrimSuffix(rest, "/tag"), q.Get("repo"), q.Get("tag")))
+	case strings.HasSuffix(rest, "/push") && r.Method == http.MethodPost:
+		rt.imagePush(w, r, strings.TrimSuffix(rest, "/push"))
 	case strings.HasSuffix(rest, "/get") && r.Method == http.MethodGet:
 		rt.imageSave(w, r, []string{strings.TrimSuffix(rest, "/get")})
 	case rest != "" && r.Method == http.MethodDelete:
@@ -43,17 +45,27 @@ func (rt router) images(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// imageCreate is `docker import` (fromSrc=-, the tarball is the body).
-// Pulling (fromImage) needs the registry client and is not wired yet.
+// imageCreate is `docker pull` (fromImage=, registry.go) or `docker
+// import` (fromSrc=-, the tarball is the body).
 func (rt router) imageCreate(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if q.Has("fromImage") && !q.Has("fromSrc") {
+		rt.imagePull(w, r)
+		return
+	}
+	if err := onlyQuery(r, "fromSrc", "repo", "tag", "changes", "message", "platform"); err != nil {
+		writeError(w, err)
+		return
+	}
 	if q.Get("fromSrc") != "-" {
-		if q.Get("fromImage") != "" {
-			writeError(w, errdefs.NotImplementedf("pulling images is not supported by this daemon yet; use docker save | minidock load, or import"))
+		writeError(w, errdefs.Invalidf("fromImage=NAME (a pull) or fromSrc=- (an import of the tarball in the body) is required; importing from a URL is not supported"))
+		return
+	}
+	for _, unsupported := range []string{"message", "platform"} {
+		if v := q.Get(unsupported); v != "" {
+			writeError(w, errdefs.Invalidf("import: %s=%q is not supported", unsupported, v))
 			return
 		}
-		writeError(w, errdefs.Invalidf("fromSrc=- (a tarball in the body) is required; importing from a URL is not supported"))
-		return
 	}
 	ref := q.Get("repo")
 	if ref != "" && q.Get("tag") != "" {

@@ -48,7 +48,7 @@ func Main(args []string) int {
 	var lo ListenOptions
 	var maxConns int
 	var idle time.Duration
-	var hosts, pools, dns listFlag
+	var hosts, pools, dns, insecure listFlag
 	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
@@ -73,9 +73,12 @@ func Main(args []string) int {
 	fs.StringVar(&cfg.Network.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
 	fs.StringVar(&cfg.UsernsRemap, "userns-remap", "", "user namespace of containers: \"default\" (user dockremap) or USER[:GROUP], whose /etc/subuid and /etc/subgid ranges the containers' ids become")
 	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
+	fs.Var(&insecure, "insecure-registry", "registry reached over plain HTTP or unverified HTTPS: host[:port] or CIDR (repeatable; loopback always is)")
+	fs.StringVar(&cfg.Registry.CertsDir, "registry-certs-dir", "/etc/docker/certs.d", "per-registry CAs and client certificates, <host:port>/ca.crt")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	cfg.Registry.Insecure = insecure
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
 		return 2
@@ -157,6 +160,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("GET /events", r.events)
 
 	mux.HandleFunc("/images/", r.images)
+	mux.HandleFunc("POST /auth", r.auth)
 
 	mux.HandleFunc("POST /containers/create", r.containerCreate)
 	mux.HandleFunc("GET /containers/json", r.containerList)
@@ -255,6 +259,8 @@ func statusOf(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case errdefs.Unauthorized:
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"minidock/registry/internal/peers"
+	"minidock/internal/peers"
 )
 
 // conformanceBin is the OCI distribution-spec conformance program, built

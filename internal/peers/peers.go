@@ -1,7 +1,8 @@
 // Package peers starts, for tests and benchmarks, the real registry
 // software minidock's registry is compared with: Debian's docker-registry
 // (distribution 2.8) and Debian's dockerd, each on 127.0.0.1 or a private
-// socket, with private roots, stopped by pid and cleaned up afterwards.
+// socket, with private roots, stopped by pid and cleaned up afterwards;
+// and a token server (token.go) for the Bearer flow.
 package peers
 
 import (

@@ -1,4 +1,4 @@
-package registry
+package cli
 
 import (
 	"encoding/base64"
@@ -6,25 +6,23 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"minidock/api"
 )
 
-// ConfigFile is a Docker-compatible client config.json: the "auths" map
+// configFile is a Docker-compatible client config.json: the "auths" map
 // of registry -> {"auth": base64(user:password)}. Keys other than "auths"
 // are kept as they are, so that a config shared with the docker CLI
 // loses nothing. Credential helpers (credsStore) are not used.
-type ConfigFile struct {
+type configFile struct {
 	path  string
-	Auths map[string]AuthConfig
+	Auths map[string]api.AuthConfig
 	other map[string]json.RawMessage
 }
 
-// IndexServer is the key Docker Hub's credentials are stored under.
-const IndexServer = "https://index.docker.io/v1/"
-
-// DefaultConfigPath is $DOCKER_CONFIG/config.json, else
+// defaultConfigPath is $DOCKER_CONFIG/config.json, else
 // ~/.docker/config.json.
-func DefaultConfigPath() string {
+func defaultConfigPath() string {
 	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
 		return filepath.Join(d, "config.json")
 	}
@@ -35,9 +33,9 @@ func DefaultConfigPath() string {
 	return filepath.Join(home, ".docker", "config.json")
 }
 
-// LoadConfigFile reads path; a missing file is an empty config.
-func LoadConfigFile(path string) (*ConfigFile, error) {
-	f := &ConfigFile{path: path, Auths: map[string]AuthConfig{}, other: map[string]json.RawMessage{}}
+// loadConfigFile reads path; a missing file is an empty config.
+func loadConfigFile(path string) (*configFile, error) {
+	f := &configFile{path: path, Auths: map[string]api.AuthConfig{}, other: map[string]json.RawMessage{}}
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		return f, nil
@@ -57,53 +55,37 @@ func LoadConfigFile(path string) (*ConfigFile, error) {
 	return f, nil
 }
 
-// ServerKey is the key a registry's credentials are stored under:
-// "localhost:5000" for a host, IndexServer for Docker Hub. A URL
-// ("https://host/v2/") is reduced to its host.
-func ServerKey(server string) string {
-	s := server
-	if i := strings.Index(s, "://"); i >= 0 {
-		s = s[i+3:]
-	}
-	s, _, _ = strings.Cut(s, "/")
-	switch s {
-	case "", "docker.io", "index.docker.io", "registry-1.docker.io":
-		return IndexServer
-	}
-	return s
-}
-
 // AuthFor returns the credentials stored for a registry (a reference's
 // domain or a server address), with ServerAddress set.
-func (f *ConfigFile) AuthFor(server string) (AuthConfig, bool) {
-	key := ServerKey(server)
+func (f *configFile) AuthFor(server string) (api.AuthConfig, bool) {
+	key := api.ServerKey(server)
 	for k, a := range f.Auths {
-		if ServerKey(k) == key || k == key {
+		if api.ServerKey(k) == key || k == key {
 			a.ServerAddress = key
-			if u, p, ok := a.credentials(); ok {
+			if u, p, ok := a.Credentials(); ok {
 				a.Username, a.Password = u, p
 			}
 			return a, true
 		}
 	}
-	return AuthConfig{}, false
+	return api.AuthConfig{}, false
 }
 
 // SetAuth stores a user's credentials for a registry, as docker login
 // does: only "auth" (and an identity token when there is one).
-func (f *ConfigFile) SetAuth(server string, a AuthConfig) {
-	key := ServerKey(server)
-	user, pass, _ := a.credentials()
+func (f *configFile) SetAuth(server string, a api.AuthConfig) {
+	key := api.ServerKey(server)
+	user, pass, _ := a.Credentials()
 	f.RemoveAuth(server)
-	f.Auths[key] = AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)), IdentityToken: a.IdentityToken}
+	f.Auths[key] = api.AuthConfig{Auth: base64.StdEncoding.EncodeToString([]byte(user + ":" + pass)), IdentityToken: a.IdentityToken}
 }
 
 // RemoveAuth forgets a registry's credentials; false when there were none.
-func (f *ConfigFile) RemoveAuth(server string) bool {
-	key := ServerKey(server)
+func (f *configFile) RemoveAuth(server string) bool {
+	key := api.ServerKey(server)
 	found := false
 	for k := range f.Auths {
-		if ServerKey(k) == key || k == key {
+		if api.ServerKey(k) == key || k == key {
 			delete(f.Auths, k)
 			found = true
 		}
@@ -112,7 +94,7 @@ func (f *ConfigFile) RemoveAuth(server string) bool {
 }
 
 // Save writes the file atomically, readable by its owner only.
-func (f *ConfigFile) Save() error {
+func (f *configFile) Save() error {
 	all := map[string]any{}
 	for k, v := range f.other {
 		all[k] = v
