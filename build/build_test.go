@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"minidock/api"
 )
 
 // entry is one file of a test context: a body, or a symlink target
@@ -51,7 +53,7 @@ func contextTar(t testing.TB, files ...entry) []byte {
 type result struct {
 	id   string
 	err  error
-	msgs []message
+	msgs []api.BuildMessage
 	text string // the "stream" messages joined
 }
 
@@ -66,7 +68,7 @@ func runBuild(t testing.TB, b Backend, opts Options, ctxTar []byte) result {
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var m message
+		var m api.BuildMessage
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("stream line %q: %v", sc.Text(), err)
 		}

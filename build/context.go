@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/archive"
+	"minidock/build/dockerignore"
 )
 
 // openContext unpacks the build context, a tar stream (plain, gzip or
@@ -59,7 +60,7 @@ func openContext(r io.Reader, tmpDir, dockerfile string) (*sourceTree, []byte, e
 		return nil, nil, fmt.Errorf("read .dockerignore: %w", err)
 	}
 	if len(ignore) > 0 {
-		ig, err := parseIgnore(string(ignore))
+		ig, err := dockerignore.Parse(string(ignore))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -254,7 +255,7 @@ func (t *sourceTree) glob(rel string) ([]string, error) {
 // removeIgnored removes what ig excludes below rel, children first; an
 // excluded directory stays if an exception kept something in it. It
 // reports whether rel itself is left.
-func (t *sourceTree) removeIgnored(ig *ignorer, rel string) (bool, error) {
+func (t *sourceTree) removeIgnored(ig *dockerignore.Matcher, rel string) (bool, error) {
 	f, err := t.open(rel, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
 		return false, err
@@ -265,7 +266,7 @@ func (t *sourceTree) removeIgnored(ig *ignorer, rel string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	kept := rel == "" || !ig.excluded(rel)
+	kept := rel == "" || !ig.Excluded(rel)
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		names, err := t.readDir(rel)
 		if err != nil {

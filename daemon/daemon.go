@@ -112,6 +112,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.removeBuildLeftovers()
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
 	ncfg.Log = d.log

@@ -436,7 +436,7 @@ func startBenchDaemon(b *testing.B) *benchDaemon {
 // overlay and netns mounts stay out of the host's table, which other
 // packages' leak checks read), its output to a log file, and returns the
 // log's path.
-func startDaemonProcess(b *testing.B, cmd *exec.Cmd) string {
+func startDaemonProcess(b testing.TB, cmd *exec.Cmd) string {
 	logf, err := os.Create(filepath.Join(b.TempDir(), filepath.Base(cmd.Path)+".log"))
 	if err != nil {
 		b.Fatal(err)
@@ -468,7 +468,7 @@ func (c benchCLI) waitAnswer(timeout time.Duration, logPath string, args ...stri
 // removeLeftovers, once a daemon has stopped, kills the processes that
 // still mention its exec root (a leak), removes its cgroup parent and
 // its exec root.
-func removeLeftovers(b *testing.B, execRoot, cgroupParent string, wait time.Duration) {
+func removeLeftovers(b testing.TB, execRoot, cgroupParent string, wait time.Duration) {
 	waitNoProcesses(execRoot, wait)
 	for _, pid := range processesMentioning(execRoot) {
 		b.Errorf("leak: process %d still runs: %s", pid, cmdline(pid))
@@ -484,7 +484,7 @@ func (d *benchDaemon) pid() int { return d.cmd.Process.Pid }
 
 // benchCLI runs a daemon's command-line client.
 type benchCLI struct {
-	b    *testing.B
+	b    testing.TB
 	prog string   // the client binary
 	env  []string // its environment: which daemon it talks to
 }
@@ -567,7 +567,7 @@ type benchDocker struct {
 
 // startBenchDocker starts dockerd, or returns nil (with a message) when
 // it is not installed.
-func startBenchDocker(b *testing.B) *benchDocker {
+func startBenchDocker(b testing.TB) *benchDocker {
 	const dockerd = "/usr/sbin/dockerd"
 	cli := "/usr/bin/docker"
 	if _, err := os.Stat(dockerd); err != nil {

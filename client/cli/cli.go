@@ -102,7 +102,7 @@ func newRootCommand(cli *CLI) *cobra.Command {
 		&cobra.Group{ID: groupManagement, Title: "Management Commands:"})
 	root.AddCommand(
 		// Common Commands, in docker's order
-		inGroup(groupCommon, newRunCommand(cli), newExecCommand(cli), newPsCommand(cli), newImagesCommand(cli),
+		inGroup(groupCommon, newRunCommand(cli), newExecCommand(cli), newPsCommand(cli), newBuildCommand(cli), newImagesCommand(cli),
 			newVersionCommand(cli), newInfoCommand(cli))...,
 	)
 	root.AddCommand(inGroup(groupManagement, newContainerCommand(cli), newImageCommand(cli), newNetworkCommand(cli), newVolumeCommand(cli))...)

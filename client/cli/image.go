@@ -21,7 +21,7 @@ func newImageCommand(cli *CLI) *cobra.Command {
 	rm := twin(newRmiCommand(cli), "rmi")
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	return newManagementCommand("image", "Manage images",
-		twin(newHistoryCommand(cli), "history"), twin(newImportCommand(cli), "import"), newInspectCommand(cli, "image"),
+		twin(newBuildCommand(cli), "build"), twin(newHistoryCommand(cli), "history"), twin(newImportCommand(cli), "import"), newInspectCommand(cli, "image"),
 		twin(newLoadCommand(cli), "load"), ls, newImagePruneCommand(cli), rm, twin(newSaveCommand(cli), "save"),
 		twin(newTagCommand(cli), "tag"),
 	)
@@ -29,8 +29,8 @@ func newImageCommand(cli *CLI) *cobra.Command {
 
 func newImagesCommand(cli *CLI) *cobra.Command {
 	var (
-		quiet  bool
-		format string
+		quiet, all bool
+		format     string
 	)
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS]",
@@ -38,7 +38,7 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := cli.client
-			list, err := c.ImageList(cmd.Context())
+			list, err := c.ImageList(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -54,6 +54,7 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 			return printFormatted(cli.Out, format, imagesTable, imageItems(list), imageHeaders)
 		},
 	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Show all images (default hides intermediate images)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a Go template, \"table\", \"table TEMPLATE\" or \"json\"")
 	return cmd
