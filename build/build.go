@@ -103,7 +103,7 @@ type builder struct {
 	opts    Options
 	out     *stream
 	plan    *plan
-	context *sourceTree // the unpacked build context
+	context *contextTree // the build context, indexed
 
 	meta     map[string]string      // values of the ARGs before the first FROM
 	results  map[int]*state         // each built stage's last state

@@ -292,7 +292,7 @@ func TestBuildContextSafety(t *testing.T) {
 	}{
 		{"dotdot source", []entry{df("COPY ../etc/passwd /x\n")}, `source "../etc/passwd" is outside the build context`},
 		{"symlink out", []entry{df("COPY link /x\n"), {"link", "->/etc/passwd"}}, `"link" resolves outside the build context`},
-		{"relative symlink out", []entry{df("COPY d/link /x\n"), {"d/", ""}, {"d/link", "->../../../../etc/passwd"}}, "points outside the layer"},
+		{"relative symlink out", []entry{df("COPY d/link /x\n"), {"d/", ""}, {"d/link", "->../../../../etc/passwd"}}, "points outside the build context"},
 		{"missing source", []entry{df("COPY nothere /x\n")}, `line 2: COPY: source "nothere": no such file in the build context`},
 		{"no glob match", []entry{df("COPY *.nope /x/\n")}, `source "*.nope" matches no file`},
 		{"many sources, file dest", []entry{df("COPY a b /x\n"), {"a", "a"}, {"b", "b"}}, "must be a directory and end with a /"},
