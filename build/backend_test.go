@@ -247,7 +247,7 @@ func userIDs(root, user string) (int, int, error) {
 	if user == "" {
 		return 0, 0, nil
 	}
-	t := &sourceTree{root: root, inRoot: true, what: "the container"}
+	t := &sourceTree{root: root, what: "the container"}
 	u, g, hasGroup := strings.Cut(user, ":")
 	var uid, gid int
 	if n, err := strconv.Atoi(u); err == nil {

@@ -103,7 +103,7 @@ type builder struct {
 	opts    Options
 	out     *stream
 	plan    *plan
-	context *sourceTree // the unpacked build context
+	context *contextTree // the build context, indexed
 
 	meta     map[string]string      // values of the ARGs before the first FROM
 	results  map[int]*state         // each built stage's last state
@@ -319,6 +319,9 @@ func (b *builder) buildStage(st *stage, final bool) (*state, error) {
 		return nil, err
 	}
 	for _, c := range st.commands {
+		if b.ctx.Err() != nil { // the client hung up: no further step
+			return nil, fmt.Errorf("build cancelled: %w", context.Cause(b.ctx))
+		}
 		b.printStep(c.source())
 		if err := b.dispatch(s, c); err != nil {
 			return nil, lineError(c.source().Line, "%s: %w", c.source().Cmd, err)

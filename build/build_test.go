@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"minidock/api"
 )
 
 // entry is one file of a test context: a body, or a symlink target
@@ -51,7 +53,7 @@ func contextTar(t testing.TB, files ...entry) []byte {
 type result struct {
 	id   string
 	err  error
-	msgs []message
+	msgs []api.BuildMessage
 	text string // the "stream" messages joined
 }
 
@@ -66,7 +68,7 @@ func runBuild(t testing.TB, b Backend, opts Options, ctxTar []byte) result {
 	sc := bufio.NewScanner(&out)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var m message
+		var m api.BuildMessage
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("stream line %q: %v", sc.Text(), err)
 		}
@@ -290,7 +292,7 @@ func TestBuildContextSafety(t *testing.T) {
 	}{
 		{"dotdot source", []entry{df("COPY ../etc/passwd /x\n")}, `source "../etc/passwd" is outside the build context`},
 		{"symlink out", []entry{df("COPY link /x\n"), {"link", "->/etc/passwd"}}, `"link" resolves outside the build context`},
-		{"relative symlink out", []entry{df("COPY d/link /x\n"), {"d/", ""}, {"d/link", "->../../../../etc/passwd"}}, "points outside the layer"},
+		{"relative symlink out", []entry{df("COPY d/link /x\n"), {"d/", ""}, {"d/link", "->../../../../etc/passwd"}}, "points outside the build context"},
 		{"missing source", []entry{df("COPY nothere /x\n")}, `line 2: COPY: source "nothere": no such file in the build context`},
 		{"no glob match", []entry{df("COPY *.nope /x/\n")}, `source "*.nope" matches no file`},
 		{"many sources, file dest", []entry{df("COPY a b /x\n"), {"a", "a"}, {"b", "b"}}, "must be a directory and end with a /"},

@@ -1,74 +1,103 @@
 package build
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"minidock/archive"
+	"minidock/build/dockerignore"
 )
 
-// openContext unpacks the build context, a tar stream (plain, gzip or
-// bzip2) sent by the client, into a new private directory under tmpDir,
-// and returns it with the Dockerfile's content. The tar is unpacked by
-// archive.Unpack in root mode: absolute names, "..", device nodes,
-// symlinks whose relative target climbs out, and hard links to outside
-// are refused with an error naming the entry, and nothing is ever
-// written outside the directory. Then the paths .dockerignore excludes
-// are removed (the Dockerfile and .dockerignore are read first: the
-// builder needs them even when they are excluded from COPY).
-func openContext(r io.Reader, tmpDir, dockerfile string) (*sourceTree, []byte, error) {
-	dir, err := os.MkdirTemp(tmpDir, "build-context-")
+// The build context is kept as the client sent it, not unpacked: its tar
+// stream is copied, as it arrives, into one private file with no name
+// (the spool), and each entry is indexed: its header, where its content
+// lies in the spool, and the SHA-256 of that content, computed on the
+// way in. A COPY whose step is cached needs nothing but those digests; a
+// COPY that runs reads the content back from the spool as it writes the
+// container's tar stream. So a rebuild creates no file for the context,
+// and reads none of its bytes a second time.
+
+// contextTree is the indexed build context.
+type contextTree struct {
+	spool *os.File // the tar's file contents, end to end; unlinked
+	root  *node    // the context's root directory
+}
+
+// node is one entry of the context: a directory (with its children), a
+// regular file (its content at offset in the spool), a symlink, or a
+// hard link to an earlier regular file.
+type node struct {
+	hdr    tar.Header       // as the client sent it (Name: the cleaned path)
+	kids   map[string]*node // a directory's entries, by name
+	offset int64            // a regular file's content in the spool
+	digest string           // a regular file's content's SHA-256, hex
+	target *node            // a hard link's file
+}
+
+func newDir(name string) *node {
+	return &node{hdr: tar.Header{Name: name, Typeflag: tar.TypeDir, Mode: 0o755}, kids: map[string]*node{}}
+}
+
+// openContext reads the build context, a tar stream (plain, gzip or
+// bzip2) sent by the client, into a spool file made in tmpDir (opened
+// O_TMPFILE: it has no name, so nothing of it outlives the build, even a
+// daemon killed meanwhile) and indexes it (contextTree.add: absolute
+// names, "..", device nodes, symlinks whose relative target climbs out
+// and hard links to anything but an earlier file are refused with an
+// error naming the entry). Then it reads the Dockerfile and .dockerignore
+// and drops from the index what .dockerignore excludes.
+func openContext(r io.Reader, tmpDir, dockerfile string) (*contextTree, []byte, error) {
+	fd, err := unix.Open(tmpDir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("build context: %w", err)
+		return nil, nil, fmt.Errorf("build context: spool file in %s: %w", tmpDir, err)
 	}
-	tree := &sourceTree{root: dir, what: "the build context"}
+	t := &contextTree{spool: os.NewFile(uintptr(fd), "build context"), root: newDir("")}
 	ok := false
 	defer func() {
 		if !ok {
-			tree.remove()
+			t.remove()
 		}
 	}()
 	tr, err := decompress(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("build context: %w", err)
 	}
-	if _, err := archive.Unpack(dir, tr, &archive.UnpackOptions{Root: dir}); err != nil {
+	if err := t.read(tr); err != nil {
 		return nil, nil, fmt.Errorf("build context: %w", err)
 	}
-	df, err := tree.readFile(dockerfile)
+	df, err := t.readFile(dockerfile)
 	if errors.Is(err, os.ErrNotExist) && dockerfile == "Dockerfile" {
-		df, err = tree.readFile("dockerfile") // Docker's fallback
+		df, err = t.readFile("dockerfile") // Docker's fallback
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the Dockerfile %q from the build context: %w", dockerfile, err)
 	}
-	ignore, err := tree.readFile(".dockerignore")
+	ignore, err := t.readFile(".dockerignore")
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("read .dockerignore: %w", err)
 	}
 	if len(ignore) > 0 {
-		ig, err := parseIgnore(string(ignore))
+		m, err := dockerignore.Parse(string(ignore))
 		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := tree.removeIgnored(ig, ""); err != nil {
-			return nil, nil, fmt.Errorf("apply .dockerignore: %w", err)
-		}
+		t.removeIgnored(m, t.root, "")
 	}
 	ok = true
-	return tree, df, nil
+	return t, df, nil
 }
 
 // decompress recognises a gzip or bzip2 stream by its magic bytes.
@@ -86,44 +115,165 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// sourceTree is a directory COPY and ADD read from: the build context
-// (unpacked, private to this build) or the mounted root filesystem of an
-// image (COPY --from). Paths are resolved by the kernel, with openat2:
-// in the context with RESOLVE_BENEATH, so that a symlink leading out of
-// it is an error; in an image with RESOLVE_IN_ROOT, so that an absolute
-// symlink means the image's own root, as it would in a container.
-type sourceTree struct {
-	root   string
-	inRoot bool   // an image's root filesystem
-	what   string // "the build context", "stage build", "image busybox"
-	// release frees what holds the tree (the context's directory, an
-	// image's container); nil: nothing
-	release func() error
+// read indexes every entry of the tar stream r, copying file contents to
+// the spool and hashing them on the way.
+func (t *contextTree) read(r io.Reader) error {
+	spool := bufio.NewWriterSize(t.spool, 1<<20)
+	var offset, total int64
+	h := sha256.New()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		n, err := t.add(hdr)
+		if err != nil {
+			return fmt.Errorf("refusing entry %q: %w", hdr.Name, err)
+		}
+		if n == nil || n.hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if total += hdr.Size; hdr.Size > archive.DefaultMaxFileSize || total > archive.DefaultMaxLayerSize {
+			return fmt.Errorf("refusing entry %q: the context is larger than %d bytes", hdr.Name, archive.DefaultMaxLayerSize)
+		}
+		h.Reset()
+		size, err := io.Copy(io.MultiWriter(spool, h), tr)
+		if err != nil {
+			return fmt.Errorf("read %q: %w", hdr.Name, err)
+		}
+		n.offset, n.hdr.Size, n.digest = offset, size, hex.EncodeToString(h.Sum(nil))
+		offset += size
+	}
+	if err := spool.Flush(); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	// Read what follows the end-of-archive marker: the client's request
+	// body ends there.
+	_, err := io.Copy(io.Discard, r)
+	return err
 }
 
-// remove deletes the context's directory.
-func (t *sourceTree) remove() error {
-	if t.release != nil {
-		return t.release()
+// add indexes one tar entry and returns its node (nil for an entry that
+// makes none). It refuses what would lead out of the context.
+func (t *contextTree) add(hdr *tar.Header) (*node, error) {
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil, nil
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		hdr.Typeflag = tar.TypeReg
+	case tar.TypeDir, tar.TypeFifo:
+	case tar.TypeSymlink:
+		l := hdr.Linkname
+		if l == "" || strings.IndexByte(l, 0) >= 0 {
+			return nil, errors.New("bad symlink target")
+		}
+		// An absolute target is never followed in the context (resolve
+		// refuses it); a relative one must stay inside it when read from
+		// where the link sits.
+		if j := path.Join(path.Dir(hdr.Name), l); !path.IsAbs(l) && (j == ".." || strings.HasPrefix(j, "../")) {
+			return nil, fmt.Errorf("symlink target %q points outside the build context", l)
+		}
+	case tar.TypeLink:
+	case tar.TypeChar, tar.TypeBlock:
+		return nil, fmt.Errorf("device node %d:%d not allowed in a build context", hdr.Devmajor, hdr.Devminor)
+	default:
+		return nil, fmt.Errorf("unsupported tar entry type %q", string(hdr.Typeflag))
 	}
-	return os.RemoveAll(t.root)
-}
-
-// clean turns a source path into one relative to the tree's root. In the
-// context, a path that climbs out ("../x") is refused.
-func (t *sourceTree) clean(p string) (string, error) {
-	if t.inRoot {
-		return path.Clean("/" + p)[1:], nil
+	name, err := archive.CleanName(hdr.Name)
+	if err != nil {
+		return nil, err
 	}
-	c := path.Clean(p)
-	if path.IsAbs(c) {
-		c = path.Clean(c[1:]) // "/x" in the context means the context's x
-		if c == "" {
-			c = "."
+	if name == "." {
+		if hdr.Typeflag != tar.TypeDir {
+			return nil, errors.New("the context's root must be a directory")
+		}
+		return nil, nil
+	}
+	dir, base := path.Split(name)
+	parent, err := t.mkdirs(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return nil, err
+	}
+	n := &node{hdr: *hdr}
+	n.hdr.Name = name
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if old := parent.kids[base]; old != nil && old.kids != nil {
+			n.kids = old.kids // a directory described again
+		} else {
+			n.kids = map[string]*node{}
+		}
+	case tar.TypeLink:
+		target, err := archive.CleanName(hdr.Linkname)
+		if err == nil {
+			n.target = t.lookup(target)
+		}
+		if n.target == nil || n.target.hdr.Typeflag != tar.TypeReg {
+			return nil, fmt.Errorf("hard link target %q is not a file of the context before it", hdr.Linkname)
 		}
 	}
+	parent.kids[base] = n
+	return n, nil
+}
+
+// mkdirs returns the directory node of dir ("": the root), making the
+// directories the tar did not list; a parent that is not a directory
+// (a file, a symlink) is refused: an entry never goes through a symlink.
+func (t *contextTree) mkdirs(dir string) (*node, error) {
+	n := t.root
+	if dir == "" {
+		return n, nil
+	}
+	for _, elem := range strings.Split(dir, "/") {
+		next := n.kids[elem]
+		switch {
+		case next == nil:
+			next = newDir(path.Join(n.hdr.Name, elem))
+			n.kids[elem] = next
+		case next.kids == nil:
+			return nil, fmt.Errorf("%q is not a directory", next.hdr.Name)
+		}
+		n = next
+	}
+	return n, nil
+}
+
+// lookup finds the node of a cleaned path, no symlink followed.
+func (t *contextTree) lookup(p string) *node {
+	n := t.root
+	if p == "." || p == "" {
+		return n
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if n.kids == nil {
+			return nil
+		}
+		if n = n.kids[elem]; n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+func (t *contextTree) describe() string { return "the build context" }
+
+// remove closes the spool, which frees it: it has no name.
+func (t *contextTree) remove() error { return t.spool.Close() }
+
+// clean turns a source word into a path relative to the context's root:
+// "/x" is the context's x, and a path that climbs out ("../x") is
+// refused.
+func (t *contextTree) clean(p string) (string, error) {
+	c := path.Clean(p)
+	if path.IsAbs(c) {
+		c = path.Clean(c[1:])
+	}
 	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", fmt.Errorf("%q is outside %s", p, t.what)
+		return "", fmt.Errorf("%q is outside the build context", p)
 	}
 	if c == "." {
 		return "", nil
@@ -131,170 +281,161 @@ func (t *sourceTree) clean(p string) (string, error) {
 	return c, nil
 }
 
-// open opens rel (relative to the root, "" for the root) with flags,
-// resolved by the kernel so that it cannot lead out of the tree.
-func (t *sourceTree) open(rel string, flags int) (*os.File, error) {
-	root, err := unix.Open(t.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// resolve follows rel's symlinks as openat2 RESOLVE_BENEATH does in a
+// directory: a relative target is taken from the link's directory, an
+// absolute one or a ".." above the root is refused (it would lead out
+// of the context), and 40 links in a row are a loop.
+func (t *contextTree) resolve(rel string) (string, uint32, error) {
+	n, real, err := t.follow(rel)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", t.what, err)
+		return "", 0, err
 	}
-	defer unix.Close(root)
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS}
-	if t.inRoot {
-		how.Resolve = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
-	}
-	name := rel
-	if name == "" {
-		name = "."
-	}
-	for i := 0; ; i++ {
-		fd, err := unix.Openat2(root, name, &how)
-		if (err == unix.EAGAIN || err == unix.EINTR) && i < 10 {
+	return real, kindOf(n), nil
+}
+
+// follow walks rel element by element from the root, following every
+// symlink (the last element's too), and returns the node reached and its
+// path.
+func (t *contextTree) follow(rel string) (*node, string, error) {
+	var at []*node // the directories walked down, root excluded
+	cur := t.root
+	elems := strings.Split(rel, "/")
+	for hops := 0; len(elems) > 0; {
+		elem := elems[0]
+		elems = elems[1:]
+		switch elem {
+		case "", ".":
+			continue
+		case "..":
+			if len(at) == 0 {
+				return nil, "", fmt.Errorf("%q resolves outside the build context (through a symlink)", rel)
+			}
+			at = at[:len(at)-1]
+			cur = t.root
+			if len(at) > 0 {
+				cur = at[len(at)-1]
+			}
 			continue
 		}
-		switch {
-		case err == unix.EXDEV:
-			return nil, fmt.Errorf("%q resolves outside %s (through a symlink)", rel, t.what)
-		case err == unix.ENOENT:
-			return nil, fmt.Errorf("%q: no such file in %s: %w", rel, t.what, os.ErrNotExist)
-		case err != nil:
-			return nil, fmt.Errorf("open %q in %s: %w", rel, t.what, err)
+		if cur.kids == nil {
+			return nil, "", fmt.Errorf("%q: %q is not a directory in the build context: %w", rel, cur.hdr.Name, unix.ENOTDIR)
 		}
-		return os.NewFile(uintptr(fd), path.Join(t.root, rel)), nil
+		next := cur.kids[elem]
+		if next == nil {
+			return nil, "", fmt.Errorf("%q: no such file in the build context: %w", rel, os.ErrNotExist)
+		}
+		if next.hdr.Typeflag == tar.TypeSymlink {
+			if hops++; hops > 40 {
+				return nil, "", fmt.Errorf("%q: too many levels of symbolic links in the build context", rel)
+			}
+			if path.IsAbs(next.hdr.Linkname) {
+				return nil, "", fmt.Errorf("%q resolves outside the build context (through a symlink)", rel)
+			}
+			elems = append(strings.Split(next.hdr.Linkname, "/"), elems...)
+			continue
+		}
+		at, cur = append(at, next), next
 	}
+	return cur, cur.hdr.Name, nil
 }
 
-// resolve follows rel's symlinks inside the tree and returns the path,
-// relative to the root, of what it names, and its stat.
-func (t *sourceTree) resolve(rel string) (string, unix.Stat_t, error) {
-	var st unix.Stat_t
-	f, err := t.open(rel, unix.O_PATH)
-	if err != nil {
-		return "", st, err
+// kindOf is a node's file type, as stat(2) gives it.
+func kindOf(n *node) uint32 {
+	switch n.hdr.Typeflag {
+	case tar.TypeDir:
+		return unix.S_IFDIR
+	case tar.TypeSymlink:
+		return unix.S_IFLNK
+	case tar.TypeFifo:
+		return unix.S_IFIFO
 	}
-	defer f.Close()
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		return "", st, fmt.Errorf("stat %q in %s: %w", rel, t.what, err)
-	}
-	real, err := os.Readlink(archive.FdPath(int(f.Fd())))
-	if err != nil {
-		return "", st, fmt.Errorf("resolve %q in %s: %w", rel, t.what, err)
-	}
-	r, err := filepath.Rel(t.root, real)
-	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
-		return "", st, fmt.Errorf("%q resolves outside %s", rel, t.what)
-	}
-	if r == "." {
-		r = ""
-	}
-	return filepath.ToSlash(r), st, nil
+	return unix.S_IFREG
 }
 
-// readFile reads a regular file of the tree.
-func (t *sourceTree) readFile(rel string) ([]byte, error) {
-	f, err := t.open(rel, unix.O_RDONLY)
+func (t *contextTree) readDir(rel string) ([]string, error) {
+	n, _, err := t.follow(rel)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	if n.kids == nil {
+		return nil, fmt.Errorf("%q: not a directory in the build context: %w", rel, unix.ENOTDIR)
+	}
+	return sortedKeys(n.kids), nil
+}
+
+// content is a regular file's bytes in the spool.
+func (t *contextTree) content(n *node) *io.SectionReader {
+	if n.target != nil {
+		n = n.target
+	}
+	return io.NewSectionReader(t.spool, n.offset, n.hdr.Size)
+}
+
+func (t *contextTree) openFile(rel string) (io.ReadCloser, error) {
+	n, _, err := t.follow(rel)
+	if err != nil {
+		return nil, err
+	}
+	if kindOf(n) != unix.S_IFREG {
+		return nil, fmt.Errorf("%q is not a regular file in the build context", rel)
+	}
+	return io.NopCloser(t.content(n)), nil
+}
+
+// readFile reads a regular file of the context (at most
+// MaxDockerfileSize+1 bytes: it is a Dockerfile or a .dockerignore).
+func (t *contextTree) readFile(rel string) ([]byte, error) {
+	f, err := t.openFile(rel)
+	if err != nil {
+		return nil, err
+	}
 	return io.ReadAll(io.LimitReader(f, MaxDockerfileSize+1))
 }
 
-// readDir lists a directory of the tree, sorted.
-func (t *sourceTree) readDir(rel string) ([]string, error) {
-	f, err := t.open(rel, unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, err
+// walk gives rel and what is below it, parents first, names sorted. A
+// hard link is given as a regular file with its target's content.
+func (t *contextTree) walk(rel string, fn func(name string, hdr *tar.Header, content io.Reader, digest string) error) error {
+	n := t.lookup(rel)
+	if n == nil {
+		return fmt.Errorf("%q: no such file in the build context: %w", rel, os.ErrNotExist)
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, fmt.Errorf("read directory %q of %s: %w", rel, t.what, err)
+	var visit func(name string, n *node) error
+	visit = func(name string, n *node) error {
+		hdr := n.hdr // a copy: the caller renames it
+		hdr.Name = name
+		var content io.Reader
+		digest := ""
+		switch {
+		case n.target != nil:
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeReg, "", n.target.hdr.Size
+			content, digest = t.content(n), n.target.digest
+		case hdr.Typeflag == tar.TypeReg:
+			content, digest = t.content(n), n.digest
+		}
+		if err := fn(name, &hdr, content, digest); err != nil {
+			return err
+		}
+		for _, k := range sortedKeys(n.kids) {
+			if err := visit(path.Join(name, k), n.kids[k]); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	sort.Strings(names)
-	return names, nil
+	return visit("", n)
 }
 
-// glob expands a cleaned source path with wildcards ('*', '?', '[')
-// element by element, each matched with path.Match against the entries of
-// the directory so far. A path without wildcards is returned as it is.
-func (t *sourceTree) glob(rel string) ([]string, error) {
-	if !strings.ContainsAny(rel, "*?[") {
-		return []string{rel}, nil
-	}
-	matches := []string{""}
-	for _, elem := range strings.Split(rel, "/") {
-		var next []string
-		for _, dir := range matches {
-			if !strings.ContainsAny(elem, "*?[") {
-				next = append(next, path.Join(dir, elem))
-				continue
-			}
-			if _, err := path.Match(elem, ""); err != nil {
-				return nil, fmt.Errorf("bad pattern %q: %w", rel, err)
-			}
-			names, err := t.readDir(dir)
-			if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			for _, n := range names {
-				if ok, _ := path.Match(elem, n); ok {
-					next = append(next, path.Join(dir, n))
-				}
-			}
-		}
-		matches = next
-	}
-	return matches, nil
-}
-
-// removeIgnored removes what ig excludes below rel, children first; an
-// excluded directory stays if an exception kept something in it. It
-// reports whether rel itself is left.
-func (t *sourceTree) removeIgnored(ig *ignorer, rel string) (bool, error) {
-	f, err := t.open(rel, unix.O_PATH|unix.O_NOFOLLOW)
-	if err != nil {
-		return false, err
-	}
-	var st unix.Stat_t
-	err = unix.Fstat(int(f.Fd()), &st)
-	f.Close()
-	if err != nil {
-		return false, err
-	}
-	kept := rel == "" || !ig.excluded(rel)
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		names, err := t.readDir(rel)
-		if err != nil {
-			return false, err
-		}
-		for _, n := range names {
-			left, err := t.removeIgnored(ig, path.Join(rel, n))
-			if err != nil {
-				return false, err
-			}
-			kept = kept || left
+// removeIgnored drops from the index what m excludes below n (whose path
+// is rel), children first; an excluded directory stays if an exception
+// kept something in it. It reports whether n itself is left.
+func (t *contextTree) removeIgnored(m *dockerignore.Matcher, n *node, rel string) bool {
+	kept := rel == "" || !m.Excluded(rel)
+	for _, name := range sortedKeys(n.kids) {
+		if t.removeIgnored(m, n.kids[name], path.Join(rel, name)) {
+			kept = true
+		} else {
+			delete(n.kids, name)
 		}
 	}
-	if kept {
-		return true, nil
-	}
-	// rel's parent resolves beneath the root, and rel itself is not
-	// followed: unlinkat removes the entry (a symlink, not its target).
-	parent, err := t.open(path.Dir(rel), unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return false, err
-	}
-	defer parent.Close()
-	flag := 0
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		flag = unix.AT_REMOVEDIR
-	}
-	if err := unix.Unlinkat(int(parent.Fd()), path.Base(rel), flag); err != nil {
-		return false, fmt.Errorf("remove %q: %w", rel, err)
-	}
-	return false, nil
+	return kept
 }

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,8 +22,8 @@ import (
 
 // source is one thing a COPY or ADD puts into the image.
 type source struct {
-	tree    *sourceTree // a file or directory of the context or an image
-	rel     string      // its path in tree, symlinks resolved ("": the root)
+	tree    fileTree // a file or directory of the context or an image
+	rel     string   // its path in tree, symlinks resolved ("": the root)
 	isDir   bool
 	archive bool   // ADD: a local tar archive, extracted at the destination
 	name    string // the name a file takes in a destination directory
@@ -77,7 +76,7 @@ func (b *builder) copy(s *state, c *copyCmd) error {
 
 	// 1. Where the files come from. With --from, the source image's ID
 	// stands for its content first: a cache hit then needs no mount.
-	tree := b.context
+	var tree fileTree = b.context
 	var keys []string
 	if c.from != "" {
 		id, what, err := b.copyFromImage(s, c)
@@ -177,7 +176,7 @@ func (b *builder) mountImage(id, what string) (*sourceTree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", what, err)
 	}
-	t := &sourceTree{root: ctr.Root, inRoot: true, what: what, release: func() error {
+	t := &sourceTree{root: ctr.Root, what: what, release: func() error {
 		return b.backend.RemoveContainer(context.WithoutCancel(b.ctx), ctr.ID)
 	}}
 	b.mounted[id] = t
@@ -188,7 +187,7 @@ func (b *builder) mountImage(id, what string) (*sourceTree, error) {
 // symlinks followed inside it, a path that leaves it refused, a missing
 // one an error; here-documents; for ADD, URLs (downloaded) and local tar
 // archives (marked for extraction).
-func (b *builder) sources(s *state, c *copyCmd, tree *sourceTree, words []string, ex *expander) ([]*source, error) {
+func (b *builder) sources(s *state, c *copyCmd, tree fileTree, words []string, ex *expander) ([]*source, error) {
 	var out []*source
 	for _, w := range words {
 		if isURL(w) {
@@ -209,24 +208,24 @@ func (b *builder) sources(s *state, c *copyCmd, tree *sourceTree, words []string
 		if err != nil {
 			return out, fmt.Errorf("source %w", err)
 		}
-		matches, err := tree.glob(rel)
+		matches, err := glob(tree, rel)
 		if err != nil {
 			return out, err
 		}
 		if len(matches) == 0 {
-			return out, fmt.Errorf("source %q matches no file in %s", w, tree.what)
+			return out, fmt.Errorf("source %q matches no file in %s", w, tree.describe())
 		}
 		for _, m := range matches {
-			real, st, err := tree.resolve(m)
-			if errors.Is(err, os.ErrNotExist) && tree == b.context {
+			real, kind, err := tree.resolve(m)
+			if errors.Is(err, os.ErrNotExist) && c.from == "" {
 				return out, fmt.Errorf("source %q: no such file in the build context (or excluded by .dockerignore)", w)
 			}
 			if err != nil {
 				return out, fmt.Errorf("source %q: %w", w, err)
 			}
-			src := &source{tree: tree, rel: real, isDir: st.Mode&unix.S_IFMT == unix.S_IFDIR, name: path.Base("/" + m)}
-			if c.add && c.from == "" && st.Mode&unix.S_IFMT == unix.S_IFREG {
-				src.archive = tree.isArchive(real)
+			src := &source{tree: tree, rel: real, isDir: kind == unix.S_IFDIR, name: path.Base("/" + m)}
+			if c.add && c.from == "" && kind == unix.S_IFREG {
+				src.archive = isArchive(tree, real)
 			}
 			out = append(out, src)
 		}
@@ -289,79 +288,12 @@ func (b *builder) download(rawURL string) (*source, error) {
 	return src, nil
 }
 
-// isArchive reports whether a file of the tree is a tar archive (plain,
-// gzip or bzip2), which ADD extracts.
-func (t *sourceTree) isArchive(rel string) bool {
-	f, err := t.open(rel, unix.O_RDONLY)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	r, err := decompress(f)
-	if err != nil {
-		return false
-	}
-	_, err = tar.NewReader(r).Next()
-	return err == nil
-}
-
-// entries runs fn on each tar entry of a tree source, read by
-// archive.WriteEntry: it walks by descriptors and never follows a symlink
-// below the source. Names are given relative to the source ("" for it).
-func (src *source) entries(fn func(name string, hdr *tar.Header, r io.Reader) error) error {
-	dir, base := filepath.Join(src.tree.root, path.Dir("/"+src.rel)), path.Base("/"+src.rel)
-	if src.rel == "" {
-		dir, base = src.tree.root, ""
-	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := archive.WriteEntry(pw, dir, base, func(n string) string { return n })
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	err := func() error {
-		tr := tar.NewReader(pr)
-		for {
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read %q of %s: %w", src.rel, src.tree.what, err)
-			}
-			name := below(base, hdr.Name)
-			if hdr.Typeflag == tar.TypeLink {
-				hdr.Linkname = below(base, hdr.Linkname)
-			}
-			if err := fn(name, hdr, tr); err != nil {
-				return err
-			}
-		}
-	}()
-	pr.CloseWithError(errors.New("copy stopped"))
-	if werr := <-done; err == nil && werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
-		err = werr
-	}
-	return err
-}
-
-// below names an entry of WriteEntry relative to the source base.
-func below(base, name string) string {
-	name = strings.TrimSuffix(name, "/")
-	if base == "" {
-		return name
-	}
-	if name == base {
-		return ""
-	}
-	return strings.TrimPrefix(name, base+"/")
-}
-
 // hashSources digests what the sources hold: for each file its name
-// below the source, type, mode, link target and content (not its owner
-// or times: Docker's COPY cache compares contents). The kind is "file",
-// "dir" or "multi", as Docker's history shows it.
+// below the source, type, mode, link target and content's digest (not
+// its owner or times: Docker's COPY cache compares contents), which the
+// context knows from when it arrived (contextTree) and an image's files
+// are read for. The kind is "file", "dir" or "multi", as Docker's history
+// shows it.
 func hashSources(srcs []*source) (kind, sum string, err error) {
 	h := sha256.New()
 	for _, src := range srcs {
@@ -375,10 +307,16 @@ func hashSources(srcs []*source) (kind, sum string, err error) {
 				return "", "", err
 			}
 		default:
-			err := src.entries(func(name string, hdr *tar.Header, r io.Reader) error {
-				fmt.Fprintf(h, "%q %c %o %q %d\n", name, hdr.Typeflag, hdr.Mode, hdr.Linkname, hdr.Size)
-				_, err := io.Copy(h, r)
-				return err
+			err := src.tree.walk(src.rel, func(name string, hdr *tar.Header, content io.Reader, digest string) error {
+				if content != nil && digest == "" {
+					fh := sha256.New()
+					if _, err := io.Copy(fh, content); err != nil {
+						return fmt.Errorf("read %q of %s: %w", path.Join(src.rel, name), src.tree.describe(), err)
+					}
+					digest = hex.EncodeToString(fh.Sum(nil))
+				}
+				fmt.Fprintf(h, "%q %c %o %q %d %s\n", name, hdr.Typeflag, hdr.Mode, hdr.Linkname, hdr.Size, digest)
+				return nil
 			})
 			if err != nil {
 				return "", "", err
@@ -419,7 +357,7 @@ type placement struct {
 // container as it would for its own processes. Where each source goes is
 // decided first, from the container's files as they are.
 func writeSources(root, destPath string, destIsDir bool, srcs []*source, chown string, chmod *int64) error {
-	ctr := &sourceTree{root: root, inRoot: true, what: "the container"}
+	ctr := &sourceTree{root: root, what: "the container"}
 	uid, gid, err := ctr.chownIDs(chown)
 	if err != nil {
 		return err
@@ -536,7 +474,7 @@ func (p placement) write(tw *tar.Writer, uid, gid int, chmod *int64) error {
 	case src.archive:
 		return p.extract(tw)
 	}
-	return src.entries(func(name string, hdr *tar.Header, r io.Reader) error {
+	return src.tree.walk(src.rel, func(name string, hdr *tar.Header, r io.Reader, _ string) error {
 		if name == "" && p.skipRoot {
 			return nil
 		}
@@ -557,6 +495,9 @@ func (p placement) write(tw *tar.Writer, uid, gid int, chmod *int64) error {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
+		if r == nil {
+			return nil
+		}
 		_, err := io.Copy(tw, r)
 		return err
 	})
@@ -566,7 +507,7 @@ func (p placement) write(tw *tar.Writer, uid, gid int, chmod *int64) error {
 // target, with their own owners and modes, as Docker does. Names are made
 // relative ("/" and "./" dropped); ".." is refused.
 func (p placement) extract(tw *tar.Writer) error {
-	f, err := p.src.tree.open(p.src.rel, unix.O_RDONLY)
+	f, err := p.src.tree.openFile(p.src.rel)
 	if err != nil {
 		return err
 	}
@@ -612,11 +553,4 @@ func (p placement) extract(tw *tar.Writer) error {
 			return err
 		}
 	}
-}
-
-// isDir reports whether p (absolute) is a directory in the tree, its
-// symlinks followed inside it.
-func (t *sourceTree) isDir(p string) bool {
-	_, st, err := t.resolve(strings.TrimPrefix(p, "/"))
-	return err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
 }

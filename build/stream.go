@@ -7,36 +7,21 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"minidock/api"
 )
 
-// message is one line of Docker's JSON stream, as the classic builder
-// writes it and the docker CLI reads it (pkg/jsonmessage).
-type message struct {
-	Stream      string       `json:"stream,omitempty"`
-	Aux         *auxID       `json:"aux,omitempty"`
-	ErrorDetail *errorDetail `json:"errorDetail,omitempty"`
-	Error       string       `json:"error,omitempty"`
-}
-
-type auxID struct {
-	ID string `json:"ID"`
-}
-
-type errorDetail struct {
-	Code    int    `json:"code,omitempty"` // the CLI exits with it
-	Message string `json:"message"`
-}
-
-// stream writes a build's messages to the client, one JSON object a
-// line. Its methods are safe for concurrent use (a RUN's stdout and
-// stderr arrive together). Quiet leaves only the final ID and errors.
+// stream writes a build's messages (api.BuildMessage) to the client,
+// one JSON object a line. Its methods are safe for concurrent use (a
+// RUN's stdout and stderr arrive together). Quiet leaves only the final
+// ID and errors.
 type stream struct {
 	mu    sync.Mutex
 	w     io.Writer
 	quiet bool
 }
 
-func (s *stream) send(m message) {
+func (s *stream) send(m api.BuildMessage) {
 	b, _ := json.Marshal(m)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -46,24 +31,24 @@ func (s *stream) send(m message) {
 // printf writes a progress line: {"stream":"..."}.
 func (s *stream) printf(format string, a ...any) {
 	if !s.quiet {
-		s.send(message{Stream: fmt.Sprintf(format, a...)})
+		s.send(api.BuildMessage{Stream: fmt.Sprintf(format, a...)})
 	}
 }
 
 // final writes a line even in quiet mode.
-func (s *stream) final(text string) { s.send(message{Stream: text}) }
+func (s *stream) final(text string) { s.send(api.BuildMessage{Stream: text}) }
 
 // aux writes {"aux":{"ID":"sha256:..."}}: the image built.
-func (s *stream) aux(id string) { s.send(message{Aux: &auxID{ID: id}}) }
+func (s *stream) aux(id string) { s.send(api.BuildMessage{Aux: &api.BuildAux{ID: id}}) }
 
 // fail writes the error that ends the build, with a RUN's exit code.
 func (s *stream) fail(err error) {
-	d := &errorDetail{Message: err.Error()}
+	d := &api.BuildError{Message: err.Error()}
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		d.Code = ee.Code
 	}
-	s.send(message{ErrorDetail: d, Error: d.Message})
+	s.send(api.BuildMessage{ErrorDetail: d, Error: d.Message})
 }
 
 // output is where a RUN's process writes: each write one stream message.
@@ -73,7 +58,7 @@ type streamWriter struct{ s *stream }
 
 func (w streamWriter) Write(p []byte) (int, error) {
 	if !w.s.quiet {
-		w.s.send(message{Stream: strings.ToValidUTF8(string(p), "\uFFFD")})
+		w.s.send(api.BuildMessage{Stream: strings.ToValidUTF8(string(p), "\uFFFD")})
 	}
 	return len(p), nil
 }

@@ -9,10 +9,13 @@ import (
 	"minidock/api"
 )
 
-// ImageList is GET /images/json.
-func (c *Client) ImageList(ctx context.Context) ([]api.ImageSummary, error) {
+// ImageList is GET /images/json[?all=1]: the images, with all the
+// intermediate ones too (a build's steps, hidden otherwise).
+func (c *Client) ImageList(ctx context.Context, all bool) ([]api.ImageSummary, error) {
+	q := url.Values{}
+	boolQuery(q, "all", all)
 	var list []api.ImageSummary
-	err := c.call(ctx, request{method: "GET", path: "/images/json"}, &list)
+	err := c.call(ctx, request{method: "GET", path: "/images/json", query: q}, &list)
 	return list, err
 }
 

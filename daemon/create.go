@@ -11,6 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"minidock/api"
+	"minidock/image"
 	"minidock/internal/errdefs"
 )
 
@@ -22,23 +23,33 @@ type ContainerCreateConfig struct {
 	Config           api.ContainerConfig
 	HostConfig       api.HostConfig
 	NetworkingConfig *api.NetworkingConfig
+	// NoImage makes a container of no image, whose root filesystem is
+	// empty (a build's FROM scratch); Config.Image must then be "". The
+	// Engine API never sets it.
+	NoImage bool
 }
 
 // CreateContainer makes a container: its config merged with the image's,
 // its networking planned, its root filesystem prepared (the image's
-// layers under an empty upper dir), its config.v2.json written. Nothing
-// runs yet.
+// layers under an empty upper dir; an empty one for NoImage), its
+// config.v2.json written. Nothing runs yet.
 func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) (api.CreateResponse, error) {
 	name := strings.TrimPrefix(cc.Name, "/")
 	if name != "" && !nameRE().MatchString(name) {
 		return api.CreateResponse{}, errdefs.Invalidf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
-	if cc.Config.Image == "" {
+	img := &image.Image{} // the empty image of NoImage: no layer, no config
+	switch {
+	case cc.NoImage && cc.Config.Image != "":
+		return api.CreateResponse{}, errdefs.Invalidf("a container of no image cannot name image %q", cc.Config.Image)
+	case cc.NoImage:
+	case cc.Config.Image == "":
 		return api.CreateResponse{}, errdefs.Invalidf("no image given: Config.Image is empty")
-	}
-	img, err := d.resolveImage(cc.Config.Image)
-	if err != nil {
-		return api.CreateResponse{}, err
+	default:
+		var err error
+		if img, err = d.resolveImage(cc.Config.Image); err != nil {
+			return api.CreateResponse{}, err
+		}
 	}
 	hc := cc.HostConfig
 	if err := checkUnsupported(&cc); err != nil {
@@ -134,14 +145,18 @@ func checkUnsupported(cc *ContainerCreateConfig) error {
 
 // mergeImageConfig is the container's config: the request's, each unset
 // field taken from the image's. The command is the entrypoint and command
-// of the request, each falling back to the image's (a given entrypoint
-// drops the image's command, as in Docker); the environment is the
-// image's with the request's variables over it, by name.
+// of the request, each falling back to the image's as in Docker: a
+// non-empty entrypoint drops the image's command; an empty command (null
+// or []) is the image's; an empty entrypoint given as [] (`--entrypoint
+// ""`) drops the image's. The environment is the image's with the
+// request's variables over it, by name.
 func mergeImageConfig(cfg api.ContainerConfig, img ocispec.ImageConfig) (api.ContainerConfig, error) {
-	if cfg.Entrypoint == nil {
-		cfg.Entrypoint = img.Entrypoint
-		if cfg.Cmd == nil {
+	if len(cfg.Entrypoint) == 0 {
+		if len(cfg.Cmd) == 0 {
 			cfg.Cmd = img.Cmd
+		}
+		if cfg.Entrypoint == nil {
+			cfg.Entrypoint = img.Entrypoint
 		}
 	}
 	if len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {

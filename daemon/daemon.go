@@ -73,7 +73,7 @@ type Daemon struct {
 	shims   *shim.Launcher
 	lock    *os.File // flock on <data-root>/minidock.lock
 
-	remap *remapping // --userns-remap, or nil (userns.go)
+	remap    *remapping       // --userns-remap, or nil (userns.go)
 	registry *registry.Client // pulls, pushes, logins (registry.go)
 
 	// mu guards the maps and every container's fields. It is never held
@@ -144,6 +144,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.images.Unpack.MaxLayerSize = cfg.MaxUnpackSize
+	d.removeBuildLeftovers()
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
 	ncfg.Log = d.log

@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"minidock/api"
 	"minidock/archive"
 	"minidock/image"
@@ -61,17 +63,41 @@ func (d *Daemon) resolveImage(name string) (*image.Image, error) {
 	return nil, errdefs.Invalidf("invalid reference format: %v", err)
 }
 
-// Images is GET /images/json.
-func (d *Daemon) Images(ctx context.Context) []api.ImageSummary {
+// ImageListOptions are GET /images/json's.
+type ImageListOptions struct {
+	// All lists intermediate images too: untagged images that are the
+	// parent of another (a build's steps), which `images` hides.
+	All bool
+}
+
+// Images is GET /images/json[?all=1].
+func (d *Daemon) Images(ctx context.Context, o ImageListOptions) []api.ImageSummary {
 	out := []api.ImageSummary{}
-	for _, img := range d.images.List() {
+	list := d.images.List()
+	children := childCounts(list)
+	for _, img := range list {
+		if !o.All && len(img.Refs) == 0 && children[img.ID] > 0 {
+			continue
+		}
 		out = append(out, api.ImageSummary{
-			ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()),
+			ID: img.ID.String(), ParentID: img.Parent.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()),
 			Created: created(img).Unix(), Size: img.Size, SharedSize: -1, Containers: -1,
 			Labels: img.Config.Config.Labels,
 		})
 	}
 	return out
+}
+
+// childCounts counts each image's children (the images whose parent it
+// is) in list.
+func childCounts(list []*image.Image) map[digest.Digest]int {
+	n := map[digest.Digest]int{}
+	for _, img := range list {
+		if img.Parent != "" {
+			n[img.Parent]++
+		}
+	}
+	return n
 }
 
 // ImageInspect is GET /images/{name}/json.
@@ -82,7 +108,7 @@ func (d *Daemon) ImageInspect(ctx context.Context, name string) (*api.ImageInspe
 	}
 	c := img.Config.Config
 	out := &api.ImageInspect{
-		ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()),
+		ID: img.ID.String(), RepoTags: familiar(img.Refs), RepoDigests: familiar(img.RepoDigests()), Parent: img.Parent.String(),
 		Created: created(img).Format(time.RFC3339Nano), Author: img.Config.Author,
 		Architecture: img.Config.Architecture, Os: img.Config.OS, Size: img.Size,
 		Config: &api.ContainerConfig{
@@ -180,6 +206,11 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, force bool) ([]ap
 
 // ImageHistory is GET /images/{name}/history: the config's history,
 // newest first, each entry that made a layer given that layer's size.
+// The rows are given the images of the parent chain, as Docker's are:
+// the newest row is the image itself, the next its parent, and so on
+// while there is a parent (a build makes one image per instruction, so
+// each of its rows has its step's image); the rows below, from an image
+// that came without parents (pulled, loaded), are "<missing>".
 func (d *Daemon) ImageHistory(ctx context.Context, name string) ([]api.ImageHistoryItem, error) {
 	img, err := d.resolveImage(name)
 	if err != nil {
@@ -208,7 +239,14 @@ func (d *Daemon) ImageHistory(ctx context.Context, name string) ([]api.ImageHist
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
 	}
-	out[0].ID = img.ID.String()
-	out[0].Tags = familiar(img.Refs)
+	for i, at := 0, img; i < len(out) && at != nil; i++ {
+		out[i].ID, out[i].Tags = at.ID.String(), familiar(at.Refs)
+		if at.Parent == "" {
+			break
+		}
+		if at, err = d.images.Resolve(at.Parent.String()); err != nil {
+			break // removed by force meanwhile
+		}
+	}
 	return out, nil
 }

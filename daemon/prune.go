@@ -58,9 +58,11 @@ func (d *Daemon) upperSize(id string) int64 {
 	return n
 }
 
-// PruneImages is POST /images/prune: dangling images (no tag), or with
-// the filter dangling=false every image no container uses. An image a
-// container uses is always kept.
+// PruneImages is POST /images/prune: dangling images (no tag, no child),
+// or with the filter dangling=false every image no container uses. An
+// image a container uses is always kept; an intermediate image (untagged,
+// with children) goes only with the last of its children
+// (image.Store.Remove removes unused untagged parents).
 func (d *Daemon) PruneImages(ctx context.Context, filters api.Filters) (*api.ImagesPruneReport, error) {
 	danglingOnly := true
 	for k, vs := range filters {
@@ -87,9 +89,14 @@ func (d *Daemon) PruneImages(ctx context.Context, filters api.Filters) (*api.Ima
 	}
 	d.mu.Unlock()
 	out := &api.ImagesPruneReport{ImagesDeleted: []api.ImageDeleteItem{}}
-	for _, img := range d.images.List() {
+	list := d.images.List()
+	children := childCounts(list)
+	for _, img := range list {
 		if used[img.ID.String()] || (danglingOnly && len(img.Refs) > 0) || !filters.MatchLabels(img.Config.Config.Labels) {
 			continue
+		}
+		if len(img.Refs) == 0 && children[img.ID] > 0 {
+			continue // intermediate: goes with its last child
 		}
 		items, reclaimed, err := d.removeImage(img)
 		if err != nil {

@@ -151,10 +151,13 @@ type DeleteItem struct {
 }
 
 // Remove removes ref. Given a reference, it untags it, and deletes the
-// image once no reference is left. Given an ID, it deletes the image with
-// all its references; without force it refuses (ErrConflict) when the
-// image has several references or is used by a container rootfs. Then
-// every layer and blob nothing counts any more is removed.
+// image once no reference is left, unless it has children (then it stays
+// as their intermediate image). Given an ID, it deletes the image with
+// all its references; it refuses (ErrConflict) when the image has
+// children, and without force when it has several references or is used
+// by a container rootfs. A deleted image's untagged parents that nothing
+// else uses go with it (removeUnusedParents). Then every layer and blob
+// nothing counts any more is removed.
 func (s *Store) Remove(ref string, force bool) ([]DeleteItem, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -181,10 +184,15 @@ func (s *Store) Remove(ref string, force bool) ([]DeleteItem, error) {
 			return nil, fmt.Errorf("unable to remove %s: image is in use by container %s (force to remove): %w", ref, users[0], ErrConflict)
 		}
 		untag(byRef)
-		if len(img.Refs) > 0 {
+		if len(img.Refs) > 0 || s.children(img.ID) > 0 {
+			// named otherwise, or, untagged, an intermediate image of
+			// its children: it stays
 			return items, s.saveIndex()
 		}
 	} else {
+		if s.children(img.ID) > 0 {
+			return nil, hasChildrenError(img)
+		}
 		if len(img.Refs) > 1 && !force {
 			return nil, fmt.Errorf("unable to delete %s: image is referenced by %d references (force to remove): %w", img.ID, len(img.Refs), ErrConflict)
 		}
@@ -197,6 +205,11 @@ func (s *Store) Remove(ref string, force bool) ([]DeleteItem, error) {
 	}
 	delete(s.images, img.Manifest)
 	items = append(items, DeleteItem{Deleted: img.ID})
+	parents, err := s.removeUnusedParents(img.Parent)
+	items = append(items, parents...)
+	if err != nil {
+		return items, err
+	}
 	if err := s.saveIndex(); err != nil {
 		return items, err
 	}
@@ -237,7 +250,13 @@ type layerBlob struct {
 // is the digest the config had wherever it came from) and whose layers
 // are the uncompressed tars layers, one per diff ID of the config; unpacks
 // missing layers; writes a manifest; points refs at it. Called locked.
-func (s *Store) addImage(cfg []byte, layers []layerBlob, refs []string) (_ *Image, err error) {
+func (s *Store) addImage(cfg []byte, layers []layerBlob, refs []string) (*Image, error) {
+	return s.addChild(cfg, layers, refs, "")
+}
+
+// addChild is addImage for an image made from image parentID (a commit,
+// a build step): it records the parent, as Docker's image store does.
+func (s *Store) addChild(cfg []byte, layers []layerBlob, refs []string, parentID digest.Digest) (_ *Image, err error) {
 	defer func() {
 		if err != nil {
 			s.gc() // blobs and layers of the half-added image
@@ -307,6 +326,7 @@ func (s *Store) addImage(cfg []byte, layers []layerBlob, refs []string) (_ *Imag
 		if img, err = s.readImage(md); err != nil {
 			return nil, err
 		}
+		img.Parent = parentID
 		s.images[md] = img
 	}
 	for _, r := range refs {

@@ -102,21 +102,26 @@ func (s *Store) rootfsOf(r *rootfsRecord) (*Rootfs, error) {
 
 // PrepareRootfs creates the root filesystem of a new container from the
 // image ref resolves to: empty upper, work and merged directories, and a
-// record that keeps the image's layers alive. It does not mount; see Mount.
+// record that keeps the image's layers alive. A ref of "" is no image (a
+// build's FROM scratch): the root holds only the init layer's files. It
+// does not mount; see Mount.
 func (s *Store) PrepareRootfs(containerID, ref string) (*Rootfs, error) {
 	if !containerIDRE().MatchString(containerID) {
 		return nil, fmt.Errorf("prepare rootfs: invalid container ID %q", containerID)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, _, err := s.resolve(ref)
-	if err != nil {
-		return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+	rec := &rootfsRecord{ContainerID: containerID}
+	if ref != "" {
+		img, _, err := s.resolve(ref)
+		if err != nil {
+			return nil, fmt.Errorf("prepare rootfs of %s: %w", containerID, err)
+		}
+		rec.ImageID, rec.ChainIDs, rec.DiffIDs = img.ID, img.ChainIDs, img.DiffIDs
 	}
 	if _, err := os.Stat(s.recordPath(containerID)); err == nil {
 		return nil, fmt.Errorf("prepare rootfs: container %s already has one", containerID)
 	}
-	rec := &rootfsRecord{ContainerID: containerID, ImageID: img.ID, ChainIDs: img.ChainIDs, DiffIDs: img.DiffIDs}
 	rfs, err := s.rootfsOf(rec)
 	if err != nil {
 		return nil, err
@@ -294,6 +299,7 @@ type CommitOptions struct {
 // the layer's diff ID appended, a history entry and the changes applied,
 // becomes the new config. A container that changed nothing adds no layer
 // (EmptyLayer): its history entry is marked empty_layer, as Docker's is.
+// The container's image is the new image's parent.
 func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 	refs, err := commitRefs(opts.Ref)
 	if err != nil {
@@ -318,9 +324,13 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	parent, err := s.readDockerImage(rfs.ImageID)
-	if err != nil {
-		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+	var parent *dockerImage // nil: a container of no image (scratch)
+	var parentLayers []digest.Digest
+	if rfs.ImageID != "" {
+		if parent, err = s.readDockerImage(rfs.ImageID); err != nil {
+			return nil, fmt.Errorf("commit container %s: %w", containerID, err)
+		}
+		parentLayers = parent.RootFS.DiffIDs
 	}
 	createdBy := opts.CreatedBy
 	if createdBy == "" {
@@ -330,14 +340,14 @@ func (s *Store) Commit(containerID string, opts CommitOptions) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
 	}
-	layers, err := s.storedLayers(parent.RootFS.DiffIDs)
+	layers, err := s.storedLayers(parentLayers)
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: layers of its image: %w", containerID, err)
 	}
 	if tb.digest != EmptyLayer {
 		layers = append(layers, layerBlob{diffID: tb.digest, size: tb.size, temp: tb})
 	}
-	img, err := s.addImage(nb, layers, refs)
+	img, err := s.addChild(nb, layers, refs, rfs.ImageID)
 	if err != nil {
 		return nil, fmt.Errorf("commit container %s: %w", containerID, err)
 	}

@@ -115,8 +115,9 @@ func childConfig(parent *dockerImage, diffID digest.Digest, opts CommitOptions, 
 // CreateImage stores an image that has the layers of the image parent
 // resolves to (none when parent is "": FROM scratch) and a new config:
 // opts.RunConfig (or the parent's) with opts.Changes applied, and one
-// more history entry marked empty_layer. A build's config-only steps
-// (ENV, CMD, LABEL, ...) make their images this way.
+// more history entry marked empty_layer; its parent is the parent
+// image. A build's config-only steps (ENV, CMD, LABEL, ...) make their
+// images this way.
 func (s *Store) CreateImage(parent string, opts CommitOptions) (*Image, error) {
 	refs, err := commitRefs(opts.Ref)
 	if err != nil {
@@ -125,11 +126,13 @@ func (s *Store) CreateImage(parent string, opts CommitOptions) (*Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var p *dockerImage
+	var parentID digest.Digest
 	if parent != "" {
 		img, _, err := s.resolve(parent)
 		if err != nil {
 			return nil, fmt.Errorf("create image: %w", err)
 		}
+		parentID = img.ID
 		if p, err = s.readDockerImage(img.ID); err != nil {
 			return nil, fmt.Errorf("create image: %w", err)
 		}
@@ -144,7 +147,7 @@ func (s *Store) CreateImage(parent string, opts CommitOptions) (*Image, error) {
 			return nil, fmt.Errorf("create image: %w", err)
 		}
 	}
-	img, err := s.addImage(cb, layers, refs)
+	img, err := s.addChild(cb, layers, refs, parentID)
 	if err != nil {
 		return nil, fmt.Errorf("create image: %w", err)
 	}

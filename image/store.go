@@ -67,6 +67,10 @@ type Image struct {
 	ChainIDs []digest.Digest // identities of the layer stacks, base first
 	Size     int64           // total bytes of the layer tars
 	Sources  []Source        // registries it was pulled from or pushed to
+	// Parent is the image this one was made from by a commit or a build
+	// step (Docker's parent chain, parents.go); "" for an image imported,
+	// loaded or pulled.
+	Parent digest.Digest
 }
 
 func (img *Image) clone() *Image {
@@ -304,6 +308,9 @@ func (s *Store) loadIndex() error {
 			s.refs[ref] = d.Digest
 			img.Refs = append(img.Refs, ref)
 		}
+		if p := d.Annotations[parentAnnotation]; p != "" {
+			img.Parent = digest.Digest(p)
+		}
 	}
 	for _, img := range s.images {
 		sort.Strings(img.Refs)
@@ -330,11 +337,16 @@ func (s *Store) saveIndex() error {
 		}
 		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: md, Size: st.Size()}
 		if len(img.Refs) == 0 {
+			desc.Annotations = parentAnnotations(img)
 			idx.Manifests = append(idx.Manifests, desc)
 		}
 		for _, r := range img.Refs {
 			d := desc
-			d.Annotations = map[string]string{ocispec.AnnotationRefName: r}
+			d.Annotations = parentAnnotations(img)
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations[ocispec.AnnotationRefName] = r
 			idx.Manifests = append(idx.Manifests, d)
 		}
 	}

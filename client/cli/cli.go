@@ -103,7 +103,7 @@ func newRootCommand(cli *CLI) *cobra.Command {
 		&cobra.Group{ID: groupManagement, Title: "Management Commands:"})
 	root.AddCommand(
 		// Common Commands, in docker's order
-		inGroup(groupCommon, newRunCommand(cli), newExecCommand(cli), newPsCommand(cli),
+		inGroup(groupCommon, newRunCommand(cli), newExecCommand(cli), newPsCommand(cli), newBuildCommand(cli),
 			newPullCommand(cli), newPushCommand(cli), newImagesCommand(cli), newLoginCommand(cli), newLogoutCommand(cli),
 			newVersionCommand(cli), newInfoCommand(cli))...,
 	)

@@ -41,7 +41,7 @@ func completeImages(cli *CLI) cobra.CompletionFunc {
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		list, err := c.ImageList(cmd.Context())
+		list, err := c.ImageList(cmd.Context(), false)
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}

@@ -21,7 +21,7 @@ func newImageCommand(cli *CLI) *cobra.Command {
 	rm := twin(newRmiCommand(cli), "rmi")
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	return newManagementCommand("image", "Manage images",
-		twin(newHistoryCommand(cli), "history"), twin(newImportCommand(cli), "import"), newInspectCommand(cli, "image"),
+		twin(newBuildCommand(cli), "build"), twin(newHistoryCommand(cli), "history"), twin(newImportCommand(cli), "import"), newInspectCommand(cli, "image"),
 		twin(newLoadCommand(cli), "load"), ls, newImagePruneCommand(cli), twin(newPullCommand(cli), "pull"),
 		twin(newPushCommand(cli), "push"), rm, twin(newSaveCommand(cli), "save"),
 		twin(newTagCommand(cli), "tag"),
@@ -30,8 +30,8 @@ func newImageCommand(cli *CLI) *cobra.Command {
 
 func newImagesCommand(cli *CLI) *cobra.Command {
 	var (
-		quiet, digests bool
-		format         string
+		quiet, digests, all bool
+		format              string
 	)
 	cmd := &cobra.Command{
 		Use:   "images [OPTIONS]",
@@ -39,7 +39,7 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := cli.client
-			list, err := c.ImageList(cmd.Context())
+			list, err := c.ImageList(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -59,6 +59,7 @@ func newImagesCommand(cli *CLI) *cobra.Command {
 			return printFormatted(cli.Out, format, table, imageItems(list), imageHeaders)
 		},
 	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "Show all images (default hides intermediate images)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
 	cmd.Flags().BoolVar(&digests, "digests", false, "Show digests")
 	cmd.Flags().StringVar(&format, "format", "", "Format output using a Go template, \"table\", \"table TEMPLATE\" or \"json\"")

@@ -28,7 +28,7 @@ type containerOptions struct {
 	volumes, mounts, tmpfs, volumesFrom listValue
 
 	security securityOptions // security.go
-	pull string // --pull: missing, always, never (pull.go)
+	pull     string          // --pull: missing, always, never (pull.go)
 }
 
 func (o *containerOptions) addFlags(fs *pflag.FlagSet) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"minidock/api"
+	"minidock/daemon"
 	"minidock/internal/errdefs"
 )
 
@@ -15,7 +16,7 @@ func (rt router) images(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/images/")
 	switch {
 	case rest == "json" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, rt.d.Images(r.Context()))
+		writeJSON(w, http.StatusOK, rt.d.Images(r.Context(), daemon.ImageListOptions{All: boolParam(r, "all")}))
 	case rest == "create" && r.Method == http.MethodPost:
 		rt.imageCreate(w, r)
 	case rest == "load" && r.Method == http.MethodPost:

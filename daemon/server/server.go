@@ -186,6 +186,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("PUT /containers/{id}/archive", r.containerExtract)
 	mux.HandleFunc("POST /containers/prune", r.containersPrune)
 	mux.HandleFunc("POST /commit", r.commit)
+	mux.HandleFunc("POST /build", r.build)
 
 	mux.HandleFunc("POST /containers/{id}/exec", r.execCreate)
 	mux.HandleFunc("POST /exec/{id}/start", r.execStart)
@@ -333,6 +334,9 @@ func ping(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	w.Header().Set("Pragma", "no-cache")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// The classic builder (POST /build), not BuildKit's: a docker CLI
+	// told "2" would try BuildKit's session protocol.
+	w.Header().Set("Builder-Version", "1")
 	if r.Method == http.MethodHead {
 		w.Header().Set("Content-Length", "0")
 		return

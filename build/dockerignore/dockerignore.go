@@ -1,4 +1,9 @@
-package build
+// Package dockerignore reads .dockerignore files and decides, with
+// Docker's rules, which paths of a build context they leave out. The
+// builder (package build) applies it to the context it receives; the
+// client (minidock build) applies it to the context it sends, so that
+// what is ignored never travels.
+package dockerignore
 
 import (
 	"fmt"
@@ -6,31 +11,31 @@ import (
 	"strings"
 )
 
-// ignoreRule is one line of a .dockerignore file.
-type ignoreRule struct {
+// rule is one line of a .dockerignore file.
+type rule struct {
 	segments []string // the pattern split at '/'
 	except   bool     // "!pattern": take back what an earlier rule excluded
 }
 
-// ignorer decides which paths of the build context .dockerignore
+// Matcher decides which paths of a build context a .dockerignore
 // excludes, with Docker's rules: a pattern is matched against the path
 // and each of its parent directories (so "docs" excludes docs/a/b); '*',
 // '?' and '[...]' match within one path element as path.Match does, "**"
 // matches any number of elements (none too); a leading '/' and "./" mean
 // the context root; "!" before a pattern makes an exception; the last
 // rule that matches decides.
-type ignorer struct{ rules []ignoreRule }
+type Matcher struct{ rules []rule }
 
-// parseIgnore reads a .dockerignore: one pattern a line, blank lines and
+// Parse reads a .dockerignore: one pattern a line, blank lines and
 // lines starting with '#' skipped.
-func parseIgnore(data string) (*ignorer, error) {
-	ig := &ignorer{}
-	for n, line := range splitLines(data) {
+func Parse(data string) (*Matcher, error) {
+	m := &Matcher{}
+	for n, line := range strings.Split(data, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		r := ignoreRule{}
+		r := rule{}
 		if strings.HasPrefix(line, "!") {
 			r.except = true
 			line = strings.TrimSpace(line[1:])
@@ -48,20 +53,21 @@ func parseIgnore(data string) (*ignorer, error) {
 			}
 		}
 		r.segments = strings.Split(p, "/")
-		ig.rules = append(ig.rules, r)
+		m.rules = append(m.rules, r)
 	}
-	return ig, nil
+	return m, nil
 }
 
-// excluded reports whether the context path rel (slash-separated,
-// relative to the root) is left out of the build.
-func (ig *ignorer) excluded(rel string) bool {
-	if ig == nil || len(ig.rules) == 0 {
+// Excluded reports whether the context path rel (slash-separated,
+// relative to the root) is left out of the build. A nil Matcher
+// excludes nothing.
+func (m *Matcher) Excluded(rel string) bool {
+	if m == nil || len(m.rules) == 0 {
 		return false
 	}
 	elems := strings.Split(rel, "/")
 	out := false
-	for _, r := range ig.rules {
+	for _, r := range m.rules {
 		// the path itself, or one of its parents
 		for n := len(elems); n >= 1; n-- {
 			if matchSegments(r.segments, elems[:n], true) {
@@ -100,4 +106,18 @@ func matchSegments(pat, elems []string, whole bool) bool {
 		pat, elems, whole = pat[1:], elems[1:], false
 	}
 	return len(elems) == 0
+}
+
+// HasExceptions reports whether a "!" rule may take back something below
+// an excluded directory: a walk must then look inside it.
+func (m *Matcher) HasExceptions() bool {
+	if m == nil {
+		return false
+	}
+	for _, r := range m.rules {
+		if r.except {
+			return true
+		}
+	}
+	return false
 }
