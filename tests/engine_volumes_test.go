@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -394,4 +396,288 @@ func TestVolumeBadInput(t *testing.T) {
 	assert.Contains(t, errorMessage(t, resp), "cannot mount volume over existing file, file exists /etc/passwd")
 	assert.Equal(t, []string{"existing"}, e.volumeNames())
 	assert.Equal(t, []string{"existing"}, e.volumeDirs())
+}
+
+// nsenter runs a command in the mount namespace of process pid.
+func nsenter(t *testing.T, pid int, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("nsenter", append([]string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", pid), "--"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nsenter %d %v: %v: %s", pid, args, err, out)
+	}
+	return string(out)
+}
+
+// Bind propagation: with rshared, a mount made inside the container below
+// the bind shows on the host path (the daemon's side of it: its mount
+// namespace); with the default rprivate it does not. The source must be
+// a shared mount for rshared, as Docker says.
+func TestVolumeBindPropagation(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	daemon := e.cmd.Process.Pid
+	src := filepath.Join(t.TempDir(), "shared")
+	for _, d := range []string{"shared/in-shared", "shared/in-private"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(filepath.Dir(src), d), 0o755))
+	}
+	// refused while src is not a shared mount
+	out, code := e.cli("run", "--rm", "-v", src+":/data:rshared", "busybox", "true")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "path "+src+" is mounted on / but it is not a shared mount")
+
+	// src a shared mount of its own, on the host (the daemon's namespace)
+	nsenter(t, daemon, "mount", "--bind", src, src)
+	defer func() {
+		exec.Command("nsenter", fmt.Sprintf("--mount=/proc/%d/ns/mnt", daemon), "--", "umount", "-R", src).Run()
+	}()
+	nsenter(t, daemon, "mount", "--make-shared", src)
+
+	e.mustCLI("run", "-d", "--name", "shared", "-v", src+":/data:rshared", "busybox", "sleep", "300")
+	e.mustCLI("run", "-d", "--name", "private", "-v", src+":/data", "busybox", "sleep", "300")
+	require.Equal(t, api.Propagation("rshared"), e.inspect("shared").Mounts[0].Propagation)
+	require.Equal(t, api.Propagation("rprivate"), e.inspect("private").Mounts[0].Propagation)
+	// a mount made inside each container (by the host: a container's
+	// capabilities do not allow mount)
+	nsenter(t, e.inspect("shared").State.Pid, "mount", "-t", "tmpfs", "tmpfs", "/data/in-shared")
+	nsenter(t, e.inspect("private").State.Pid, "mount", "-t", "tmpfs", "tmpfs", "/data/in-private")
+	require.Equal(t, []string{src, src + "/in-shared"}, e.mountsUnder(src), "rshared: the container's mount is on the host; rprivate: not")
+
+	// and back: a mount on the host shows in the rshared container only
+	require.NoError(t, os.MkdirAll(src+"/from-host", 0o755))
+	nsenter(t, daemon, "mount", "-t", "tmpfs", "tmpfs", src+"/from-host")
+	out, _ = e.cli("exec", "shared", "grep", "-c", "/data/from-host", "/proc/self/mountinfo")
+	require.Equal(t, "1\n", out)
+	out, _ = e.cli("exec", "private", "grep", "-c", "/data/from-host", "/proc/self/mountinfo")
+	require.Equal(t, "0\n", out)
+
+	nsenter(t, daemon, "umount", src+"/from-host", src+"/in-shared")
+	e.mustCLI("rm", "-f", "shared", "private")
+	nsenter(t, daemon, "umount", src)
+	require.Empty(t, e.mountsUnder(src))
+}
+
+// parentOf is a process's parent.
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	// pid (comm) state ppid ...
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	var ppid int
+	fmt.Sscan(f[1], &ppid)
+	return ppid
+}
+
+// A daemon killed with SIGKILL and started again (in the mount namespace
+// the last one ran in, as on a host): the volumes, their data and which
+// containers use them are all still there; a tmpfs volume a running
+// container uses is still mounted, and one whose container stopped while
+// no daemon ran is unmounted.
+func TestVolumeDaemonRestart(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	e.mustCLI("volume", "create", "keep")
+	for _, n := range []string{"mem", "mem2"} {
+		e.mustCLI("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", n)
+	}
+	e.runOut("-v", "keep:/k", "busybox", "sh", "-c", "echo lasting > /k/f")
+	e.mustCLI("run", "-d", "--name", "runner", "-v", "keep:/k", "-v", "mem:/m", "-v", "/anon", "busybox", "sh", "-c", "echo in-memory > /m/f; sleep 300")
+	e.mustCLI("create", "--name", "idle", "-v", "keep:/k2", "busybox", "true")
+	e.mustCLI("run", "-d", "--name", "brief", "-v", "mem2:/m", "busybox", "sleep", "1")
+	mem := filepath.Join(e.dataRoot, "volumes", "mem", "_data")
+	mem2 := filepath.Join(e.dataRoot, "volumes", "mem2", "_data")
+	require.Equal(t, []string{mem}, e.mountsUnder(mem))
+	require.Equal(t, []string{mem2}, e.mountsUnder(mem2))
+	runner := e.inspect("runner")
+	require.Eventually(t, func() bool {
+		out, _ := e.cli("exec", "runner", "cat", "/m/f")
+		return out == "in-memory\n"
+	}, 5*time.Second, 50*time.Millisecond)
+
+	brief := filepath.Join(e.dataRoot, "containers", e.idOf("brief"), "exit.json")
+	e.joinNS = parentOf(t, runner.State.Pid) // runner's shim holds the namespace
+	e.killDaemon()
+	require.Eventually(t, func() bool { _, err := os.Stat(brief); return err == nil }, 10*time.Second, 20*time.Millisecond,
+		"brief exits while no daemon runs")
+	e.start()
+
+	require.ElementsMatch(t, []string{"keep", "mem", "mem2", runner.Mounts[0].Name}, e.volumeNames())
+	var v api.Volume
+	e.must(200, "GET", "/volumes/keep", nil, &v)
+	require.Equal(t, int64(2), v.UsageData.RefCount, "runner and idle use keep again")
+	st, body := e.do("DELETE", "/volumes/keep", nil)
+	require.Equal(t, 409, st, "%s", body)
+	st, body = e.do("DELETE", "/volumes/mem", nil)
+	require.Equal(t, 409, st, "%s", body)
+	require.Equal(t, runner.Mounts, e.inspect("runner").Mounts)
+	require.Equal(t, "lasting\n", e.runOut("-v", "keep:/k", "busybox", "cat", "/k/f"))
+
+	// the running container's tmpfs volume: still mounted, the same one
+	require.Equal(t, []string{mem}, e.mountsUnder(mem))
+	require.Equal(t, "in-memory\n", e.runOut("-v", "mem:/m", "busybox", "cat", "/m/f"))
+	require.Equal(t, []string{mem}, e.mountsUnder(mem), "a second user came and went: still mounted for runner")
+	// the one whose container stopped meanwhile: unmounted
+	require.Empty(t, e.mountsUnder(mem2))
+
+	e.mustCLI("stop", "-t", "1", "runner")
+	require.Empty(t, e.mountsUnder(mem))
+	e.mustCLI("rm", "-v", "runner", "idle", "brief")
+	require.ElementsMatch(t, []string{"keep", "mem", "mem2"}, e.volumeNames(), "rm -v: runner's anonymous volume went")
+	e.mustCLI("volume", "rm", "keep", "mem", "mem2")
+	require.Empty(t, e.volumeDirs())
+}
+
+// idOf is a container's full ID.
+func (e *engine) idOf(name string) string { return e.inspect(name).ID }
+
+// docker cp into and out of a path on a volume or a bind works on the
+// mount's host directory (not the writable layer the mount hides), a
+// symlink there resolves inside the mount, a read-only mount refuses
+// writes; export and commit leave the volumes' content out, as Docker.
+func TestVolumeCpExportCommit(t *testing.T) {
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	host := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(host, "h.txt"), []byte("from host"), 0o644))
+	id := e.create("cpv", map[string]any{"Image": "busybox", "Cmd": []string{"sh", "-c", "echo layer > /in-layer; cat /data/in.txt /data/sub/more.txt"},
+		"HostConfig": map[string]any{"Binds": []string{"data:/data", host + ":/ro:ro"}, "Tmpfs": map[string]string{"/t": ""}}})
+	vol := filepath.Join(e.dataRoot, "volumes", "data", "_data")
+
+	// into the volume, the container not running
+	e.must(200, "PUT", "/containers/cpv/archive?path=/data", makeTar(t, tarEntry{tar.TypeReg, "in.txt", "copied in\n"},
+		tarEntry{tar.TypeDir, "sub", ""}, tarEntry{tar.TypeReg, "sub/more.txt", "more\n"}), nil)
+	data, err := os.ReadFile(filepath.Join(vol, "in.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "copied in\n", string(data), "written in the volume's directory")
+	// the client's cp, into a subdirectory of it
+	e.mustCLI("cp", filepath.Join(host, "h.txt"), "cpv:/data/sub/")
+	data, err = os.ReadFile(filepath.Join(vol, "sub/h.txt"))
+	require.NoError(t, err)
+	require.Equal(t, "from host", string(data))
+
+	// the container sees it
+	resp := e.request("POST", "/containers/cpv/wait?condition=next-exit", nil)
+	e.must(204, "POST", "/containers/cpv/start", nil, nil)
+	require.Equal(t, 0, waitCode(t, resp))
+	out, _ := e.logs("cpv", "")
+	require.Equal(t, "copied in\nmore\n", out)
+
+	// out of it: a file, the volume's root, a bind's file
+	require.Equal(t, map[string]string{"in.txt": "copied in\n"}, e.archive(id, "/data/in.txt"))
+	require.Equal(t, []string{"data", "data/in.txt", "data/sub", "data/sub/h.txt", "data/sub/more.txt"}, trimSlashes(keys(e.archive(id, "/data"))))
+	require.Equal(t, []string{".", "./in.txt", "./sub", "./sub/h.txt", "./sub/more.txt"}, trimSlashes(keys(e.archive(id, "/data/."))))
+	require.Equal(t, map[string]string{"h.txt": "from host"}, e.archive(id, "/ro/h.txt"))
+	st, ps := e.pathStat(id, "/data/sub/more.txt")
+	require.Equal(t, 200, st)
+	require.Equal(t, "more.txt", ps.Name)
+	require.Equal(t, int64(5), ps.Size)
+
+	// a symlink in the volume that points to the host's / resolves in the volume
+	require.NoError(t, os.Symlink("/", filepath.Join(vol, "escape")))
+	require.NoError(t, os.Symlink("../../../../../../etc", filepath.Join(vol, "climb")))
+	for _, p := range []string{"/data/escape/etc/passwd", "/data/climb/passwd"} {
+		st, body := e.do("GET", "/containers/cpv/archive?path="+p, nil)
+		require.Equal(t, 404, st, "%s: %s", p, body)
+	}
+	st, ps = e.pathStat(id, "/data/escape")
+	require.Equal(t, 200, st)
+	require.Equal(t, "/data", ps.LinkTarget, "a link's target, in the container")
+
+	// read-only and tmpfs mounts
+	st, body := e.do("PUT", "/containers/cpv/archive?path=/ro", makeTar(t, tarEntry{tar.TypeReg, "x", "x"}))
+	require.Equal(t, 400, st)
+	require.Equal(t, "mounted volume is marked read-only", errorMessage(t, body))
+	st, body = e.do("PUT", "/containers/cpv/archive?path=/t", makeTar(t, tarEntry{tar.TypeReg, "x", "x"}))
+	require.Equal(t, 400, st)
+	require.Contains(t, errorMessage(t, body), "/t is on the tmpfs mount at /t")
+	_, err = os.Stat(filepath.Join(host, "x"))
+	require.True(t, os.IsNotExist(err))
+
+	// export and commit: the writable layer, not the volume
+	st, body = e.do("GET", "/containers/cpv/export", nil)
+	require.Equal(t, 200, st)
+	exported := readTar(t, body)
+	require.Equal(t, "layer\n", exported["in-layer"])
+	for name := range exported {
+		require.False(t, strings.HasPrefix(name, "data/") && name != "data/", "export holds %s", name)
+		require.False(t, strings.HasPrefix(name, "ro/") && name != "ro/", "export holds %s", name)
+	}
+	e.must(201, "POST", "/commit?container=cpv&repo=committed", nil, nil)
+	require.Equal(t, "layer\n", e.runOut("committed", "cat", "/in-layer"))
+	require.Equal(t, "", e.runOut("committed", "find", "/data", "/ro", "-mindepth", "1"), "no volume content in the image")
+	e.mustCLI("rm", "cpv")
+	e.mustCLI("volume", "rm", "data")
+}
+
+// trimSlashes drops the "/" tar puts after directory names.
+func trimSlashes(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, strings.TrimSuffix(n, "/"))
+	}
+	return out
+}
+
+// The official docker CLI: volume create/ls/inspect/rm/prune, run -v,
+// --mount, --tmpfs, inspect -f '{{json .Mounts}}'.
+func TestVolumeDockerCLI(t *testing.T) {
+	requireDockerCLI(t)
+	e := newEngine(t)
+	e.importBusybox("busybox:latest")
+	docker := func(args ...string) string {
+		t.Helper()
+		out, code := e.docker(args...)
+		require.Equal(t, 0, code, "docker %s: %s", strings.Join(args, " "), out)
+		return out
+	}
+	host := t.TempDir()
+	require.Equal(t, "dv\n", docker("volume", "create", "--label", "team=a", "dv"))
+	require.Equal(t, "mem\n", docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "mem"))
+	require.Regexp(t, `(?m)^local\s+dv$`, docker("volume", "ls"))
+	require.Equal(t, "dv\n", docker("volume", "ls", "-q", "-f", "label=team=a"))
+	require.Equal(t, filepath.Join(e.dataRoot, "volumes/dv/_data")+"\n", docker("volume", "inspect", "-f", "{{.Mountpoint}}", "dv"))
+	var vols []api.Volume
+	require.NoError(t, json.Unmarshal([]byte(docker("volume", "inspect", "dv", "mem")), &vols))
+	require.Len(t, vols, 2)
+	require.Equal(t, map[string]string{"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}, vols[1].Options)
+
+	docker("run", "--rm", "-v", "dv:/data", "busybox", "sh", "-c", "echo via-v > /data/f")
+	require.Equal(t, "via-v\n", docker("run", "--rm", "--mount", "type=volume,src=dv,dst=/d", "busybox", "cat", "/d/f"))
+	require.Regexp(t, `^tmpfs\s+1024\s`, docker("run", "--rm", "--tmpfs", "/t:size=1m", "busybox", "sh", "-c", "df -k /t | tail -1"))
+	require.Equal(t, "in-mem\n", docker("run", "--rm", "-v", "mem:/m", "busybox", "sh", "-c", "echo in-mem > /m/f; cat /m/f"))
+
+	docker("run", "-d", "--name", "dc", "-v", "dv:/data", "-v", "/anon", "--mount", "type=bind,src="+host+",dst=/h,readonly",
+		"--tmpfs", "/t", "busybox", "sleep", "300")
+	var mounts []api.MountPoint
+	require.NoError(t, json.Unmarshal([]byte(docker("inspect", "-f", "{{json .Mounts}}", "dc")), &mounts))
+	require.Len(t, mounts, 3)
+	byDest := map[string]api.MountPoint{}
+	for _, m := range mounts {
+		byDest[m.Destination] = m
+	}
+	require.Equal(t, api.MountPoint{Type: "volume", Name: "dv", Source: filepath.Join(e.dataRoot, "volumes/dv/_data"), Destination: "/data",
+		Driver: "local", Mode: "z", RW: true}, byDest["/data"])
+	require.Equal(t, api.MountPoint{Type: "bind", Source: host, Destination: "/h", RW: false, Propagation: "rprivate"}, byDest["/h"])
+	anon := byDest["/anon"].Name
+	require.Regexp(t, "^[0-9a-f]{64}$", anon)
+	out, code := e.docker("exec", "dc", "touch", "/h/x")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "Read-only file system")
+
+	out, code = e.docker("volume", "rm", "dv")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "volume is in use")
+	out, code = e.docker("volume", "rm", "nosuch")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "no such volume")
+
+	docker("rm", "-f", "dc") // without -v: the anonymous volume stays
+	require.Contains(t, docker("volume", "ls", "-q", "-f", "dangling=true"), anon)
+	out = docker("volume", "prune", "-f")
+	require.Contains(t, out, anon)
+	require.NotContains(t, out, "dv", "from API 1.42 a prune takes anonymous volumes only")
+	out = docker("volume", "prune", "-a", "-f")
+	require.Contains(t, out, "dv")
+	require.Equal(t, "mem\n", docker("volume", "ls", "-q"), "a volume with driver options is never pruned, as Docker")
+	docker("volume", "rm", "mem")
 }
