@@ -242,6 +242,12 @@ func validateMount(m Mount) error {
 			return errors.New("field Source must not be specified")
 		}
 		if o := m.TmpfsOptions; o != nil {
+			if o.SizeBytes < 0 {
+				return fmt.Errorf("invalid tmpfs size %d: must not be negative", o.SizeBytes)
+			}
+			if o.Mode&^0o7777 != 0 {
+				return fmt.Errorf("invalid tmpfs mode %o: only permission bits, set-id and sticky bits", uint32(o.Mode))
+			}
 			for _, opt := range o.Options {
 				if len(opt) < 1 || len(opt) > 2 {
 					return errors.New("invalid option array length")

@@ -64,6 +64,8 @@ func TestValidateMount(t *testing.T) {
 		want string
 	}{
 		{Mount{Type: MountTypeTmpfs, Source: "x", Target: "/t"}, `invalid mount config for type "tmpfs": field Source must not be specified`},
+		{Mount{Type: MountTypeTmpfs, Target: "/t", TmpfsOptions: &TmpfsOptions{SizeBytes: -1}}, `invalid mount config for type "tmpfs": invalid tmpfs size -1: must not be negative`},
+		{Mount{Type: MountTypeTmpfs, Target: "/t", TmpfsOptions: &TmpfsOptions{Mode: 0o17777}}, `invalid tmpfs mode 17777`},
 		{Mount{Type: MountTypeTmpfs, Target: "/t", TmpfsOptions: &TmpfsOptions{Options: [][]string{{"suid"}}}}, "invalid option: suid"},
 		{Mount{Type: MountTypeTmpfs, Target: "/t", TmpfsOptions: &TmpfsOptions{Options: [][]string{{}}}}, "invalid option array length"},
 		{Mount{Type: "image", Source: "busybox", Target: "/i"}, `invalid mount config for type "image": mount type unknown`},

@@ -240,7 +240,7 @@ type ContainerJSON struct {
 	Config          *ContainerConfig
 	HostConfig      *HostConfig
 	NetworkSettings *NetworkSettings
-	Mounts          []any
+	Mounts          []MountPoint
 }
 
 // NetworkSettings is a container's networking in inspect: the ports
@@ -358,7 +358,7 @@ type ContainerSummary struct {
 	Status  string            `json:"Status"`
 	Ports   []Port            `json:"Ports"`
 	Labels  map[string]string `json:"Labels"`
-	Mounts  []any             `json:"Mounts"`
+	Mounts  []MountPoint      `json:"Mounts"`
 
 	NetworkSettings *SummaryNetworkSettings `json:"NetworkSettings"`
 	HostConfig      struct {

@@ -131,8 +131,10 @@ type archiveTarget struct {
 // resolveArchivePath resolves p as Docker does: the directory part with
 // its symlinks followed, the last element as it is, unless p ends with
 // "/" or "/." (then it is followed too; "/." asks for the directory's
-// content, named "." in the tar). A missing path is a 404.
-func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
+// content, named "." in the tar). p names the entry; pr says where it is
+// looked up (the container's root, or a mount's directory: withPathRoot).
+// A missing path is a 404.
+func resolveArchivePath(pr pathRoot, p, ctrID string) (*archiveTarget, error) {
 	if p == "" {
 		return nil, errdefs.Invalidf("path is required: give path=PATH in the container")
 	}
@@ -145,14 +147,16 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 		}
 		return err
 	}
+	root := pr.root
 	abs := path.Clean("/" + p)
 	keepDot := abs == "/" || p == "." || strings.HasSuffix(p, "/.")
 	as := path.Base(abs)
 	if keepDot {
 		as = "."
 	}
-	if keepDot || strings.HasSuffix(p, "/") {
-		fd, host, err := openInRoot(root, abs, false)
+	in := path.Clean("/" + pr.rel)
+	if keepDot || strings.HasSuffix(p, "/") || in == "/" {
+		fd, host, err := openInRoot(root, in, false)
 		if err != nil {
 			return nil, missing(err)
 		}
@@ -165,13 +169,13 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 			}
 			return &archiveTarget{dir: dfd, name: filepath.Base(root), as: as, host: root}, nil
 		}
-		abs = containerPath(root, host)
+		in = containerPath(root, host)
 	}
-	fd, dir, err := openInRoot(root, path.Dir(abs), false)
+	fd, dir, err := openInRoot(root, path.Dir(in), false)
 	if err != nil {
 		return nil, missing(err)
 	}
-	base := path.Base(abs)
+	base := path.Base(in)
 	var st unix.Stat_t
 	if err := unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		unix.Close(fd)
@@ -180,8 +184,9 @@ func resolveArchivePath(root, p, ctrID string) (*archiveTarget, error) {
 	return &archiveTarget{dir: fd, name: base, as: as, host: filepath.Join(dir, base)}, nil
 }
 
-// stat is the X-Docker-Container-Path-Stat of a target.
-func (t *archiveTarget) stat(root string) (api.PathStat, error) {
+// stat is the X-Docker-Container-Path-Stat of a target found in pr.
+func (t *archiveTarget) stat(pr pathRoot) (api.PathStat, error) {
+	root := pr.root
 	fi, err := os.Lstat(filepath.Join(archive.FdPath(t.dir), t.name))
 	if err != nil {
 		return api.PathStat{}, err
@@ -192,11 +197,11 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 		// far as it goes
 		if fd, host, err := openInRoot(root, containerPath(root, t.host), false); err == nil {
 			unix.Close(fd)
-			st.LinkTarget = containerPath(root, host)
+			st.LinkTarget = path.Join(pr.at, containerPath(root, host))
 		} else if errors.Is(err, unix.ELOOP) {
 			return st, errdefs.Invalidf("%s: too many levels of symbolic links (a symlink loop)", containerPath(root, t.host))
 		} else if target, err := os.Readlink(filepath.Join(archive.FdPath(t.dir), t.name)); err == nil {
-			st.LinkTarget = path.Join(path.Dir(containerPath(root, t.host)), target)
+			st.LinkTarget = path.Join(pr.at, path.Dir(containerPath(root, t.host)), target)
 			if path.IsAbs(target) {
 				st.LinkTarget = path.Clean(target)
 			}
@@ -209,8 +214,8 @@ func (t *archiveTarget) stat(root string) (api.PathStat, error) {
 // is, resolved in the container (see resolveArchivePath).
 func (d *Daemon) ContainerStatPath(ctx context.Context, name, p string) (api.PathStat, error) {
 	var st api.PathStat
-	err := d.archive(name, p, func(root string, t *archiveTarget) (err error) {
-		st, err = t.stat(root)
+	err := d.archive(name, p, func(pr pathRoot, t *archiveTarget) (err error) {
+		st, err = t.stat(pr)
 		return err
 	})
 	return st, err
@@ -226,8 +231,8 @@ func (d *Daemon) ContainerArchive(ctx context.Context, name, p string, begin fun
 	if err != nil {
 		return err
 	}
-	err = d.archive(name, p, func(root string, t *archiveTarget) error {
-		st, err := t.stat(root)
+	err = d.archive(name, p, func(pr pathRoot, t *archiveTarget) error {
+		st, err := t.stat(pr)
 		if err != nil {
 			return err
 		}
@@ -246,19 +251,20 @@ func (d *Daemon) ContainerArchive(ctx context.Context, name, p string, begin fun
 	return err
 }
 
-// archive resolves path p in container name's root and calls f with it.
-func (d *Daemon) archive(name, p string, f func(root string, t *archiveTarget) error) error {
+// archive resolves path p in container name's root, or in the mount
+// that holds it (withPathRoot), and calls f with it.
+func (d *Daemon) archive(name, p string, f func(pr pathRoot, t *archiveTarget) error) error {
 	c, err := d.lookup(name)
 	if err != nil {
 		return err
 	}
-	return d.withRootfs(c, func(root string) error {
-		t, err := resolveArchivePath(root, p, name)
+	return d.withPathRoot(c, p, func(pr pathRoot) error {
+		t, err := resolveArchivePath(pr, p, name)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(t.dir)
-		if err := f(root, t); err != nil {
+		if err := f(pr, t); err != nil {
 			return fmt.Errorf("%s in container %s: %w", p, c.ID, err)
 		}
 		return nil
@@ -287,15 +293,16 @@ func (d *Daemon) ExtractToContainer(ctx context.Context, name, p string, r io.Re
 	if p == "" {
 		return errdefs.Invalidf("path is required: give path=DIR in the container")
 	}
-	d.mu.Lock()
-	readonly := c.HostConfig.ReadonlyRootfs
-	d.mu.Unlock()
-	if readonly {
-		return errdefs.Invalidf("container rootfs is marked read-only")
-	}
 	opts := extractOptions{keepOwner: o.CopyUIDGID, noOverwriteDirNonDir: o.NoOverwriteDirNonDir}
-	err = d.withRootfs(c, func(root string) error {
-		fd, dest, err := openInRoot(root, p, false)
+	err = d.withPathRoot(c, p, func(pr pathRoot) error {
+		if pr.readOnly && pr.at == "/" {
+			return errdefs.Invalidf("container rootfs is marked read-only")
+		}
+		if pr.readOnly {
+			return errdefs.Invalidf("mounted volume is marked read-only")
+		}
+		root := pr.root
+		fd, dest, err := openInRoot(root, pr.rel, false)
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				return errdefs.NotFoundf("Could not find the file %s in container %s", p, name)
@@ -317,7 +324,7 @@ func (d *Daemon) ExtractToContainer(ctx context.Context, name, p string, r io.Re
 		}
 		defer os.Remove(spool.Name())
 		defer spool.Close()
-		opts.root, opts.dest = root, containerPath(root, dest)
+		opts.root, opts.at, opts.dest = root, pr.at, containerPath(root, dest)
 		if err := opts.check(r, spool); err != nil {
 			return err
 		}
@@ -344,7 +351,9 @@ func (d *Daemon) ExtractToContainer(ctx context.Context, name, p string, r io.Re
 
 // extractOptions are what PUT archive checks a tar against.
 type extractOptions struct {
-	root, dest           string // container root (host) and the directory, in the container
+	root, dest string // the root (host) and the directory, in it
+	at         string // where root is in the container
+
 	keepOwner            bool
 	noOverwriteDirNonDir bool
 }
@@ -387,7 +396,7 @@ func (o *extractOptions) checkEntry(hdr *tar.Header) error {
 		if t == "" || strings.IndexByte(t, 0) >= 0 {
 			return errors.New("bad symlink target")
 		}
-		if !path.IsAbs(t) && climbsAbove(path.Join(o.dest, path.Dir(name)), t) {
+		if !path.IsAbs(t) && climbsAbove(path.Join(o.at, o.dest, path.Dir(name)), t) {
 			return fmt.Errorf("symlink target %q points outside the container", t)
 		}
 	case tar.TypeLink:

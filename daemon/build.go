@@ -106,7 +106,7 @@ func (b buildBackend) CreateContainer(ctx context.Context, cfg build.ContainerCo
 	}
 	root, err := b.d.mountStepRootfs(created.ID)
 	if err != nil {
-		return nil, errors.Join(err, b.d.RemoveContainer(context.WithoutCancel(ctx), created.ID, true))
+		return nil, errors.Join(err, b.d.RemoveContainer(context.WithoutCancel(ctx), created.ID, RemoveOptions{Force: true, RemoveVolumes: true}))
 	}
 	return &build.Container{ID: created.ID, Root: root}, nil
 }
@@ -231,7 +231,7 @@ func (b buildBackend) CommitContainer(ctx context.Context, id string, c build.Co
 
 // RemoveContainer removes a step's container, killing it if it runs.
 func (b buildBackend) RemoveContainer(ctx context.Context, id string) error {
-	return b.d.RemoveContainer(ctx, id, true)
+	return b.d.RemoveContainer(ctx, id, RemoveOptions{Force: true, RemoveVolumes: true})
 }
 
 // CreateImage stores a config step's image: the parent's layers, the new

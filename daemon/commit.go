@@ -129,5 +129,8 @@ func configChanges(cfg api.ContainerConfig) []string {
 	if cfg.StopSignal != "" {
 		out = append(out, "STOPSIGNAL "+cfg.StopSignal)
 	}
+	for v := range cfg.Volumes { // the paths, never the volumes' content
+		out = append(out, "VOLUME "+jsonArray([]string{v}))
+	}
 	return out
 }

@@ -17,6 +17,7 @@ import (
 	"minidock/internal/errdefs"
 	"minidock/network"
 	"minidock/shim"
+	"minidock/volume"
 )
 
 // Container is one container as the daemon keeps it; the exported fields
@@ -41,6 +42,9 @@ type Container struct {
 	State      State
 	Networks   map[string]*network.Endpoint // bridge networks, by network name
 	Ports      []network.PublishedPort      // while it runs
+	// Mounts are its volumes, binds and tmpfs mounts, planned and set up
+	// at create (daemon/volumes.go); each start binds them in again.
+	Mounts []volume.Mount `json:",omitempty"`
 	// RestartCount counts the restarts its restart policy made since the
 	// user last started it; ManuallyStopped is set by stop, kill and rm,
 	// so that the policy lets it be (Docker's HasBeenManuallyStopped).
@@ -49,6 +53,9 @@ type Container struct {
 	// Removing is saved before a removal deletes anything: a daemon that
 	// dies meanwhile finishes the removal when it comes back.
 	Removing bool `json:",omitempty"`
+	// RemoveVolumes, saved with Removing: the removal takes the
+	// container's anonymous volumes too (rm -v, AutoRemove).
+	RemoveVolumes bool `json:",omitempty"`
 
 	paths   paths
 	op      sync.Mutex    // serialises start, stop, remove, and what mounts the rootfs

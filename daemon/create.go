@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,9 +29,10 @@ type ContainerCreateConfig struct {
 }
 
 // CreateContainer makes a container: its config merged with the image's,
-// its networking planned, its root filesystem prepared (the image's
-// layers under an empty upper dir; an empty one for NoImage), its
-// config.v2.json written. Nothing runs yet.
+// its networking and its mounts planned, its volumes set up, its root
+// filesystem prepared (the image's layers under an empty upper dir; an
+// empty one for NoImage), the image's content copied into its new
+// volumes, its config.v2.json written. Nothing runs yet.
 func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) (api.CreateResponse, error) {
 	name := strings.TrimPrefix(cc.Name, "/")
 	if name != "" && !nameRE().MatchString(name) {
@@ -52,9 +52,6 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 		}
 	}
 	hc := cc.HostConfig
-	if err := checkUnsupported(&cc); err != nil {
-		return api.CreateResponse{}, err
-	}
 	if err := checkRestartPolicy(&hc); err != nil {
 		return api.CreateResponse{}, err
 	}
@@ -82,6 +79,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,
 		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id, UserNamespace: d.remappingOf(&hc),
 		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}),
+	}
+	if err := d.planMounts(c); err != nil {
+		return api.CreateResponse{}, err
 	}
 	otherID := func(ref string) (string, error) {
 		o, err := d.lookup(ref)
@@ -123,33 +123,13 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	return api.CreateResponse{ID: id, Warnings: warnings}, nil
 }
 
-// checkUnsupported refuses, naming them, the fields of a create request
-// this engine does not apply yet, rather than drop them.
-func checkUnsupported(cc *ContainerCreateConfig) error {
-	var fields []string
-	for name, set := range map[string]bool{
-		"HostConfig.Binds": len(cc.HostConfig.Binds) > 0, "HostConfig.Mounts": len(cc.HostConfig.Mounts) > 0,
-		"HostConfig.Tmpfs": len(cc.HostConfig.Tmpfs) > 0, "HostConfig.VolumesFrom": len(cc.HostConfig.VolumesFrom) > 0,
-		"Volumes": len(cc.Config.Volumes) > 0,
-	} {
-		if set {
-			fields = append(fields, name)
-		}
-	}
-	if len(fields) == 0 {
-		return nil
-	}
-	sort.Strings(fields)
-	return errdefs.Invalidf("%s: volumes and mounts are not supported by this daemon yet", strings.Join(fields, ", "))
-}
-
 // mergeImageConfig is the container's config: the request's, each unset
 // field taken from the image's. The command is the entrypoint and command
 // of the request, each falling back to the image's as in Docker: a
 // non-empty entrypoint drops the image's command; an empty command (null
 // or []) is the image's; an empty entrypoint given as [] (`--entrypoint
 // ""`) drops the image's. The environment is the image's with the
-// request's variables over it, by name.
+// request's variables over it, by name; the image's VOLUMEs join the request's Volumes.
 func mergeImageConfig(cfg api.ContainerConfig, img ocispec.ImageConfig) (api.ContainerConfig, error) {
 	if len(cfg.Entrypoint) == 0 {
 		if len(cfg.Cmd) == 0 {
@@ -163,6 +143,12 @@ func mergeImageConfig(cfg api.ContainerConfig, img ocispec.ImageConfig) (api.Con
 		return cfg, errdefs.Invalidf("no command specified")
 	}
 	cfg.Env = mergeEnv(img.Env, cfg.Env)
+	for k := range img.Volumes { // each an anonymous volume, as -v /path
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[k] = struct{}{}
+	}
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = img.WorkingDir
 	}
@@ -200,15 +186,26 @@ func mergeEnv(base, over []string) []string {
 	return out
 }
 
-// createFiles makes the container's rootfs and its config.v2.json; on
-// failure it leaves nothing. A daemon that dies in between leaves a
-// directory without config.v2.json, which restore removes.
+// createFiles sets up the container's volumes, makes its rootfs, copies
+// the image's content into its new volumes and writes its config.v2.json;
+// on failure it leaves nothing. A daemon that dies in between leaves a
+// directory without config.v2.json, which restore removes (and anonymous
+// volumes nobody uses, which volume prune removes).
 func (d *Daemon) createFiles(c *Container) error {
+	if err := d.setupVolumes(c); err != nil {
+		return err
+	}
 	if _, err := d.images.PrepareRootfs(c.ID, c.Image); err != nil {
+		d.undoVolumes(c)
 		return fmt.Errorf("create container: %w", err)
 	}
-	if err := c.saveDurably(); err != nil {
+	err := d.copyUp(c)
+	if err == nil {
+		err = c.saveDurably()
+	}
+	if err != nil {
 		d.images.RemoveRootfs(c.ID)
+		d.undoVolumes(c)
 		os.RemoveAll(c.paths.dir)
 		return err
 	}

@@ -16,7 +16,8 @@
 // ContainerWait; attach.go ContainerAttach, ResizeContainer; logs.go
 // ContainerLogs; exec.go ExecCreate, ExecStart, ExecInspect, ExecResize;
 // pause.go, top.go, stats.go, rename.go; inspect.go ContainerInspect,
-// Containers; archive.go, commit.go, images.go, networks.go, prune.go,
+// Containers; archive.go, commit.go, images.go, networks.go, volumes.go
+// (the volumes, and a container's mounts at each step), prune.go,
 // events.go, system.go.
 package daemon
 
@@ -38,6 +39,7 @@ import (
 	"minidock/network"
 	"minidock/registry"
 	"minidock/shim"
+	"minidock/volume"
 )
 
 // Config is what a daemon is started with (its command line).
@@ -69,6 +71,7 @@ type Daemon struct {
 	cfg     Config
 	log     *log.Logger
 	images  *image.Store
+	volumes *volume.Store // <data-root>/volumes (daemon/volumes.go)
 	network *network.Controller
 	shims   *shim.Launcher
 	lock    *os.File // flock on <data-root>/minidock.lock
@@ -88,7 +91,7 @@ type Daemon struct {
 }
 
 // New opens the data root (refusing one another daemon holds), the image
-// store and the networks, then reconciles the saved containers with the
+// store, the volumes and the networks, then reconciles the saved containers with the
 // shims that run (restore).
 func New(cfg Config) (*Daemon, error) {
 	if !strings.HasPrefix(cfg.CgroupParent, "/") {
@@ -145,6 +148,11 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	d.images.Unpack.MaxLayerSize = cfg.MaxUnpackSize
 	d.removeBuildLeftovers()
+	if d.volumes, err = volume.Open(filepath.Join(cfg.DataRoot, "volumes")); err != nil {
+		d.lock.Close()
+		return nil, err
+	}
+	d.volumes.Notify(func(action, name string) { d.emitVolume(action, name, nil) })
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
 	ncfg.Log = d.log

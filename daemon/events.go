@@ -69,7 +69,7 @@ func (d *Daemon) publish(m api.EventMessage) {
 }
 
 // eventMatches applies the filters type, event (action), container (ID,
-// ID prefix or name), image and label.
+// ID prefix or name), network, volume, image and label.
 func eventMatches(m api.EventMessage, f api.Filters) bool {
 	return f.Match("type", func(v string) bool { return v == m.Type }) &&
 		f.Match("event", func(v string) bool { return v == m.Action }) &&
@@ -82,13 +82,14 @@ func eventMatches(m api.EventMessage, f api.Filters) bool {
 		f.Match("network", func(v string) bool {
 			return m.Type == "network" && (strings.HasPrefix(m.Actor.ID, v) || m.Actor.Attributes["name"] == v)
 		}) &&
+		f.Match("volume", func(v string) bool { return m.Type == "volume" && strings.HasPrefix(m.Actor.ID, v) }) &&
 		f.Match("image", func(v string) bool { return m.Actor.Attributes["image"] == v }) &&
 		f.MatchLabels(m.Actor.Attributes)
 }
 
 // EventsOptions are GET /events's: the events since and until these
 // times (unix nanoseconds; negative: unset), and filters type, event,
-// container, network, image and label.
+// container, network, volume, image and label.
 type EventsOptions struct {
 	Since, Until int64
 	Filters      api.Filters
@@ -105,7 +106,7 @@ type Subscription struct {
 
 // SubscribeEvents is GET /events.
 func (d *Daemon) SubscribeEvents(o EventsOptions) (*Subscription, error) {
-	if err := o.Filters.Only("type", "event", "container", "network", "image", "label"); err != nil {
+	if err := o.Filters.Only("type", "event", "container", "network", "volume", "image", "label"); err != nil {
 		return nil, errdefs.Wrap(errdefs.InvalidParameter, err)
 	}
 	s := &Subscription{ch: make(chan api.EventMessage, 256), o: o, d: d}

@@ -46,7 +46,7 @@ func (d *Daemon) exited(c *Container, exit *shim.Exit) {
 	d.mu.Unlock()
 	if auto {
 		// not forced: a container restarted meanwhile stays
-		if err := d.remove(c, false); err != nil && !errdefs.Is(err, errdefs.Conflict) {
+		if err := d.remove(c, RemoveOptions{RemoveVolumes: true}); err != nil && !errdefs.Is(err, errdefs.Conflict) {
 			d.log.Printf("remove container %s (AutoRemove): %v", c.ID, err)
 		}
 	}
@@ -54,7 +54,7 @@ func (d *Daemon) exited(c *Container, exit *shim.Exit) {
 }
 
 // leave gives back what a run of c held: its network (addresses, veths,
-// ports) and its rootfs mount.
+// ports), its rootfs mount and its volumes' driver filesystems.
 func (d *Daemon) leave(c *Container) {
 	d.mu.Lock()
 	sb := c.sandbox()
@@ -62,6 +62,7 @@ func (d *Daemon) leave(c *Container) {
 	d.network.Leave(sb)
 	d.images.Unmount(c.ID)
 	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
+	d.unmountVolumes(c)
 	d.mu.Lock()
 	c.setSandbox(sb)
 	d.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 
 	"minidock/api"
 	"minidock/internal/errdefs"
+	"minidock/volume"
 )
 
 const zeroTime = "0001-01-01T00:00:00Z"
@@ -42,7 +43,7 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string) (*api.Contai
 		HostsPath: filepath.Join(c.paths.dir, "hosts"), HostnamePath: filepath.Join(c.paths.dir, "hostname"),
 		ResolvConfPath: filepath.Join(c.paths.dir, "resolv.conf"),
 		Driver:         "overlay2", Platform: "linux", Config: &cfg, HostConfig: &hc, RestartCount: c.RestartCount,
-		NetworkSettings: d.network.Settings(c.sandbox(), c.runningPid()), Mounts: []any{},
+		NetworkSettings: d.network.Settings(c.sandbox(), c.runningPid()), Mounts: volume.MountPoints(c.Mounts),
 	}
 	out.Config.Image = c.ImageRef
 	return out, nil
@@ -96,7 +97,7 @@ func (d *Daemon) Containers(ctx context.Context, o ListOptions) ([]api.Container
 		out = append(out, api.ContainerSummary{
 			ID: c.ID, Names: []string{"/" + c.Name}, Image: c.ImageRef, ImageID: c.Image,
 			Command: strings.Join(c.argv(), " "), Created: c.Created.Unix(), State: c.State.status(),
-			Status: statusText(c.State, now), Ports: sb.SummaryPorts(), Labels: labels, Mounts: []any{},
+			Status: statusText(c.State, now), Ports: sb.SummaryPorts(), Labels: labels, Mounts: volume.MountPoints(c.Mounts),
 			NetworkSettings: &api.SummaryNetworkSettings{Networks: d.network.Settings(sb, c.runningPid()).Networks},
 		})
 		out[len(out)-1].HostConfig.NetworkMode = c.HostConfig.NetworkMode

@@ -31,7 +31,7 @@ func (d *Daemon) PruneContainers(ctx context.Context, filters api.Filters) (*api
 	for _, c := range doomed {
 		size := d.upperSize(c.ID)
 		// not forced: one started meanwhile stays
-		if err := d.remove(c, false); err != nil {
+		if err := d.remove(c, RemoveOptions{}); err != nil {
 			continue
 		}
 		out.ContainersDeleted = append(out.ContainersDeleted, c.ID)

@@ -14,21 +14,30 @@ import (
 	"minidock/internal/errdefs"
 )
 
-// RemoveContainer is `docker rm [-f]`: refused while the container runs
-// unless forced (then it is killed first); its rootfs, files and name go.
-// Any number of removals of one container may run at once: one removes
-// it, the others find it removed.
-func (d *Daemon) RemoveContainer(ctx context.Context, name string, force bool) error {
+// RemoveOptions are a removal's: Force kills a running container first
+// (`rm -f`); RemoveVolumes removes its anonymous volumes that no other
+// container uses (`rm -v`; AutoRemove does it too), never named ones.
+type RemoveOptions struct {
+	Force         bool
+	RemoveVolumes bool
+}
+
+// RemoveContainer is `docker rm [-f] [-v]`: refused while the container
+// runs unless forced (then it is killed first); its rootfs, files and
+// name go, and its volumes are released. Any number of removals of one
+// container may run at once: one removes it, the others find it removed.
+func (d *Daemon) RemoveContainer(ctx context.Context, name string, o RemoveOptions) error {
 	c, err := d.lookup(name)
 	if err != nil {
 		return err
 	}
-	return d.remove(c, force)
+	return d.remove(c, o)
 }
 
-// remove deletes c once it is not running; with force it stops it first.
-// A start may run meanwhile (it holds c.op): after it, look again.
-func (d *Daemon) remove(c *Container, force bool) error {
+// remove deletes c once it is not running; with o.Force it stops it
+// first. A start may run meanwhile (it holds c.op): after it, look again.
+func (d *Daemon) remove(c *Container, o RemoveOptions) error {
+	force := o.Force
 	for {
 		d.mu.Lock()
 		running := c.State.Status == "running"
@@ -56,12 +65,15 @@ func (d *Daemon) remove(c *Container, force bool) error {
 	}
 	defer c.op.Unlock()
 	d.mu.Lock()
-	c.Removing = true
+	c.Removing, c.RemoveVolumes = true, o.RemoveVolumes
 	err := c.save()
 	d.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	// the volumes before the files: a daemon that dies after this finds
+	// the record still there, and releases them again (restore)
+	d.releaseVolumes(c, o.RemoveVolumes)
 	if err := d.removeFiles(c.ID, c.paths); err != nil {
 		return err
 	}

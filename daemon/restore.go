@@ -27,7 +27,9 @@ import (
 //     the start; stopped: its exit is recorded. No shim: exit.json says
 //     how a run ended; a start that never got so far is undone, and
 //     whatever the runtime has of it cleaned up (shim --delete);
-//   - the execs the shims still hold are listed again.
+//   - the execs the shims still hold are listed again;
+//   - the volumes learn again which containers use them, and which running
+//     ones have them mounted (restoreVolumes).
 //
 // Then the network controller gets the sandboxes of the running
 // containers (their addresses and ports; every other address is given
@@ -38,7 +40,7 @@ func (d *Daemon) restore() ([]*Container, error) {
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
-	var stopped, running, undone, ended []*Container
+	var stopped, running, undone, ended, removed []*Container
 	for _, e := range ents {
 		c, err := d.load(e.Name())
 		if err != nil {
@@ -54,11 +56,16 @@ func (d *Daemon) restore() ([]*Container, error) {
 			if err := d.removeFiles(e.Name(), p); err != nil {
 				d.log.Print(err)
 			}
+			if c != nil {
+				removed = append(removed, c)
+			}
 			continue
 		}
 		d.containers[c.ID] = c
 		d.names[c.Name] = c.ID
-		switch d.settle(c) {
+		st := d.settle(c)
+		d.restoreVolumes(c, st == "running")
+		switch st {
 		case "running":
 			running = append(running, c)
 		case "undone":
@@ -69,6 +76,15 @@ func (d *Daemon) restore() ([]*Container, error) {
 		default:
 			stopped = append(stopped, c)
 		}
+	}
+	// every use declared: the driver filesystems of containers that
+	// stopped while no daemon watched are unmounted, and the anonymous
+	// volumes of removals cut short go as they would have
+	if err := d.volumes.UnmountIdle(); err != nil {
+		d.log.Printf("volumes: %v", err)
+	}
+	for _, c := range removed {
+		d.releaseVolumes(c, c.RemoveVolumes)
 	}
 	var sbs []*network.Sandbox
 	for _, c := range running {
@@ -89,7 +105,7 @@ func (d *Daemon) restore() ([]*Container, error) {
 	// policy (its backoff, the count going on; autoStart does not see them)
 	for _, c := range ended {
 		if c.HostConfig.AutoRemove {
-			go d.remove(c, false)
+			go d.remove(c, RemoveOptions{RemoveVolumes: true})
 		} else {
 			d.maybeRestart(c)
 		}

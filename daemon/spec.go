@@ -11,6 +11,7 @@ import (
 	"minidock/api"
 	"minidock/internal/errdefs"
 	"minidock/network"
+	"minidock/volume"
 )
 
 // defaultCaps are the capabilities Docker gives a container by default.
@@ -24,7 +25,8 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 // buildSpec makes the OCI runtime config of a container whose root
 // filesystem is mounted at rootfs, with the network namespace and the
-// /etc files of net (network.Controller.Join). It reads only the
+// /etc files of net (network.Controller.Join) and the container's mounts
+// (volume.Spec). It reads only the
 // container's record: its config was merged with the image's at create.
 func buildSpec(c *Container, rootfs string, net network.Spec) (*specs.Spec, error) {
 	cfg := &c.Config
@@ -102,6 +104,11 @@ func buildSpec(c *Container, rootfs string, net network.Spec) (*specs.Spec, erro
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc/" + f, Type: "bind",
 				Source: filepath.Join(net.EtcDir, f), Options: []string{"rbind", "rprivate"}})
 		}
+	}
+	// the container's volumes, binds and tmpfs mounts, over the defaults
+	// at their places, and the root propagation a shared bind needs
+	if s.Mounts, s.Linux.RootfsPropagation, err = volume.Spec(s.Mounts, c.Mounts); err != nil {
+		return nil, volumeError(err)
 	}
 	return s, nil
 }

@@ -31,7 +31,8 @@ func (d *Daemon) StartContainer(ctx context.Context, name string) error {
 
 // start runs a container, in this order (docs/daemon.md):
 //
-//  1. mount the root filesystem (overlayfs);
+//  1. mount the root filesystem (overlayfs), and the volumes' driver
+//     filesystems (mountVolumes);
 //  2. join the networks: addresses, /etc/hosts, hostname, resolv.conf;
 //  3. write the OCI bundle's config.json;
 //  4. save the record as Starting, with its addresses;
@@ -69,6 +70,9 @@ func (d *Daemon) start(c *Container) (err error) {
 	}()
 	rootfs, err := d.mountRootfs(c) // userns.go: idmapped under --userns-remap
 	if err != nil {
+		return err
+	}
+	if err := d.mountVolumes(c); err != nil {
 		return err
 	}
 	net, err := d.joinNetwork(c, sb)
@@ -208,7 +212,8 @@ func (d *Daemon) letAttachesConnect(c *Container) {
 // startFailed undoes a failed start: a shim launched is told to delete
 // the container and waited for (an AutoRemove must not take the
 // container's directory from under the runtime's delete), the network
-// is left, the rootfs unmounted; the container is recorded as exited.
+// is left, the rootfs and the volumes unmounted; the container is
+// recorded as exited.
 func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, err error) {
 	if launched {
 		cl := c.shim()
@@ -230,6 +235,7 @@ func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, e
 	d.network.Leave(sb)
 	d.images.Unmount(c.ID)
 	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
+	d.unmountVolumes(c)
 	d.mu.Lock()
 	c.setSandbox(sb)
 	c.shimUp = false
@@ -242,7 +248,7 @@ func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, e
 	auto := c.HostConfig.AutoRemove
 	d.mu.Unlock()
 	if auto {
-		go d.remove(c, true)
+		go d.remove(c, RemoveOptions{Force: true, RemoveVolumes: true})
 	}
 }
 

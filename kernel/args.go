@@ -39,6 +39,10 @@ func openArgs(path string, flags int) string {
 	return fmt.Sprintf("%s, %s", path, openFlagNames(flags))
 }
 
+func openat2Args(dirfd int, root, path string, flags int, resolve uint64) string {
+	return fmt.Sprintf("%d (%s), %s, %s, %s", dirfd, root, path, openFlagNames(flags), spell(uintptr(resolve), resolveFlags))
+}
+
 func mknodArgs(path string, mode, major, minor uint32) string {
 	return fmt.Sprintf("%s, mode=%s, dev=%d:%d", path, nodeMode(mode), major, minor)
 }

@@ -50,6 +50,11 @@ type Calls interface {
 
 	// Files and the mount table.
 	Open(path string, flags int) (int, error)
+	// Openat2 opens path relative to the directory dirfd with openat2(2)'s
+	// resolve flags (RESOLVE_IN_ROOT: dirfd is "/" for every lookup of the
+	// path, ".." and absolute symlinks included), retrying while the
+	// kernel asks to (EAGAIN). root names dirfd, for the trace.
+	Openat2(dirfd int, root, path string, flags int, resolve uint64) (int, error)
 	Close(fd int) error
 	Fchdir(fd int) error
 	Chdir(path string) error

@@ -104,6 +104,24 @@ func (l *Linux) Open(path string, flags int) (int, error) {
 	return fd, wrap("open", a, err)
 }
 
+func (l *Linux) Openat2(dirfd int, root, path string, flags int, resolve uint64) (int, error) {
+	how := unix.OpenHow{Flags: uint64(flags), Resolve: resolve}
+	fd, err := unix.Openat2(dirfd, path, &how)
+	for i := 0; err == unix.EAGAIN && i < 16; i++ { // a rename raced the lookup
+		fd, err = unix.Openat2(dirfd, path, &how)
+	}
+	if l.trace == nil && err == nil {
+		return fd, nil
+	}
+	a := openat2Args(dirfd, root, path, flags, resolve)
+	res := result(err)
+	if err == nil {
+		res = fmt.Sprintf("fd %d", fd)
+	}
+	l.trace.Line(l.step, "openat2 "+a+" = "+res)
+	return fd, wrap("openat2", a, err)
+}
+
 // Close is not traced: only its failure is worth a word.
 func (l *Linux) Close(fd int) error { return wrap("close", fmt.Sprint(fd), unix.Close(fd)) }
 

@@ -81,6 +81,13 @@ func openFlagNames(f int) string {
 	return s
 }
 
+// resolveFlags are openat2(2)'s RESOLVE_* flags.
+var resolveFlags = []flagName{
+	{unix.RESOLVE_NO_XDEV, "RESOLVE_NO_XDEV"}, {unix.RESOLVE_NO_MAGICLINKS, "RESOLVE_NO_MAGICLINKS"},
+	{unix.RESOLVE_NO_SYMLINKS, "RESOLVE_NO_SYMLINKS"}, {unix.RESOLVE_BENEATH, "RESOLVE_BENEATH"},
+	{unix.RESOLVE_IN_ROOT, "RESOLVE_IN_ROOT"},
+}
+
 var fileTypes = []flagName{
 	{unix.S_IFCHR, "S_IFCHR"}, {unix.S_IFBLK, "S_IFBLK"}, {unix.S_IFIFO, "S_IFIFO"},
 }

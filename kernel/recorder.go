@@ -25,18 +25,20 @@ func (c Call) String() string {
 }
 
 // Recorder is the recording fake of Calls: it makes no call, records every
-// one, and fails the calls a test chose with FailOn. Open returns made-up
-// descriptors from 100 up; OpenPty returns the two ends of a pipe.
+// one, and fails the calls a test chose with FailOn. Open and Openat2
+// return made-up descriptors, the lowest from 100 up that is not open (a
+// Close frees one, as the kernel's table does); OpenPty returns the two
+// ends of a pipe.
 type Recorder struct {
 	log  *recording
 	step string
 }
 
 type recording struct {
-	mu     sync.Mutex
-	calls  []Call
-	fails  []failure
-	nextFd int
+	mu    sync.Mutex
+	calls []Call
+	fails []failure
+	open  map[int]bool // the made-up descriptors not closed
 }
 
 type failure struct {
@@ -45,7 +47,19 @@ type failure struct {
 }
 
 // NewRecorder returns an empty Recorder.
-func NewRecorder() *Recorder { return &Recorder{log: &recording{nextFd: 100}} }
+func NewRecorder() *Recorder { return &Recorder{log: &recording{open: map[int]bool{}}} }
+
+// newFd is the lowest made-up descriptor not open.
+func (r *Recorder) newFd() int {
+	r.log.mu.Lock()
+	defer r.log.mu.Unlock()
+	fd := 100
+	for r.log.open[fd] {
+		fd++
+	}
+	r.log.open[fd] = true
+	return fd
+}
 
 // FailOn makes calls of op whose arguments contain args fail with errno.
 func (r *Recorder) FailOn(op, args string, errno unix.Errno) {
@@ -114,13 +128,22 @@ func (r *Recorder) Open(path string, flags int) (int, error) {
 	if err := r.record("open", openArgs(path, flags)); err != nil {
 		return -1, err
 	}
-	r.log.mu.Lock()
-	defer r.log.mu.Unlock()
-	r.log.nextFd++
-	return r.log.nextFd - 1, nil
+	return r.newFd(), nil
 }
 
-func (r *Recorder) Close(fd int) error { return nil }
+func (r *Recorder) Openat2(dirfd int, root, path string, flags int, resolve uint64) (int, error) {
+	if err := r.record("openat2", openat2Args(dirfd, root, path, flags, resolve)); err != nil {
+		return -1, err
+	}
+	return r.newFd(), nil
+}
+
+func (r *Recorder) Close(fd int) error {
+	r.log.mu.Lock()
+	defer r.log.mu.Unlock()
+	delete(r.log.open, fd)
+	return nil
+}
 func (r *Recorder) Fchdir(fd int) error {
 	return r.record("fchdir", fmt.Sprint(fd))
 }

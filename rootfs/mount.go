@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -172,10 +173,23 @@ func MountAll(k kernel.Calls, rootfs string, mounts []specs.Mount, env MountEnv)
 	return nil
 }
 
-// Mount performs one config mount below rootfs: resolve the destination
-// inside the rootfs, create it, mount(2), then remount a bind mount to apply
-// ro/nosuid/nodev/noexec (the kernel ignores them on the first bind), then
-// set its propagation.
+// Mount performs one config mount below rootfs, in runc's way:
+//
+//  1. resolve the destination inside the rootfs (Resolve): symlinks
+//     followed as the container will see them, ".." stopped at its root;
+//  2. create the mount point there when it is missing (makeTarget): a
+//     directory, or an empty file when a file is bind-mounted;
+//  3. mount(2), not on that path but on the destination opened again
+//     inside the rootfs (atTarget: openat2 RESOLVE_IN_ROOT, then
+//     /proc/self/fd/N), so that a symlink put on the way meanwhile by a
+//     process that shares a volume with the container cannot lead the
+//     mount out of the rootfs (runc's fix of CVE-2021-30465);
+//  4. for a bind mount, remount it (remountBind) to apply ro, nosuid,
+//     nodev, noexec, which the kernel ignores on the first bind;
+//  5. set its propagation.
+//
+// Steps 4 and 5 open the destination again: a descriptor opened before a
+// mount names the directory under it, not the new mount.
 func Mount(k kernel.Calls, rootfs string, m specs.Mount, env MountEnv) error {
 	if !filepath.IsAbs(m.Destination) {
 		return fmt.Errorf("mount destination %q: not an absolute path", m.Destination)
@@ -192,50 +206,87 @@ func Mount(k kernel.Calls, rootfs string, m specs.Mount, env MountEnv) error {
 		return mountCgroup(k, dest, p, env)
 	}
 	bind := p.flags&unix.MS_BIND != 0
-	if err := makeTarget(dest, m.Source, bind); err != nil {
+	if err := makeTarget(rootfs, dest, m.Source, bind); err != nil {
 		return fmt.Errorf("mount %s: %w", m.Destination, err)
 	}
+	root, err := k.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer k.Close(root)
+	at := func(f func(target string) error) error {
+		if err := atTarget(k, root, rootfs, dest, f); err != nil {
+			return fmt.Errorf("mount on %s: %w", dest, err)
+		}
+		return nil
+	}
 	if bind {
-		err = k.Mount(m.Source, dest, "", p.flags&(unix.MS_BIND|unix.MS_REC), "")
+		err = at(func(t string) error { return k.Mount(m.Source, t, "", p.flags&(unix.MS_BIND|unix.MS_REC), "") })
 		if err == nil && p.flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
-			err = remountBind(k, dest, p.flags)
+			err = at(func(t string) error { return remountBind(k, t, dest, p.flags) })
 		}
 	} else {
-		err = k.Mount(m.Source, dest, m.Type, p.flags, p.data)
+		err = at(func(t string) error { return k.Mount(m.Source, t, m.Type, p.flags, p.data) })
 		if err != nil && m.Type == "sysfs" && env.UserNS {
 			// sysfs needs a network namespace owned by our user namespace;
 			// without one, fall back to the host's /sys, read-only.
-			err = k.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, "")
+			err = at(func(t string) error { return k.Mount("/sys", t, "", unix.MS_BIND|unix.MS_REC, "") })
 			if err == nil {
-				err = remountBind(k, dest, p.flags|unix.MS_RDONLY)
+				err = at(func(t string) error { return remountBind(k, t, dest, p.flags|unix.MS_RDONLY) })
 			}
 		}
 		if err != nil && m.Type == "devpts" && strings.Contains(p.data, "gid=") {
 			// gid=5 (tty) may not be mapped in a user namespace: retry without.
-			err = k.Mount(m.Source, dest, m.Type, p.flags, dropOption(p.data, "gid="))
+			err = at(func(t string) error { return k.Mount(m.Source, t, m.Type, p.flags, dropOption(p.data, "gid=")) })
 		}
 	}
 	if err != nil {
 		return err
 	}
 	for _, pf := range p.propagation {
-		if err := k.Mount("", dest, "", pf, ""); err != nil {
+		if err := at(func(t string) error { return k.Mount("", t, "", pf, "") }); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// remountBind applies per-mount flags to a bind mount. The flags the kernel
-// locks (those already set on the source mount) are kept, or the remount
-// would be refused inside a user namespace.
-func remountBind(k kernel.Calls, dest string, flags uintptr) error {
+// atTarget opens dest (a host path below rootfs, from Resolve) inside the
+// rootfs, whose descriptor is root: openat2(2) with RESOLVE_IN_ROOT, so
+// that every symlink on the way, absolute or with "..", resolves as if
+// the rootfs were "/", and RESOLVE_NO_MAGICLINKS, so that no /proc link
+// leads elsewhere. f gets the descriptor as /proc/self/fd/N: a mount(2)
+// on it acts on what was opened, not on what the path names by then.
+func atTarget(k kernel.Calls, root int, rootfs, dest string, f func(target string) error) error {
+	fd, err := k.Openat2(root, rootfs, inRoot(rootfs, dest), unix.O_PATH|unix.O_CLOEXEC, unix.RESOLVE_IN_ROOT|unix.RESOLVE_NO_MAGICLINKS)
+	if err != nil {
+		return err
+	}
+	defer k.Close(fd)
+	return f("/proc/self/fd/" + strconv.Itoa(fd))
+}
+
+// inRoot is host path p, at or below rootfs, relative to rootfs ("." for
+// rootfs itself).
+func inRoot(rootfs, p string) string {
+	rel, err := filepath.Rel(rootfs, p)
+	if err != nil {
+		return "."
+	}
+	return rel
+}
+
+// remountBind applies per-mount flags to the bind mount at target. The
+// flags the kernel locks (those already set on the mount, read with
+// statfs(2) of path, the mount's place) are kept, or the remount would
+// be refused inside a user namespace.
+func remountBind(k kernel.Calls, target, path string, flags uintptr) error {
 	var st unix.Statfs_t
-	if err := unix.Statfs(dest, &st); err != nil {
-		return fmt.Errorf("statfs %s: %w", dest, err)
+	if err := unix.Statfs(path, &st); err != nil {
+		return fmt.Errorf("statfs %s: %w", path, err)
 	}
 	flags |= lockedFlags(st.Flags)
-	return k.Mount("", dest, "", flags|unix.MS_BIND|unix.MS_REMOUNT, "")
+	return k.Mount("", target, "", flags|unix.MS_BIND|unix.MS_REMOUNT, "")
 }
 
 // lockedFlags converts statfs(2) f_flags into the MS_* flags that a bind
@@ -264,22 +315,59 @@ func dropOption(data, prefix string) string {
 	return strings.Join(kept, ",")
 }
 
-// makeTarget creates the mount point: a file when a file is bind-mounted,
-// a directory otherwise.
-func makeTarget(dest, source string, bind bool) error {
+// makeTarget creates the mount point dest (a host path below rootfs, from
+// Resolve) when it is missing: a directory, or an empty file when a file
+// is bind-mounted. Each missing piece is made (mkdirat(2), openat(2) with
+// O_CREAT|O_EXCL) in its parent directory opened inside the rootfs
+// (openat2 RESOLVE_IN_ROOT): a symlink put on the way meanwhile leads
+// inside the rootfs, never out of it. Making files is not a call of the
+// seam (kernel.Calls): the mount that follows is.
+func makeTarget(rootfs, dest, source string, bind bool) error {
+	file := false
 	if bind {
 		fi, err := os.Stat(source)
 		if err != nil {
 			return fmt.Errorf("bind source: %w", err)
 		}
-		if !fi.IsDir() {
-			if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-				return err
+		file = !fi.IsDir()
+	}
+	rel := inRoot(rootfs, dest)
+	if rel == "." {
+		return nil
+	}
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
+	}
+	defer unix.Close(root)
+	parts := strings.Split(rel, "/")
+	for i, name := range parts {
+		have, err := openInRoot(root, strings.Join(parts[:i+1], "/"))
+		if err == nil {
+			unix.Close(have)
+			continue
+		}
+		if err != unix.ENOENT {
+			return fmt.Errorf("create %s: %w", dest, err)
+		}
+		parent, err := openInRoot(root, filepath.Join(append([]string{"."}, parts[:i]...)...))
+		if err != nil {
+			return fmt.Errorf("create %s: %w", dest, err)
+		}
+		if i == len(parts)-1 && file {
+			var fd int
+			if fd, err = unix.Openat(parent, name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644); err == nil {
+				unix.Close(fd)
 			}
-			return createFile(dest, 0o644)
+		} else {
+			err = unix.Mkdirat(parent, name, 0o755)
+		}
+		unix.Close(parent)
+		if err != nil && err != unix.EEXIST { // made meanwhile: fine
+			return fmt.Errorf("create %s: %w", dest, err)
 		}
 	}
-	return os.MkdirAll(dest, 0o755)
+	return nil
 }
 
 // createFile makes an empty file at p unless something is there already.
@@ -289,6 +377,18 @@ func createFile(p string, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+// openInRoot opens rel below the directory root as an O_PATH descriptor,
+// resolved as if root were "/" (openat2 RESOLVE_IN_ROOT, no /proc links).
+func openInRoot(root int, rel string) (int, error) {
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	for {
+		fd, err := unix.Openat2(root, rel, &how)
+		if err != unix.EAGAIN && err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // mountCgroup gives the container a view of its own cgroup. On a pure v2
@@ -339,12 +439,12 @@ func mountCgroup(k kernel.Calls, dest string, p parsedMount, env MountEnv) error
 		if err := k.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return err
 		}
-		if err := remountBind(k, target, flags); err != nil {
+		if err := remountBind(k, target, target, flags); err != nil {
 			return err
 		}
 	}
 	if p.flags&unix.MS_RDONLY != 0 {
-		return remountBind(k, dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		return remountBind(k, dest, dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 	}
 	return nil
 }

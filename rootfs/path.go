@@ -12,12 +12,17 @@ const maxSymlinks = 40
 
 // Resolve turns a path inside the container (e.g. "/etc/hosts") into a
 // host path under root, following symlinks as the container would see them:
-// an absolute link target starts again at root. A ".." that would climb
-// above root, in the path or in a link target, is an error: a config or an
-// image must not make the runtime mount or write outside the rootfs.
+// an absolute link target starts again at root, and a ".." at root stays
+// there, in the path or in a link target, as the kernel treats ".." at a
+// process's root (and runc, and openat2's RESOLVE_IN_ROOT): an image whose
+// volume path goes through a link like "../../run" gets its mount inside
+// the rootfs, and a config or an image never makes the runtime mount or
+// write outside it.
 //
-// The walk is done on the host before the container runs, so nothing in the
-// container can race it.
+// The path it returns holds no symlink when it is walked, but a process
+// that shares a directory on the way (a volume a running container
+// uses) could put one there afterwards: Mount opens the result again
+// inside the rootfs before it mounts on it.
 func Resolve(root, unsafePath string) (string, error) {
 	var resolved []string // components below root, no symlinks in them
 	pending := splitPath(unsafePath)
@@ -29,10 +34,9 @@ func Resolve(root, unsafePath string) (string, error) {
 		case "", ".":
 			continue
 		case "..":
-			if len(resolved) == 0 {
-				return "", fmt.Errorf("path %q escapes the rootfs %s through \"..\"", unsafePath, root)
+			if len(resolved) > 0 { // at root, ".." is root
+				resolved = resolved[:len(resolved)-1]
 			}
-			resolved = resolved[:len(resolved)-1]
 			continue
 		}
 		cur := filepath.Join(append([]string{root}, append(resolved, c)...)...)

@@ -122,7 +122,7 @@ func ReadonlyPaths(k kernel.Calls, paths []string) error {
 			continue
 		}
 		if err == nil {
-			err = remountBind(k, p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+			err = remountBind(k, p, p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
 		}
 		if err != nil {
 			return err
@@ -157,5 +157,5 @@ func MaskPaths(k kernel.Calls, paths []string) error {
 // ReadonlyRoot remounts / read-only (MS_BIND|MS_REMOUNT|MS_RDONLY), keeping
 // the flags the kernel locks.
 func ReadonlyRoot(k kernel.Calls) error {
-	return remountBind(k, "/", unix.MS_RDONLY)
+	return remountBind(k, "/", "/", unix.MS_RDONLY)
 }

@@ -127,19 +127,29 @@ func TestInitPrepareRootfs(t *testing.T) {
 	}
 	got := calls(rec, "prepareRootfs")
 	r, hostData := b.rootfs, filepath.Join(b.dir, "host-data")
+	// each config mount is made on its destination opened in the rootfs
+	// (the root's descriptor 100, the destination's 101, both closed after)
+	openRoot := "open " + r + ", O_RDONLY|O_DIRECTORY|O_CLOEXEC|O_PATH"
+	openAt := func(rel string) string {
+		return "openat2 100 (" + r + "), " + rel + ", O_RDONLY|O_CLOEXEC|O_PATH, RESOLVE_NO_MAGICLINKS|RESOLVE_IN_ROOT"
+	}
 	wantPrefix := []string{
 		"mount dst=/, flags=MS_REC|MS_SLAVE",
 		"mount src=" + r + ", dst=" + r + ", flags=MS_BIND|MS_REC",
-		"mount src=proc, dst=" + r + "/proc, type=proc",
-		// a bind mount first, then the remount that applies "ro"
-		"mount src=" + hostData + ", dst=" + r + "/data, flags=MS_BIND|MS_REC",
+		openRoot, openAt("proc"),
+		"mount src=proc, dst=/proc/self/fd/101, type=proc",
+		// a bind mount first, then the remount that applies "ro", each on
+		// the destination opened again
+		openRoot, openAt("data"),
+		"mount src=" + hostData + ", dst=/proc/self/fd/101, flags=MS_BIND|MS_REC",
+		openAt("data"),
 	}
 	if len(got) < len(wantPrefix) || !slices.Equal(got[:len(wantPrefix)], wantPrefix) {
 		t.Fatalf("prepareRootfs starts with\n %q\nwant\n %q", got[:min(len(got), len(wantPrefix))], wantPrefix)
 	}
 	rest := strings.Join(got[len(wantPrefix):], "\n")
 	for _, w := range []string{
-		"mount dst=" + r + "/data, flags=MS_RDONLY|",
+		"mount dst=/proc/self/fd/101, flags=MS_RDONLY|",
 		"mount src=tmpfs, dst=" + r + "/dev, type=tmpfs, flags=MS_NOSUID|MS_STRICTATIME, data=mode=755,size=65536k",
 		"mknod " + r + "/dev/null, mode=S_IFCHR|0666, dev=1:3",
 		"mknod " + r + "/dev/tty, mode=S_IFCHR|0666, dev=5:0",
@@ -153,7 +163,7 @@ func TestInitPrepareRootfs(t *testing.T) {
 	}
 	// the remount of /data comes right after its bind, /dev after the
 	// config's mounts, the nodes after /dev, shm last
-	order := []string{r + "/data, flags=MS_RDONLY", r + "/dev, type=tmpfs", "mknod " + r + "/dev/null", "symlink /proc/self/fd", r + "/dev/shm"}
+	order := []string{"/proc/self/fd/101, flags=MS_RDONLY", r + "/dev, type=tmpfs", "mknod " + r + "/dev/null", "symlink /proc/self/fd", r + "/dev/shm"}
 	last := -1
 	for _, o := range order {
 		i := strings.Index(rest, o)

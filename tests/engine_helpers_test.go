@@ -43,6 +43,13 @@ type engine struct {
 	// nftables table; links present before it started (leak check)
 	bridge, bip, pool, nftTable string
 	linksBefore                 map[string]bool
+
+	// joinNS, when set, is a process whose mount namespace the next start
+	// joins (a daemon restarted where the last one ran, as on a host)
+	// rather than a new one; baseMounts are the mount points of the
+	// daemon's namespace when it was made (leak check)
+	joinNS     int
+	baseMounts map[string]bool
 }
 
 var engineSeq atomic.Int64
@@ -107,16 +114,20 @@ func (e *engine) start() {
 		e.t.Fatal(err)
 	}
 	defer logf.Close()
-	e.cmd = exec.Command(binary, args...)
+	if e.joinNS != 0 {
+		e.cmd = exec.Command("nsenter", append([]string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", e.joinNS), "--", binary}, args...)...)
+	} else {
+		e.cmd = exec.Command(binary, args...)
+		// Its own mount namespace (Go makes / private in it): the overlay
+		// mounts of its containers stay out of the test process's table, which
+		// other packages' tests, run at the same time, compare before and after.
+		e.cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	}
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	// a binary built with -race (make test-race) writes what it finds to
 	// race.<pid> there: the daemon's, and its shims', whose stderr is a
 	// container's shim.log, gone with the container
 	e.cmd.Env = append(os.Environ(), "GORACE=log_path="+filepath.Join(filepath.Dir(e.logPath), "race"))
-	// Its own mount namespace (Go makes / private in it): the overlay
-	// mounts of its containers stay out of the test process's table, which
-	// other packages' tests, run at the same time, compare before and after.
-	e.cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	if err := e.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -124,6 +135,12 @@ func (e *engine) start() {
 	for time.Now().Before(deadline) {
 		if resp, err := e.http.Get("http://d/_ping"); err == nil {
 			resp.Body.Close()
+			if e.joinNS == 0 {
+				e.baseMounts = map[string]bool{}
+				for _, m := range e.allMounts() {
+					e.baseMounts[m] = true
+				}
+			}
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -157,14 +174,37 @@ func (e *engine) stop() {
 // mounts lists the mounts under the data or exec root in the daemon's
 // mount namespace.
 func (e *engine) mounts() []string {
+	var out []string
+	for _, m := range e.allMounts() {
+		if strings.HasPrefix(m, e.dataRoot) || strings.HasPrefix(m, e.execRoot) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// allMounts lists the mount points of the daemon's mount namespace.
+func (e *engine) allMounts() []string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", e.cmd.Process.Pid))
 	if err != nil {
 		e.t.Fatalf("read the daemon's mounts: %v", err)
 	}
 	var out []string
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (strings.HasPrefix(f[4], e.dataRoot) || strings.HasPrefix(f[4], e.execRoot)) {
+		if f := strings.Fields(line); len(f) > 4 {
 			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// newMounts lists the mount points of the daemon's namespace made since
+// it was (the data and exec roots aside: mounts() lists those).
+func (e *engine) newMounts() []string {
+	var out []string
+	for _, m := range e.allMounts() {
+		if !e.baseMounts[m] && !strings.HasPrefix(m, e.dataRoot) && !strings.HasPrefix(m, e.execRoot) {
+			out = append(out, m)
 		}
 	}
 	return out
@@ -190,7 +230,7 @@ func (e *engine) cleanup() {
 				}
 			}
 		}
-		for _, m := range e.mounts() {
+		for _, m := range append(e.mounts(), e.newMounts()...) {
 			t.Errorf("leak: mount %s", m)
 		}
 		e.stop() // the daemon's mount namespace goes with it

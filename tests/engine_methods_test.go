@@ -94,7 +94,7 @@ func TestEngineMethods(t *testing.T) {
 	// the new image: the file is there
 	layered, err := d.Commit(ctx, id, daemon.CommitOptions{Ref: "built:1", Changes: []string{`CMD ["cat", "/result"]`}})
 	require.NoError(t, err)
-	require.NoError(t, d.RemoveContainer(ctx, id, false))
+	require.NoError(t, d.RemoveContainer(ctx, id, daemon.RemoveOptions{}))
 	next, err := d.CreateContainer(ctx, daemon.ContainerCreateConfig{Config: api.ContainerConfig{Image: layered,
 		Cmd: []string{"sh", "-c", "cat /result /copied"}}, HostConfig: api.HostConfig{NetworkMode: "none"}})
 	require.NoError(t, err)
@@ -111,7 +111,7 @@ func TestEngineMethods(t *testing.T) {
 	var lines []string
 	require.NoError(t, logs.Each(ctx, func(e *shim.LogEntry) error { lines = append(lines, e.Log); return nil }, func() {}))
 	require.Equal(t, []string{"built\n", "copied\n"}, lines)
-	require.NoError(t, d.RemoveContainer(ctx, next.ID, false))
+	require.NoError(t, d.RemoveContainer(ctx, next.ID, daemon.RemoveOptions{}))
 
 	// exec in a running container, its output on a writer
 	run, err := d.CreateContainer(ctx, daemon.ContainerCreateConfig{Config: api.ContainerConfig{Image: "busybox", Cmd: []string{"sleep", "300"}}})
@@ -130,7 +130,7 @@ func TestEngineMethods(t *testing.T) {
 	require.Equal(t, 4, *ins.ExitCode)
 	timeout := time.Duration(0)
 	require.NoError(t, d.StopContainer(ctx, run.ID, daemon.StopOptions{Timeout: &timeout}))
-	require.NoError(t, d.RemoveContainer(ctx, run.ID, false))
+	require.NoError(t, d.RemoveContainer(ctx, run.ID, daemon.RemoveOptions{}))
 
 	list, err := d.Containers(ctx, daemon.ListOptions{All: true})
 	require.NoError(t, err)

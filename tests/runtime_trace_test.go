@@ -111,8 +111,11 @@ func TestRuntimeErrorNamesStepAndCall(t *testing.T) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/x", Type: "no-such-fs", Source: "none", Options: []string{"nosuid", "nodev"}})
 	})
 	require.NotEqual(t, 0, code)
-	want := "container init: prepareRootfs: mount src=none, dst="
+	// the mount is made on the destination opened in the rootfs, by its
+	// descriptor: the error names the destination, then the call
+	want := "container init: prepareRootfs: mount on "
 	require.Contains(t, out, want)
 	line := out[strings.Index(out, want):]
-	assert.Contains(t, line, "/rootfs/x, type=no-such-fs, flags=MS_NOSUID|MS_NODEV: no such device")
+	assert.Contains(t, line, "/rootfs/x: mount src=none, dst=/proc/self/fd/")
+	assert.Contains(t, line, ", type=no-such-fs, flags=MS_NOSUID|MS_NODEV: no such device")
 }

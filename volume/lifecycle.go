@@ -36,6 +36,7 @@ func (s *Store) Setup(container string, mounts []Mount) ([]Mount, error) {
 		if created {
 			made = append(made, v)
 		}
+		m.New = created
 		if !v.users[container] {
 			v.users[container] = true
 			used = append(used, v)
@@ -50,12 +51,34 @@ func (s *Store) Setup(container string, mounts []Mount) ([]Mount, error) {
 func (s *Store) undoSetup(container string, used, made []*volume) {
 	for _, v := range used {
 		delete(v.users, container)
+		delete(v.mounts, container)
 	}
 	for _, v := range made {
 		if trash, err := s.detach(v); err == nil {
 			removeTree(trash)
 		}
 	}
+}
+
+// Undo takes back a Setup whose container is not made after all (its
+// create failed later): the container's uses are released and the volumes
+// Setup created for it (New) removed, unless another container took them
+// up meanwhile.
+func (s *Store) Undo(container string, mounts []Mount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var used, made []*volume
+	for _, m := range mounts {
+		v := s.volumes[m.Name]
+		if m.Type != api.MountTypeVolume || v == nil {
+			continue
+		}
+		used = append(used, v)
+		if m.New {
+			made = append(made, v)
+		}
+	}
+	s.undoSetup(container, used, made)
 }
 
 // Populate copies the image's content into the container's new volumes

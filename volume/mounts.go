@@ -50,6 +50,9 @@ type Mount struct {
 	// does not exist (--mount volume-opt=, volume-label=).
 	DriverOpts map[string]string `json:"DriverOpts,omitempty"`
 	Labels     map[string]string `json:"Labels,omitempty"`
+	// New marks a volume that Setup created for this container (not
+	// saved): what Undo removes when the create fails after Setup.
+	New bool `json:"-"`
 }
 
 // Request is the storage part of a container create.
@@ -123,6 +126,11 @@ func Plan(r Request) ([]Mount, error) {
 			m.Mode = "z"
 		}
 		m.CreateSource = m.Type == api.MountTypeBind
+		if m.CreateSource {
+			if err := checkBindSource(m.Source); err != nil {
+				return nil, err
+			}
+		}
 		if err := claim(m); err != nil {
 			return nil, err
 		}
@@ -142,6 +150,9 @@ func Plan(r Request) ([]Mount, error) {
 			m.CreateSource = am.BindOptions != nil && am.BindOptions.CreateMountpoint
 			if _, err := os.Stat(m.Source); errors.Is(err, fs.ErrNotExist) && !m.CreateSource {
 				return nil, invalidf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
+			}
+			if err := checkBindSource(m.Source); err != nil {
+				return nil, err
 			}
 		}
 		if err := claim(m); err != nil {
@@ -163,6 +174,31 @@ func Plan(r Request) ([]Mount, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Destination < out[j].Destination })
 	return out, nil
+}
+
+// checkBindSource refuses a missing bind source that a start would have
+// to create through a symlink whose target does not exist: the source is
+// made where the user named it, not wherever a link leads.
+func checkBindSource(source string) error {
+	if _, err := os.Stat(source); err == nil {
+		return nil
+	}
+	p := "/"
+	for _, c := range strings.Split(strings.TrimPrefix(source, "/"), "/") {
+		p = path.Join(p, c)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return nil // from here on, plain directories are made
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			target, _ := os.Readlink(p)
+			return invalidf("invalid mount config for type \"bind\": bind source path %s goes through %s, a symlink to %s, which does not exist: not creating it there", source, p, target)
+		}
+	}
+	return nil
 }
 
 // validateTarget checks a destination given without a mount type

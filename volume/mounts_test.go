@@ -72,11 +72,17 @@ func TestPlan(t *testing.T) {
 // where Docker has them, as ErrInvalid (a 400), before anything exists.
 func TestPlanBadInput(t *testing.T) {
 	dir := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside+"/gone", dir+"/link"); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		req  Request
 		want string
 	}{
+		{"bind source through a dangling symlink", Request{Binds: []string{dir + "/link/sub:/d"}}, "a symlink to " + outside + "/gone, which does not exist"},
+		{"bind source a dangling symlink", Request{Mounts: []api.Mount{{Type: "bind", Source: dir + "/link", Target: "/d", BindOptions: &api.BindOptions{CreateMountpoint: true}}}}, "a symlink to " + outside + "/gone, which does not exist"},
 		{"relative host path", Request{Binds: []string{"data/dir:/d"}}, `create data/dir: "data/dir" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`},
 		{"relative host path ./", Request{Binds: []string{"./dir:/d"}}, `"./dir" includes invalid characters`},
 		{"volume name with ..", Request{Binds: []string{"../../etc:/d"}}, `"../../etc" includes invalid characters`},
@@ -127,7 +133,10 @@ func TestPlanBadInput(t *testing.T) {
 	if err != notFound {
 		t.Errorf("volumes-from an unknown container: %v", err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("Plan created %v", entries)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("Plan created %v", entries)
 	}
 }

@@ -41,6 +41,25 @@ type Store struct {
 
 	mu      sync.Mutex
 	volumes map[string]*volume
+	// notify is told of each volume created and removed (Notify)
+	notify func(action, name string)
+}
+
+// Notify has f told, from then on, of each volume the store creates
+// (action "create") and removes ("destroy"), whichever operation does it:
+// the engine's volume events. f runs under the store's lock and must not
+// call the store.
+func (s *Store) Notify(f func(action, name string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notify = f
+}
+
+// tell passes an event to notify, under s.mu.
+func (s *Store) tell(action, name string) {
+	if s.notify != nil {
+		s.notify(action, name)
+	}
 }
 
 // volume is one volume: its record on disk, and who uses it now.
@@ -227,6 +246,7 @@ func (s *Store) create(opts api.VolumeCreateOptions) (v *volume, made bool, err 
 		return fail(err)
 	}
 	s.volumes[name] = v
+	s.tell("create", name)
 	return v, true, nil
 }
 
@@ -506,6 +526,7 @@ func (s *Store) detach(v *volume) (string, error) {
 		return "", &Error{Op: "remove", Name: name, Err: err}
 	}
 	delete(s.volumes, name)
+	s.tell("destroy", name)
 	return trash, nil
 }
 

@@ -88,7 +88,8 @@ func (rt router) containerKill(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rt router) containerRemove(w http.ResponseWriter, r *http.Request) {
-	reply(w, http.StatusNoContent, nil, rt.d.RemoveContainer(r.Context(), r.PathValue("id"), boolParam(r, "force")))
+	reply(w, http.StatusNoContent, nil, rt.d.RemoveContainer(r.Context(), r.PathValue("id"),
+		daemon.RemoveOptions{Force: boolParam(r, "force"), RemoveVolumes: boolParam(r, "v")}))
 }
 
 // containerWait sends its 200 headers at once (the docker CLI sends start

@@ -200,6 +200,12 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("POST /networks/{id}/connect", r.networkConnect)
 	mux.HandleFunc("POST /networks/{id}/disconnect", r.networkDisconnect)
 	mux.HandleFunc("POST /networks/prune", r.networksPrune)
+
+	mux.HandleFunc("GET /volumes", r.volumeList)
+	mux.HandleFunc("GET /volumes/{name}", r.volumeInspect)
+	mux.HandleFunc("POST /volumes/create", r.volumeCreate)
+	mux.HandleFunc("DELETE /volumes/{name}", r.volumeRemove)
+	mux.HandleFunc("POST /volumes/prune", r.volumesPrune)
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, errdefs.NotFoundf("page not found: %s %s", req.Method, req.URL.Path))
 	})
@@ -221,9 +227,23 @@ func Handler(d *daemon.Daemon) http.Handler {
 			}
 			req.URL.Path = m[2]
 			req.URL.RawPath = ""
+			req = req.WithContext(context.WithValue(req.Context(), versionKey{}, m[1]))
 		}
 		mux.ServeHTTP(w, req)
 	})
+}
+
+// versionKey is the request context's key of the API version the client
+// asked for in its path.
+type versionKey struct{}
+
+// apiVersion is the API version of a request: its /vX.Y/ prefix, or the
+// daemon's own without one.
+func apiVersion(r *http.Request) string {
+	if v, ok := r.Context().Value(versionKey{}).(string); ok {
+		return v
+	}
+	return api.Version
 }
 
 // versionLess compares "major.minor" versions.
