@@ -153,7 +153,7 @@ func (h *Host) createVXLAN(sb string, n cluster.Network) error {
 		}
 		return fmt.Errorf("create %s (VNI %d, UDP port %d): %w", sandboxVXLAN, n.VNI, n.Port, err)
 	}
-	hd, err := netlink.NewHandleAt(ns)
+	hd, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink socket in %s: %w", sb, err)
 	}
@@ -217,14 +217,16 @@ func removeSandbox(sb string) error {
 	return bridge.RemoveNetNS(sb)
 }
 
-// sandboxHandle is a netlink socket inside the namespace pinned at sb.
+// sandboxHandle is a netlink socket inside the namespace pinned at sb
+// (NETLINK_ROUTE only: no XFRM socket, which a kernel without xfrm_user
+// loaded refuses).
 func sandboxHandle(sb string) (*netlink.Handle, error) {
 	ns, err := netns.GetFromPath(sb)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %s: %w", sb, err)
 	}
 	defer ns.Close()
-	hd, err := netlink.NewHandleAt(ns)
+	hd, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket in %s: %w", sb, err)
 	}
