@@ -38,6 +38,7 @@ type Container struct {
 	State      State
 	Networks   map[string]*network.Endpoint // bridge networks, by network name
 	Ports      []network.PublishedPort      // while it runs
+	GatewayIf  string                       `json:",omitempty"` // its interface on the overlay gateway bridge, while it runs
 	// RestartCount counts the restarts its restart policy made since the
 	// user last started it; ManuallyStopped is set by stop, kill and rm,
 	// so that the policy lets it be (Docker's HasBeenManuallyStopped).
@@ -160,7 +161,8 @@ func (c *Container) sandbox() *network.Sandbox {
 	sb := &network.Sandbox{ContainerID: c.ID, Name: c.Name, Hostname: c.Config.Hostname, Mode: network.Mode(&c.HostConfig),
 		Endpoints: map[string]*network.Endpoint{}, Ports: append([]network.PublishedPort(nil), c.Ports...),
 		PortBindings: c.HostConfig.PortBindings, PublishAll: c.HostConfig.PublishAllPorts,
-		ExposedPorts: c.Config.ExposedPorts, ExtraHosts: c.HostConfig.ExtraHosts, EtcDir: c.paths.dir}
+		ExposedPorts: c.Config.ExposedPorts, ExtraHosts: c.HostConfig.ExtraHosts, EtcDir: c.paths.dir,
+		GatewayIf: c.GatewayIf}
 	for name, ep := range c.Networks {
 		cp := *ep
 		sb.Endpoints[name] = &cp
@@ -178,6 +180,7 @@ func (c *Container) setSandbox(sb *network.Sandbox) {
 		c.Networks = sb.Endpoints
 	}
 	c.Ports = sb.Ports
+	c.GatewayIf = sb.GatewayIf
 }
 
 // lookup finds a container by full ID, name, or unique ID prefix.

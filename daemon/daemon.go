@@ -50,7 +50,7 @@ type Config struct {
 	// names the real one).
 	Binary string
 
-	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
+	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns, --cluster-*
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
 }
 
@@ -114,6 +114,7 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
+	ncfg.ExecRoot = cfg.ExecRoot
 	ncfg.Log = d.log
 	ncfg.Event = d.emitNetwork
 	if d.network, err = network.Open(ncfg); err != nil {

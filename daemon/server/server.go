@@ -46,7 +46,7 @@ func (h *listFlag) Set(v string) error { *h = append(*h, v); return nil }
 // listen fails without leaving anything behind.
 func Main(args []string) int {
 	var cfg daemon.Config
-	var hosts, pools, dns listFlag
+	var hosts, pools, dns, clusterOpts listFlag
 	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
@@ -59,6 +59,9 @@ func Main(args []string) int {
 	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
 	fs.StringVar(&cfg.Network.NftTable, "nft-table", bridge.DefaultTable, "nftables table (family inet) of minidock's rules")
 	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
+	fs.StringVar(&cfg.Network.ClusterStore, "cluster-store", "", "the cluster store of overlay networks: etcd://HOST:PORT[,HOST:PORT...]")
+	fs.StringVar(&cfg.Network.ClusterAdvertise, "cluster-advertise", "", "this host's address (or interface) that the other members of the cluster reach")
+	fs.Var(&clusterOpts, "cluster-store-opt", "cluster option KEY=VALUE: discovery.ttl=SECONDS (the member's lease, 15), kv.path=/PREFIX/ (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,7 +69,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg.Network.AddressPools, cfg.Network.DNS = pools, dns
+	cfg.Network.AddressPools, cfg.Network.DNS, cfg.Network.ClusterOpts = pools, dns, clusterOpts
 	if len(hosts) == 0 {
 		hosts = []string{"unix://" + filepath.Join(cfg.ExecRoot, "minidock.sock")}
 	}
@@ -296,6 +299,8 @@ func statusOf(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.TooLarge:
 		return http.StatusRequestEntityTooLarge
+	case errdefs.Unavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

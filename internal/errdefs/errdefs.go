@@ -22,6 +22,7 @@ const (
 	NotModified                  // nothing to do (start of a running container): 304
 	NotImplemented               // an endpoint this engine lacks: 501
 	TooLarge                     // a request body over the limit: 413
+	Unavailable                  // a service the engine needs does not answer (the cluster store): 503
 )
 
 // Error is an error of a kind.
