@@ -54,6 +54,24 @@ type Info struct {
 	ServerVersion     string
 	DefaultRuntime    string
 	Swarm             SwarmInfo
+	// The cluster of overlay networks (docs/overlay-network.md), as
+	// classic Docker's info had them: --cluster-store and
+	// --cluster-advertise; empty when the daemon is not in a cluster.
+	ClusterStore     string `json:",omitempty"`
+	ClusterAdvertise string `json:",omitempty"`
+	// ClusterPeers are the members of the cluster this daemon knows (its
+	// own record included), by name: minidock's field.
+	ClusterPeers []PeerInfo `json:",omitempty"`
+	// Warnings say what does not work as configured (a cluster store
+	// that does not answer).
+	Warnings []string `json:",omitempty"`
+}
+
+// PeerInfo is one member of the cluster: its name (host name) and its
+// address on the underlay (--cluster-advertise, its VXLAN endpoint).
+type PeerInfo struct {
+	Name string
+	IP   string
 }
 
 // SwarmInfo tells the CLI there is no swarm.
@@ -285,6 +303,9 @@ type Network struct {
 	Containers map[string]NetworkEndpoint `json:"Containers"`
 	Options    map[string]string          `json:"Options"`
 	Labels     map[string]string          `json:"Labels"`
+	// Peers of an overlay network: the members that run one of its
+	// containers.
+	Peers []PeerInfo `json:"Peers,omitempty"`
 }
 
 // IPAM is a network's address configuration.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Endpoint is one container's interface on one bridge network.
@@ -115,7 +116,10 @@ func configure(ep Endpoint, ns netns.NsHandle) error {
 
 	// A handle whose netlink socket lives in the container's namespace:
 	// every request below is about that namespace's links and routes.
-	h, err := netlink.NewHandleAt(ns)
+	// NETLINK_ROUTE only: with no family given, the library also opens an
+	// XFRM socket, which fails ("protocol not supported") on a kernel
+	// whose xfrm_user is a module not loaded (Debian's).
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("attach: netlink socket in %s: %w", ep.NetNS, err)
 	}
@@ -176,7 +180,7 @@ func LoopbackUp(nsPath string) error {
 		return fmt.Errorf("lo up: open network namespace %s: %w", nsPath, err)
 	}
 	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("lo up: netlink socket in %s: %w", nsPath, err)
 	}

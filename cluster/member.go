@@ -86,9 +86,10 @@ func (s *Store) Register(m Member, ttl time.Duration) (*Registration, error) {
 // transaction: put if the key is absent; else, if the record there has the
 // same address, replace it (compare-and-swap on its mod revision).
 func (r *Registration) register() error {
-	s, key := r.s, r.s.memberKey(r.m.Name)
-	op := "register member " + r.m.Name
-	val, err := json.Marshal(r.m)
+	m := r.Member()
+	s, key := r.s, r.s.memberKey(m.Name)
+	op := "register member " + m.Name
+	val, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -117,9 +118,9 @@ func (r *Registration) register() error {
 		if err := json.Unmarshal(kvs[0].Value, &old); err != nil {
 			return fmt.Errorf("%s: read %s: %w", op, key, err)
 		}
-		if old.Addr != r.m.Addr {
+		if old.Addr != m.Addr {
 			s.cli.Revoke(ctx, lease.ID)
-			return errorf(ErrConflict, "%s: the name is held by a live member at %v (this one advertises %v)", op, old.Addr, r.m.Addr)
+			return errorf(ErrConflict, "%s: the name is held by a live member at %v (this one advertises %v)", op, old.Addr, m.Addr)
 		}
 		resp, err = s.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
@@ -185,7 +186,43 @@ func (r *Registration) Err() error {
 }
 
 // Member is the record this registration keeps.
-func (r *Registration) Member() Member { return r.m }
+func (r *Registration) Member() Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m
+}
+
+// SetRoutes replaces the routes in the member's record (a bridge network
+// made or removed on its host changes them), under the same lease, so
+// that a network created anywhere afterwards is checked against them. If
+// the lease has just been lost, the keep-alive registers the new record.
+func (r *Registration) SetRoutes(routes []netip.Prefix) error {
+	r.mu.Lock()
+	r.m.Routes = routes
+	m, lease := r.m, r.lease
+	r.mu.Unlock()
+	op := "update the routes of member " + m.Name
+	val, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	ctx, cancel := r.s.ctx()
+	defer cancel()
+	if _, err := r.s.cli.Put(ctx, r.s.memberKey(m.Name), string(val), clientv3.WithLease(lease)); err != nil {
+		return r.s.failed(op, err)
+	}
+	return nil
+}
+
+// Stop stops the renewals and leaves the record to its lease: the member
+// leaves the cluster when the TTL runs out, unless the daemon is back
+// before that and takes its record over (Register). A daemon that stops
+// while its containers keep running uses it, so that the other members
+// keep reaching them across a restart.
+func (r *Registration) Stop() {
+	r.cancel()
+	<-r.done
+}
 
 // Close stops the renewals and revokes the lease, so the member leaves the
 // cluster at once. If etcd does not answer, the member leaves when the

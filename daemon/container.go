@@ -44,7 +44,8 @@ type Container struct {
 	Ports      []network.PublishedPort      // while it runs
 	// Mounts are its volumes, binds and tmpfs mounts, planned and set up
 	// at create (daemon/volumes.go); each start binds them in again.
-	Mounts []volume.Mount `json:",omitempty"`
+	Mounts    []volume.Mount `json:",omitempty"`
+	GatewayIf string         `json:",omitempty"` // its interface on the overlay gateway bridge, while it runs
 	// RestartCount counts the restarts its restart policy made since the
 	// user last started it; ManuallyStopped is set by stop, kill and rm,
 	// so that the policy lets it be (Docker's HasBeenManuallyStopped).
@@ -171,7 +172,8 @@ func (c *Container) sandbox() *network.Sandbox {
 		Endpoints: map[string]*network.Endpoint{}, Ports: append([]network.PublishedPort(nil), c.Ports...),
 		PortBindings: c.HostConfig.PortBindings, PublishAll: c.HostConfig.PublishAllPorts,
 		ExposedPorts: c.Config.ExposedPorts, ExtraHosts: c.HostConfig.ExtraHosts, EtcDir: c.paths.dir,
-		DNS: c.HostConfig.DNS, DNSSearch: c.HostConfig.DNSSearch, DNSOptions: c.HostConfig.DNSOptions}
+		DNS: c.HostConfig.DNS, DNSSearch: c.HostConfig.DNSSearch, DNSOptions: c.HostConfig.DNSOptions,
+		GatewayIf: c.GatewayIf}
 	for name, ep := range c.Networks {
 		cp := *ep
 		sb.Endpoints[name] = &cp
@@ -189,6 +191,7 @@ func (c *Container) setSandbox(sb *network.Sandbox) {
 		c.Networks = sb.Endpoints
 	}
 	c.Ports = sb.Ports
+	c.GatewayIf = sb.GatewayIf
 }
 
 // lookup finds a container by full ID, name, or unique ID prefix.

@@ -60,7 +60,7 @@ type Config struct {
 	// UsernsRemap is --userns-remap: "", "default" or USER[:GROUP] (userns.go).
 	UsernsRemap string
 
-	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns
+	Network network.Config // --bridge, --bip, --default-address-pool, --nft-table, --dns, --cluster-*
 	Log     *log.Logger    // where the daemon says what it does (default: stderr)
 
 	Registry RegistryConfig // --insecure-registry, --registry-certs-dir
@@ -155,6 +155,7 @@ func New(cfg Config) (*Daemon, error) {
 	d.volumes.Notify(func(action, name string) { d.emitVolume(action, name, nil) })
 	ncfg := cfg.Network
 	ncfg.Root = filepath.Join(cfg.DataRoot, "network")
+	ncfg.ExecRoot = cfg.ExecRoot
 	ncfg.Log = d.log
 	ncfg.Event = d.emitNetwork
 	if d.network, err = network.Open(ncfg); err != nil {

@@ -201,7 +201,7 @@ func (d *Daemon) exitedAtRestore(c *Container, exit *shim.Exit) {
 	if exit == nil {
 		exit, lost = d.readExit(c)
 	}
-	c.Ports = nil
+	c.Ports, c.GatewayIf = nil, ""
 	for _, ep := range c.Networks {
 		ep.IP = netip.Prefix{}
 	}

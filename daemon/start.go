@@ -100,7 +100,7 @@ func (d *Daemon) start(c *Container) (err error) {
 	if err := d.network.Wire(sb, pid); err != nil {
 		return fmt.Errorf("start container %s: network: %w", c.ID, err)
 	}
-	if len(sb.Ports) > 0 { // held ports are recorded before the process runs
+	if len(sb.Ports) > 0 || sb.GatewayIf != "" { // held ports (and the gateway) are recorded before the process runs
 		d.mu.Lock()
 		c.setSandbox(sb)
 		err = c.save()

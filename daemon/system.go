@@ -52,6 +52,11 @@ func (d *Daemon) Info(ctx context.Context) api.Info {
 		in.MemTotal = int64(si.Totalram) * int64(si.Unit)
 	}
 	in.Name, _ = os.Hostname()
+	var warning string
+	in.ClusterStore, in.ClusterAdvertise, in.ClusterPeers, warning = d.network.ClusterInfo()
+	if warning != "" {
+		in.Warnings = append(in.Warnings, warning)
+	}
 	in.Images = len(d.images.List())
 	d.mu.Lock()
 	for _, c := range d.containers {

@@ -48,6 +48,15 @@ type Config struct {
 	// disconnect of container containerID.
 	Event func(n *Network, action, containerID string)
 	Log   *log.Logger
+
+	// The cluster of overlay networks (overlay.go): --cluster-store
+	// etcd://HOST:PORT[,...], --cluster-advertise ADDR|IFACE and
+	// --cluster-store-opt KEY=VALUE; nothing of it runs without a store.
+	// ExecRoot (--exec-root) holds the overlay networks' namespaces.
+	ClusterStore     string
+	ClusterAdvertise string
+	ClusterOpts      []string
+	ExecRoot         string
 }
 
 // Controller owns the networks and the host state made for them.
@@ -63,6 +72,7 @@ type Controller struct {
 	detaching map[string]detachment            // veths being deleted, by host end
 	pools     []addressPool
 	upstreams []netip.AddrPort
+	cluster   *clusterSide // nil unless --cluster-store
 }
 
 // Open brings back the saved networks and makes the built-in ones: the
@@ -100,9 +110,14 @@ func Open(cfg Config) (*Controller, error) {
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("read networks: %w", err)
 	}
+	if err := c.openCluster(); err != nil {
+		return nil, err
+	}
 	byName := map[string]*Network{}
 	for _, n := range saved {
-		byName[n.Name] = n
+		if n.Driver != "overlay" {
+			byName[n.Name] = n
+		}
 	}
 	for _, name := range []string{"host", "none"} {
 		n := byName[name]
@@ -122,6 +137,10 @@ func Open(cfg Config) (*Controller, error) {
 	c.networks[def.ID] = def
 
 	for _, n := range saved {
+		if n.Driver == "overlay" && c.cluster != nil {
+			c.networks[n.ID] = n // the cluster's, as last seen: followCluster brings it up to date
+			continue
+		}
 		if n.Driver != "bridge" || n.Name == "bridge" {
 			continue
 		}
@@ -232,10 +251,18 @@ func (c *Controller) deleteBridge(n *Network) error {
 // Restore runs once the daemon has restored its containers, with the
 // sandboxes of those that run: their addresses and ports are theirs
 // again, every other address is released (a container removed while no
-// daemon ran), the DNS servers start and the firewall is applied.
+// daemon ran), the DNS servers start and the firewall is applied. Then,
+// with a cluster store, the daemon joins the cluster (startCluster).
 func (c *Controller) Restore(running []*Sandbox) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	err := c.restore(running)
+	c.mu.Unlock()
+	c.startCluster()
+	return err
+}
+
+// restore is Restore's local part, under mu.
+func (c *Controller) restore(running []*Sandbox) error {
 	holders := map[string]bool{}
 	for _, sb := range running {
 		holders[sb.ContainerID] = true
@@ -262,11 +289,14 @@ func (c *Controller) Restore(running []*Sandbox) error {
 		}
 	}
 	for _, n := range c.networks {
-		if n.userDefined() && n.broken == nil {
+		if n.Driver == "bridge" && n.userDefined() && n.broken == nil {
 			if err := c.startDNS(n); err != nil {
 				c.cfg.Log.Printf("network %s: %v", n.Name, err)
 			}
 		}
+	}
+	if c.cluster != nil {
+		c.restoreCluster()
 	}
 	return c.applyRules()
 }
@@ -278,6 +308,7 @@ func (c *Controller) Restore(running []*Sandbox) error {
 // their network while no daemon runs.
 func (c *Controller) Close(busy bool) {
 	c.waitDetached("")
+	c.closeCluster(busy)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.networks {
@@ -341,6 +372,9 @@ func (c *Controller) applyRules() error {
 			rs.Networks = append(rs.Networks, bn)
 		}
 	}
+	if c.cluster != nil {
+		rs.Networks = append(rs.Networks, c.cluster.drv.Host().GatewayNetwork())
+	}
 	sort.Slice(rs.Networks, func(i, j int) bool { return rs.Networks[i].Bridge < rs.Networks[j].Bridge })
 	ids := make([]string, 0, len(c.sandboxes))
 	for id := range c.sandboxes {
@@ -353,9 +387,17 @@ func (c *Controller) applyRules() error {
 		if n == nil || !ep.IP.IsValid() {
 			continue
 		}
+		to, br := ep.IP.Addr(), n.Bridge
+		if n.Driver == "overlay" { // the host reaches the container on the gateway bridge
+			gw, addr, ok := c.gatewayPort(sb)
+			if !ok {
+				continue
+			}
+			to, br = addr, gw.Bridge
+		}
 		for _, p := range sb.Ports {
 			rs.Ports = append(rs.Ports, bridge.PortMapping{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort,
-				ContainerIP: ep.IP.Addr(), ContainerPort: p.ContainerPort, Bridge: n.Bridge})
+				ContainerIP: to, ContainerPort: p.ContainerPort, Bridge: br})
 		}
 	}
 	return rs.Apply()
@@ -370,10 +412,17 @@ func (c *Controller) Network(ref string) (*Network, error) {
 
 // find is Network for callers that hold mu.
 func (c *Controller) find(ref string) (*Network, error) {
+	if n := c.networks[ref]; n != nil {
+		return n, nil
+	}
+	var named *Network // a local network wins over an overlay of the same name
 	for _, n := range c.networks {
-		if n.Name == ref || n.ID == ref {
-			return n, nil
+		if n.Name == ref && (named == nil || named.Driver == "overlay") {
+			named = n
 		}
+	}
+	if named != nil {
+		return named, nil
 	}
 	var found *Network
 	for _, n := range c.networks {

@@ -22,7 +22,9 @@ func (c *Controller) startDNS(n *Network) error {
 // dnsLookup answers for the containers of network n: the asking container
 // is found by its address on n, and name is looked for (container name,
 // short ID, alias) among the containers sharing a user-defined network
-// with it; the answer is their addresses on those networks.
+// with it; the answer is their addresses on those networks. On an overlay
+// network, those are the containers of every host (vxlan.Driver.Lookup,
+// from the cluster's state).
 func (c *Controller) dnsLookup(n *Network) bridge.DNSLookup {
 	return func(client netip.Addr, name string) []netip.Addr {
 		c.mu.Lock()
@@ -41,6 +43,10 @@ func (c *Controller) dnsLookup(n *Network) bridge.DNSLookup {
 		var out []netip.Addr
 		for _, mine := range asker.Endpoints {
 			net := c.networks[mine.NetworkID]
+			if net != nil && net.Driver == "overlay" && c.cluster != nil {
+				out = append(out, c.cluster.drv.Lookup(net.ID, name)...)
+				continue
+			}
 			if net == nil || !net.userDefined() {
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,12 @@ type Network struct {
 	Internal bool
 	Labels   map[string]string
 	Created  time.Time
+	// An overlay network's VXLAN identifier and UDP port. Overlay
+	// networks live in the cluster store; the daemon mirrors them here
+	// (followCluster) and keeps the copy in networks.json, so that after a
+	// restart with the store away it still knows its containers' networks.
+	VNI  uint32 `json:",omitempty"`
+	Port uint16 `json:",omitempty"`
 
 	ipam *bridge.IPAM
 	dns  *bridge.DNSServer
@@ -55,9 +62,11 @@ func (n *Network) Builtin() bool {
 // owner is what n's Linux bridge carries as its alias (bridge.SetOwner).
 func (n *Network) owner() string { return "minidock network " + n.ID }
 
-// userDefined bridges get the embedded DNS server; the default one does
-// not, as in Docker.
-func (n *Network) userDefined() bool { return n.Driver == "bridge" && n.Name != "bridge" }
+// userDefined networks (bridges and overlays) get the embedded DNS
+// server, aliases and --ip; the default bridge does not, as in Docker.
+func (n *Network) userDefined() bool {
+	return n.Driver == "overlay" || n.Driver == "bridge" && n.Name != "bridge"
+}
 
 var networkNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
@@ -67,10 +76,25 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// CreateNetwork is `network create`: a bridge network with its subnet
-// (given, or the first free one of the address pools), its Linux bridge
-// br-<id>, its IPAM, its DNS server and its firewall rules.
+// CreateNetwork is `network create`: an overlay network for the whole
+// cluster (createOverlay), or a bridge network (createBridge), after
+// which the cluster learns this host's new route.
 func (c *Controller) CreateNetwork(req api.NetworkCreateRequest) (*Network, error) {
+	if req.Driver == "overlay" {
+		return c.createOverlay(req)
+	}
+	n, err := c.createBridge(req)
+	if err == nil {
+		c.publishRoutes()
+	}
+	return n, err
+}
+
+// createBridge is a bridge network with its subnet (given, or the first
+// free one of the address pools, clear of every network's, overlays'
+// too), its Linux bridge br-<id>, its IPAM, its DNS server and its
+// firewall rules.
+func (c *Controller) createBridge(req api.NetworkCreateRequest) (*Network, error) {
 	n, err := newNetwork(req)
 	if err != nil {
 		return nil, err
@@ -146,7 +170,7 @@ func newNetwork(req api.NetworkCreateRequest) (*Network, error) {
 	case "host", "null":
 		return nil, errdefs.Forbiddenf("only one instance of %q network is allowed", req.Driver)
 	default:
-		return nil, errdefs.NotFoundf("plugin %q not found: minidock has the bridge driver only", req.Driver)
+		return nil, errdefs.NotFoundf("plugin %q not found: minidock has the bridge and overlay drivers", req.Driver)
 	}
 	if req.EnableIPv6 != nil && *req.EnableIPv6 {
 		return nil, errdefs.Invalidf("IPv6 networks are not supported")
@@ -156,44 +180,59 @@ func newNetwork(req api.NetworkCreateRequest) (*Network, error) {
 	if b := req.Options["com.docker.network.bridge.name"]; b != "" {
 		n.Bridge = b
 	}
-	if req.IPAM == nil {
-		return n, nil
+	var err error
+	if n.Subnet, n.Gateway, err = requestedSubnet(req.IPAM); err != nil {
+		return nil, err
 	}
-	if req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
-		return nil, errdefs.NotFoundf("IPAM driver %q not found: only \"default\"", req.IPAM.Driver)
+	return n, nil
+}
+
+// requestedSubnet reads a create request's IPAM: the subnet and gateway
+// asked for, if any (--subnet, --gateway).
+func requestedSubnet(ipam *api.IPAM) (sub netip.Prefix, gw netip.Addr, err error) {
+	if ipam == nil {
+		return sub, gw, nil
 	}
-	if len(req.IPAM.Config) > 1 {
-		return nil, errdefs.Invalidf("one IPv4 subnet per network only")
+	if ipam.Driver != "" && ipam.Driver != "default" {
+		return sub, gw, errdefs.NotFoundf("IPAM driver %q not found: only \"default\"", ipam.Driver)
 	}
-	if len(req.IPAM.Config) == 1 {
-		cfg := req.IPAM.Config[0]
-		sub, err := netip.ParsePrefix(cfg.Subnet)
-		if err != nil {
-			return nil, errdefs.Invalidf("invalid subnet %q: %v", cfg.Subnet, err)
+	if len(ipam.Config) > 1 {
+		return sub, gw, errdefs.Invalidf("one IPv4 subnet per network only")
+	}
+	if len(ipam.Config) == 1 {
+		cfg := ipam.Config[0]
+		if sub, err = netip.ParsePrefix(cfg.Subnet); err != nil {
+			return sub, gw, errdefs.Invalidf("invalid subnet %q: %v", cfg.Subnet, err)
 		}
-		n.Subnet = sub
 		if cfg.Gateway != "" {
-			if n.Gateway, err = netip.ParseAddr(cfg.Gateway); err != nil {
-				return nil, errdefs.Invalidf("invalid gateway %q: %v", cfg.Gateway, err)
+			if gw, err = netip.ParseAddr(cfg.Gateway); err != nil {
+				return sub, gw, errdefs.Invalidf("invalid gateway %q: %v", cfg.Gateway, err)
 			}
 		}
 		if cfg.IPRange != "" {
-			return nil, errdefs.Invalidf("--ip-range is not supported")
+			return sub, gw, errdefs.Invalidf("--ip-range is not supported")
 		}
 	}
-	return n, nil
+	return sub, gw, nil
 }
 
 // RemoveNetwork is `network rm`: refused for the built-in networks and
 // while a container holds an address on it.
 func (c *Controller) RemoveNetwork(ref string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.find(ref)
+	n, err := c.lookup(ref)
 	if err != nil {
 		return err
 	}
-	return c.remove(n)
+	if n.Driver == "overlay" {
+		return c.removeOverlay(n)
+	}
+	c.mu.Lock()
+	err = c.remove(n)
+	c.mu.Unlock()
+	if err == nil {
+		c.publishRoutes()
+	}
+	return err
 }
 
 // remove deletes n. Callers hold mu.
@@ -236,15 +275,36 @@ func (c *Controller) remove(n *Network) error {
 // PruneNetworks removes the user-defined networks for which used is false
 // (the daemon's: no container, in any state, names them), and returns
 // their names.
+// Overlay networks are removed for the whole cluster when no container
+// anywhere uses them; one used on another host is left.
 func (c *Controller) PruneNetworks(used func(networkID string) bool) ([]string, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	deleted := []string{}
+	var overlays []*Network
 	for _, n := range c.networks {
 		if n.Builtin() || used(n.ID) {
 			continue
 		}
+		if n.Driver == "overlay" {
+			overlays = append(overlays, n)
+			continue
+		}
 		if err := c.remove(n); err != nil {
+			c.mu.Unlock()
+			return deleted, err
+		}
+		deleted = append(deleted, n.Name)
+	}
+	c.mu.Unlock()
+	if len(deleted) > 0 {
+		c.publishRoutes()
+	}
+	for _, n := range overlays {
+		err := c.removeOverlay(n)
+		if errdefs.Is(err, errdefs.Forbidden) {
+			continue // in use on another host
+		}
+		if err != nil {
 			return deleted, err
 		}
 		deleted = append(deleted, n.Name)
@@ -285,12 +345,12 @@ func (c *Controller) Networks(f api.Filters) ([]api.Network, error) {
 // NetworkInspect is `network inspect`: the network and the containers
 // that hold an address on it (or run in its mode: host, none).
 func (c *Controller) NetworkInspect(ref string) (api.Network, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.find(ref)
+	n, err := c.lookup(ref)
 	if err != nil {
 		return api.Network{}, err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.describe(n, true), nil
 }
 
@@ -302,9 +362,17 @@ func (c *Controller) describe(n *Network, withContainers bool) api.Network {
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
 	}
-	if n.Driver == "bridge" {
+	switch n.Driver {
+	case "bridge":
 		out.IPAM.Config = append(out.IPAM.Config, api.IPAMConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})
 		out.Options["com.docker.network.bridge.name"] = n.Bridge
+	case "overlay":
+		out.Scope = "global"
+		out.IPAM.Config = append(out.IPAM.Config, api.IPAMConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})
+		out.Options[vniOption] = strconv.FormatUint(uint64(n.VNI), 10)
+		if withContainers {
+			out.Peers = c.networkPeers(n.ID)
+		}
 	}
 	if !withContainers {
 		return out

@@ -87,10 +87,12 @@ func (c *Controller) pickSubnet() (netip.Prefix, error) {
 	return netip.Prefix{}, errdefs.Forbiddenf("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
 }
 
-// subnetInUse names the network of ours whose subnet overlaps p.
+// subnetInUse names the network whose subnet overlaps p: one of ours,
+// or an overlay network of the cluster (its routes are in namespaces of
+// their own, where CheckOverlap does not look).
 func (c *Controller) subnetInUse(p netip.Prefix) error {
 	for _, n := range c.networks {
-		if n.Driver == "bridge" && n.Subnet.Overlaps(p) {
+		if (n.Driver == "bridge" || n.Driver == "overlay") && n.Subnet.Overlaps(p) {
 			return errdefs.Forbiddenf("Pool overlaps with other one on this address space: %s is %s's", p, n.Name)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"minidock/api"
 	"minidock/bridge"
+	"minidock/cluster"
 	"minidock/internal/errdefs"
 )
 
@@ -49,6 +50,9 @@ type Sandbox struct {
 	Mode      string
 	Endpoints map[string]*Endpoint // bridge networks, by network name
 	Ports     []PublishedPort      // held while it runs
+	// GatewayIf is the container's interface on the overlay networks'
+	// gateway bridge (connectGateway), "" if it has none.
+	GatewayIf string
 
 	// what a start needs of the container's config
 	PortBindings map[string][]api.PortBinding
@@ -185,6 +189,9 @@ func (c *Controller) Plan(id string, cfg *api.ContainerConfig, hc *api.HostConfi
 		}
 	}
 	sort.Strings(names[1:])
+	for _, name := range names {
+		c.lookup(name) // an overlay network made elsewhere a moment ago is known from here on
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	eps = map[string]*Endpoint{}
@@ -193,7 +200,7 @@ func (c *Controller) Plan(id string, cfg *api.ContainerConfig, hc *api.HostConfi
 		if err != nil {
 			return nil, nil, err
 		}
-		if n.Driver != "bridge" {
+		if n.Driver != "bridge" && n.Driver != "overlay" {
 			return nil, nil, errdefs.Invalidf("container cannot be connected to network %s (driver %s) and others", n.Name, n.Driver)
 		}
 		if i == 0 {
@@ -311,10 +318,32 @@ func (c *Controller) Join(sb *Sandbox) (Spec, error) {
 	return spec, nil
 }
 
-// allocate gives each endpoint of sb an address; it returns the
+// allocate gives each endpoint of sb an address (an overlay network's
+// from the cluster, reserveOverlay, without the lock); it returns the
 // addresses and, when eth0 is on a user-defined network, that network's
 // DNS server.
 func (c *Controller) allocate(sb *Sandbox) (own, dns []netip.Addr, err error) {
+	dns, overlays, err := c.allocateLocal(sb)
+	if err == nil && len(overlays) > 0 {
+		if err = c.reserveOverlay(sb, overlays); err != nil {
+			c.mu.Lock()
+			release := c.leaveOverlays(sb, "")
+			c.releaseAddresses(sb)
+			c.mu.Unlock()
+			c.releaseInCluster(release)
+		}
+	}
+	for _, ep := range sb.endpoints() {
+		if ep.IP.IsValid() {
+			own = append(own, ep.IP.Addr())
+		}
+	}
+	return own, dns, err
+}
+
+// allocateLocal gives each endpoint on a bridge network an address from
+// the network's IPAM, and returns the overlay endpoints.
+func (c *Controller) allocateLocal(sb *Sandbox) (dns []netip.Addr, overlays []*Endpoint, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, ep := range sb.endpoints() {
@@ -326,21 +355,24 @@ func (c *Controller) allocate(sb *Sandbox) (own, dns []netip.Addr, err error) {
 		if err = n.usable(); err != nil {
 			break
 		}
+		if i == 0 && n.userDefined() {
+			dns = []netip.Addr{n.Gateway}
+		}
+		if n.Driver == "overlay" {
+			overlays = append(overlays, ep)
+			continue
+		}
 		var ip netip.Addr
 		if ip, err = n.ipam.Allocate(sb.ContainerID, ep.WantIP); err != nil {
 			err = fmt.Errorf("network %s: %w", n.Name, err)
 			break
 		}
 		ep.IP = netip.PrefixFrom(ip, n.Subnet.Bits())
-		own = append(own, ip)
-		if i == 0 && n.userDefined() {
-			dns = []netip.Addr{n.Gateway}
-		}
 	}
 	if err != nil {
 		c.releaseAddresses(sb)
 	}
-	return own, dns, err
+	return dns, overlays, err
 }
 
 // Wire, between the runtime's create and start: each endpoint's veth pair
@@ -364,6 +396,10 @@ func (c *Controller) Wire(sb *Sandbox, pid int) error {
 		}
 		c.cfg.Event(c.networks[ep.NetworkID], "connect", sb.ContainerID)
 	}
+	if err := c.connectGateway(sb, nsPath); err != nil {
+		return err
+	}
+	c.sandboxes[sb.ContainerID] = sb.clone()
 	ports, err := sb.wantedPorts()
 	if err != nil || len(ports) == 0 {
 		return err
@@ -387,6 +423,9 @@ func (c *Controller) attach(sb *Sandbox, ep *Endpoint, nsPath string, withRoute 
 	n := c.networks[ep.NetworkID]
 	if n == nil {
 		return errdefs.NotFoundf("network %s not found", ep.NetworkID)
+	}
+	if n.Driver == "overlay" {
+		return c.attachOverlay(sb, ep, n, nsPath)
 	}
 	bep := bridge.Endpoint{Bridge: n.Bridge, HostIf: vethName(sb.ContainerID, n), NetNS: nsPath, IfName: ep.IfName,
 		Address: ep.IP, MAC: bridge.MACFor(ep.IP.Addr())}
@@ -442,7 +481,14 @@ func (sb *Sandbox) wantedPorts() ([]PublishedPort, error) {
 // loses its rules. It is idempotent.
 func (c *Controller) Leave(sb *Sandbox) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	release := c.leave(sb)
+	c.mu.Unlock()
+	c.releaseInCluster(release)
+}
+
+// leave is Leave under mu; it returns the overlay endpoints to remove
+// from the cluster, without the lock.
+func (c *Controller) leave(sb *Sandbox) []cluster.Endpoint {
 	for _, r := range c.ports[sb.ContainerID] {
 		r.Close()
 	}
@@ -459,12 +505,14 @@ func (c *Controller) Leave(sb *Sandbox) {
 			c.detach(sb.ContainerID, vethName(sb.ContainerID, n))
 		}
 	}
+	release := c.leaveOverlays(sb, "")
 	c.releaseAddresses(sb)
 	if hadPorts {
 		if err := c.applyRules(); err != nil {
 			c.cfg.Log.Print(err)
 		}
 	}
+	return release
 }
 
 // detachment is a veth pair being deleted: done is closed when it is.
@@ -529,6 +577,9 @@ func (c *Controller) releaseAddresses(sb *Sandbox) {
 // container (pid > 0) is wired at once, without a default route.
 func (c *Controller) Connect(sb *Sandbox, ref string, es *api.EndpointSettings, pid int) error {
 	c.waitDetached(sb.ContainerID)
+	if n, err := c.lookup(ref); err == nil && n.Driver == "overlay" {
+		return c.connectOverlay(sb, n, es, pid)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, err := c.find(ref)
@@ -541,23 +592,10 @@ func (c *Controller) Connect(sb *Sandbox, ref string, es *api.EndpointSettings, 
 	if err := n.usable(); err != nil {
 		return err
 	}
-	if sb.Mode == "host" || sb.Mode == "none" || strings.HasPrefix(sb.Mode, "container:") {
-		return errdefs.Forbiddenf("container %s has network mode %s: it cannot be connected to other networks", sb.Name, sb.Mode)
+	if err := sb.checkConnect(n); err != nil {
+		return err
 	}
-	if sb.Endpoints[n.Name] != nil {
-		return errdefs.Forbiddenf("endpoint with name %s already exists in network %s", sb.Name, n.Name)
-	}
-	used := map[string]bool{}
-	for _, ep := range sb.Endpoints {
-		used[ep.IfName] = true
-	}
-	ifName := ""
-	for i := 0; ifName == ""; i++ {
-		if name := "eth" + strconv.Itoa(i); !used[name] {
-			ifName = name
-		}
-	}
-	ep, err := newEndpoint(n, es, ifName)
+	ep, err := newEndpoint(n, es, sb.nextIfName())
 	if err != nil {
 		return err
 	}
@@ -572,21 +610,30 @@ func (c *Controller) Connect(sb *Sandbox, ref string, es *api.EndpointSettings, 
 			return err
 		}
 	}
+	c.addEndpoint(sb, n, ep, pid > 0)
+	return nil
+}
+
+// addEndpoint records sb's new endpoint ep on n; for a running container
+// (wired), the connect is known and told. Callers hold mu.
+func (c *Controller) addEndpoint(sb *Sandbox, n *Network, ep *Endpoint, wired bool) {
 	if sb.Endpoints == nil {
 		sb.Endpoints = map[string]*Endpoint{}
 	}
 	sb.Endpoints[n.Name] = ep
-	if pid > 0 {
+	if wired {
 		c.sandboxes[sb.ContainerID] = sb.clone()
 		c.cfg.Event(n, "connect", sb.ContainerID)
 	}
-	return nil
 }
 
 // Disconnect removes sb's endpoint on network ref (detached and its
 // address released if it has one); sb.Mode becomes another network's,
 // or "none" when none is left, as in Docker.
 func (c *Controller) Disconnect(sb *Sandbox, ref string) error {
+	if n, err := c.lookup(ref); err == nil && n.Driver == "overlay" {
+		return c.disconnectOverlay(sb, n)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, err := c.find(ref)
@@ -606,6 +653,39 @@ func (c *Controller) Disconnect(sb *Sandbox, ref string) error {
 		}
 		c.cfg.Event(n, "disconnect", sb.ContainerID)
 	}
+	return c.dropEndpoint(sb, n)
+}
+
+// checkConnect refuses to connect sb to n when its mode has no networks
+// of its own, or when it is on n already.
+func (sb *Sandbox) checkConnect(n *Network) error {
+	if sb.Mode == "host" || sb.Mode == "none" || strings.HasPrefix(sb.Mode, "container:") {
+		return errdefs.Forbiddenf("container %s has network mode %s: it cannot be connected to other networks", sb.Name, sb.Mode)
+	}
+	if sb.Endpoints[n.Name] != nil {
+		return errdefs.Forbiddenf("endpoint with name %s already exists in network %s", sb.Name, n.Name)
+	}
+	return nil
+}
+
+// nextIfName is the first ethN that none of sb's interfaces has (its
+// endpoints', its gateway interface).
+func (sb *Sandbox) nextIfName() string {
+	used := map[string]bool{sb.GatewayIf: true}
+	for _, ep := range sb.Endpoints {
+		used[ep.IfName] = true
+	}
+	for i := 0; ; i++ {
+		if name := "eth" + strconv.Itoa(i); !used[name] {
+			return name
+		}
+	}
+}
+
+// dropEndpoint, once sb's endpoint on n is undone, removes it; sb.Mode
+// becomes another network's, or "none" when none is left, as in Docker.
+// Callers hold mu.
+func (c *Controller) dropEndpoint(sb *Sandbox, n *Network) error {
 	delete(sb.Endpoints, n.Name)
 	if len(sb.Endpoints) == 0 {
 		sb.Mode = "none"
@@ -689,7 +769,9 @@ func (c *Controller) Settings(sb *Sandbox, pid int) *api.NetworkSettings {
 		if ep.IP.IsValid() {
 			es.EndpointID = endpointID(sb.ContainerID, n)
 			es.IPAddress, es.IPPrefixLen = ep.IP.Addr().String(), ep.IP.Bits()
-			es.Gateway = n.Gateway.String()
+			if n.Driver != "overlay" { // an overlay's gateway is no router: the way out is the gateway bridge
+				es.Gateway = n.Gateway.String()
+			}
 			es.MacAddress = bridge.MACFor(ep.IP.Addr()).String()
 		}
 		ns.Networks[name] = es

@@ -96,6 +96,51 @@ func (h *Host) DisconnectGateway(containerID string) error {
 	return nil
 }
 
+// GatewayAddr is the container's address on the gateway bridge, if it
+// has one (where its published ports lead).
+func (h *Host) GatewayAddr(containerID string) (netip.Addr, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := netlink.LinkByName(h.cfg.GatewayBridge); err != nil {
+		return netip.Addr{}, false
+	}
+	ipam, err := h.ensureGatewayIPAM()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range ipam.Allocations() {
+		if a.Owner == containerID {
+			return a.IP, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// PruneGateway gives back the gateway addresses of the containers for
+// which running is false (they ended while no daemon watched: their veth
+// pairs went with their namespaces), and removes the bridge if no port
+// is left on it.
+func (h *Host) PruneGateway(running func(containerID string) bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := netlink.LinkByName(h.cfg.GatewayBridge); err != nil {
+		return nil // no bridge: no address is held either
+	}
+	ipam, err := h.ensureGatewayIPAM()
+	if err != nil {
+		return err
+	}
+	for _, a := range ipam.Allocations() {
+		if !running(a.Owner) {
+			bridge.Detach(gatewayIf(a.Owner))
+			if err := ipam.Release(a.IP); err != nil {
+				return fmt.Errorf("gateway bridge %s: %w", h.cfg.GatewayBridge, err)
+			}
+		}
+	}
+	return h.removeGatewayIfUnused()
+}
+
 // gatewayIf is the name of a container's veth end on the gateway bridge.
 func gatewayIf(containerID string) string { return bridge.VethName("gw/" + containerID) }
 

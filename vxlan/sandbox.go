@@ -81,6 +81,35 @@ func (h *Host) Leave(netID, epID string) error {
 	return h.removeSandboxIfUnused(netID)
 }
 
+// InSandbox runs fn on a thread inside network netID's namespace on this
+// host (the engine binds the network's DNS server there, on the gateway
+// address br0 holds). The namespace must exist: a container of the
+// network has joined here.
+func (h *Host) InSandbox(netID string, fn func() error) error {
+	sb := h.sandboxPath(netID)
+	if _, err := os.Stat(sb); err != nil {
+		return fmt.Errorf("network %.12s has no namespace on this host: %w", netID, err)
+	}
+	return inNetNS(sb, fn)
+}
+
+// RemoveUnused removes the namespace of every network that no endpoint
+// uses any more on this host: after a daemon restart, the containers that
+// ended meanwhile took their veth pairs with their namespaces.
+func (h *Host) RemoveUnused() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids, err := h.sandboxes()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		errs = append(errs, h.removeSandboxIfUnused(id))
+	}
+	return errors.Join(errs...)
+}
+
 // endpointIf is the name of an endpoint's veth end on br0.
 func endpointIf(netID, epID string) string { return bridge.VethName(netID + "/" + epID) }
 
@@ -153,7 +182,7 @@ func (h *Host) createVXLAN(sb string, n cluster.Network) error {
 		}
 		return fmt.Errorf("create %s (VNI %d, UDP port %d): %w", sandboxVXLAN, n.VNI, n.Port, err)
 	}
-	hd, err := netlink.NewHandleAt(ns)
+	hd, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink socket in %s: %w", sb, err)
 	}
@@ -217,14 +246,16 @@ func removeSandbox(sb string) error {
 	return bridge.RemoveNetNS(sb)
 }
 
-// sandboxHandle is a netlink socket inside the namespace pinned at sb.
+// sandboxHandle is a netlink socket inside the namespace pinned at sb
+// (NETLINK_ROUTE only: no XFRM socket, which a kernel without xfrm_user
+// loaded refuses).
 func sandboxHandle(sb string) (*netlink.Handle, error) {
 	ns, err := netns.GetFromPath(sb)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %s: %w", sb, err)
 	}
 	defer ns.Close()
-	hd, err := netlink.NewHandleAt(ns)
+	hd, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket in %s: %w", sb, err)
 	}

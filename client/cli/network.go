@@ -45,7 +45,7 @@ func newNetworkCreateCommand(cli *CLI) *cobra.Command {
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVarP(&req.Driver, "driver", "d", "bridge", "Driver to manage the Network (bridge only)")
+	fs.StringVarP(&req.Driver, "driver", "d", "bridge", "Driver to manage the Network: bridge, or overlay (a daemon in a cluster)")
 	fs.StringVar(&subnet, "subnet", "", "Subnet in CIDR format that represents a network segment (default: a free one)")
 	fs.StringVar(&gateway, "gateway", "", "IPv4 Gateway for the master subnet (default: the subnet's first)")
 	fs.BoolVar(&req.Internal, "internal", false, "Restrict external access to the network")

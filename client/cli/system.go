@@ -82,10 +82,21 @@ func printInfo(w io.Writer, info api.Info, nets []api.Network) {
 		{"Name", info.Name},
 		{"ID", info.ID},
 		{"Docker Root Dir", info.DockerRootDir},
+		{"Cluster Store", info.ClusterStore},
+		{"Cluster Advertise", info.ClusterAdvertise},
 	} {
 		if kv[1] != "" {
 			fmt.Fprintf(w, " %s: %s\n", kv[0], kv[1])
 		}
+	}
+	if info.ClusterStore != "" {
+		fmt.Fprintf(w, " Cluster Peers: %d\n", len(info.ClusterPeers))
+		for _, p := range info.ClusterPeers {
+			fmt.Fprintf(w, "  %s: %s\n", p.Name, p.IP)
+		}
+	}
+	for _, warning := range info.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warning)
 	}
 }
 

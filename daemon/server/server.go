@@ -48,7 +48,7 @@ func Main(args []string) int {
 	var lo ListenOptions
 	var maxConns int
 	var idle time.Duration
-	var hosts, pools, dns, insecure listFlag
+	var hosts, pools, dns, insecure, clusterOpts listFlag
 	fs := flag.NewFlagSet("minidock daemon", flag.ContinueOnError)
 	fs.StringVar(&cfg.DataRoot, "data-root", "/var/lib/minidock", "root of persistent state")
 	fs.StringVar(&cfg.ExecRoot, "exec-root", "/run/minidock", "root of runtime state and sockets")
@@ -75,6 +75,9 @@ func Main(args []string) int {
 	fs.Var(&dns, "dns", "upstream resolver of the embedded DNS server, IP[:PORT] (repeatable; \"none\": answer only container names; default: the host's)")
 	fs.Var(&insecure, "insecure-registry", "registry reached over plain HTTP or unverified HTTPS: host[:port] or CIDR (repeatable; loopback always is)")
 	fs.StringVar(&cfg.Registry.CertsDir, "registry-certs-dir", "/etc/docker/certs.d", "per-registry CAs and client certificates, <host:port>/ca.crt")
+	fs.StringVar(&cfg.Network.ClusterStore, "cluster-store", "", "the cluster store of overlay networks: etcd://HOST:PORT[,HOST:PORT...]")
+	fs.StringVar(&cfg.Network.ClusterAdvertise, "cluster-advertise", "", "this host's address (or interface) that the other members of the cluster reach")
+	fs.Var(&clusterOpts, "cluster-store-opt", "cluster option KEY=VALUE: discovery.ttl=SECONDS (the member's lease, 15), kv.path=/PREFIX/ (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,7 +86,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg.Network.AddressPools, cfg.Network.DNS = pools, dns
+	cfg.Network.AddressPools, cfg.Network.DNS, cfg.Network.ClusterOpts = pools, dns, clusterOpts
 	if len(hosts) == 0 {
 		hosts = []string{"unix://" + filepath.Join(cfg.ExecRoot, "minidock.sock")}
 	}
@@ -282,6 +285,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errdefs.Unauthorized:
 		return http.StatusUnauthorized
+	case errdefs.Unavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -23,6 +23,7 @@ const (
 	NotImplemented               // an endpoint this engine lacks: 501
 	TooLarge                     // a request body over the limit: 413
 	Unauthorized                 // credentials a registry refused: 401
+	Unavailable                  // a service the engine needs does not answer (the cluster store): 503
 )
 
 // Error is an error of a kind.
