@@ -123,6 +123,14 @@ func (c *Client) ContainerTop(ctx context.Context, name string) (api.ContainerTo
 	return top, err
 }
 
+// ContainerExplain is GET /containers/{name}/explain, minidock's own:
+// what the kernel built for the container.
+func (c *Client) ContainerExplain(ctx context.Context, name string) (api.Explanation, error) {
+	var ex api.Explanation
+	err := c.call(ctx, request{method: "GET", path: containerPath(name, "explain")}, &ex)
+	return ex, err
+}
+
 // ContainerStats is GET /containers/{name}/stats?stream=0: one sample.
 func (c *Client) ContainerStats(ctx context.Context, name string) (api.StatsJSON, error) {
 	var s api.StatsJSON

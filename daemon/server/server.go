@@ -181,6 +181,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("POST /containers/{id}/unpause", r.containerUnpause)
 	mux.HandleFunc("GET /containers/{id}/top", r.containerTop)
 	mux.HandleFunc("GET /containers/{id}/stats", r.containerStats)
+	mux.HandleFunc("GET /containers/{id}/explain", r.containerExplain) // minidock's own
 	mux.HandleFunc("POST /containers/{id}/rename", r.containerRename)
 	mux.HandleFunc("GET /containers/{id}/export", r.containerExport)
 	mux.HandleFunc("GET /containers/{id}/changes", r.containerChanges)
