@@ -26,10 +26,10 @@ type Explanation struct {
 	Namespaces []ExplainNamespace `json:",omitempty"`
 	Cgroup     *ExplainCgroup     `json:",omitempty"`
 	Rootfs     ExplainRootfs
-	Mounts     []ExplainMount    `json:",omitempty"`
-	Security   *ExplainSecurity  `json:",omitempty"`
-	Network    *ExplainNetwork   `json:",omitempty"`
-	Processes  []ExplainProcess  `json:",omitempty"`
+	Mounts     []ExplainMount   `json:",omitempty"`
+	Security   *ExplainSecurity `json:",omitempty"`
+	Network    *ExplainNetwork  `json:",omitempty"`
+	Processes  []ExplainProcess `json:",omitempty"`
 	// Notes are what could not be read, each naming what and why: an
 	// explanation is given even when part of it is missing.
 	Notes []string `json:",omitempty"`
