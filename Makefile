@@ -98,7 +98,7 @@ oci-validation: build
 # as a static test binary and run as root in a VM (Debian's kernel under qemu,
 # software emulation; see tests/vm/run.sh, docs/vm.md and docs/cgroups.md).
 .PHONY: vm-test
-VM_PKGS ?= ./cgroup
+VM_PKGS ?= ./cgroup ./explain
 vm-test:
 	@mkdir -p bin/vm
 	@set -e; for p in $(VM_PKGS); do \

@@ -3,8 +3,11 @@ package explain
 import (
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"minidock/api"
 )
 
 func TestParseNSLink(t *testing.T) {
@@ -123,4 +126,29 @@ func TestProcessTreeOfSelf(t *testing.T) {
 		}
 	}
 	t.Fatalf("self not in tree: %+v", tree)
+}
+
+// TestCgroupOfSelf reads this process's own cgroup, on whatever layout
+// the host has (v1 hybrid here, v2 in the VM of `make vm-test`): every
+// directory found lists this process in its cgroup.procs.
+func TestCgroupOfSelf(t *testing.T) {
+	cg, err := Cgroup(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cg.Mode == "" || cg.Path == "" || len(cg.Dirs) == 0 {
+		t.Fatalf("cgroup of self: %+v", cg)
+	}
+	if cg.Mode == "unified" && len(cg.Dirs) != 1 || cg.Mode != "unified" && !slices.ContainsFunc(cg.Dirs, func(d api.ExplainCgroupDir) bool { return d.Hierarchy == "memory" }) {
+		t.Fatalf("%s layout with dirs %+v", cg.Mode, cg.Dirs)
+	}
+	for _, d := range cg.Dirs {
+		procs, err := os.ReadFile(d.Dir + "/cgroup.procs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(strings.Fields(string(procs)), strconv.Itoa(os.Getpid())) {
+			t.Errorf("%s/cgroup.procs does not list pid %d", d.Dir, os.Getpid())
+		}
+	}
 }
