@@ -212,7 +212,8 @@ func TestExplain(t *testing.T) {
 	})
 
 	t.Run("stopped", func(t *testing.T) {
-		e.mustCLI("run", "--name", "done", "busybox", "sh", "-c", "echo bye; exit 3")
+		out, code := e.cli("run", "--name", "done", "busybox", "sh", "-c", "echo bye; exit 3")
+		require.Equal(t, 3, code, out)
 		ex := e.explainOf("done")
 		assert.False(t, ex.Running)
 		assert.Equal(t, "exited", ex.Status)
@@ -230,7 +231,7 @@ func TestExplain(t *testing.T) {
 		require.Len(t, ex.Rootfs.Lower, 2)
 		assert.Equal(t, "minidock import", ex.Rootfs.Lower[1].CreatedBy)
 		assert.DirExists(t, ex.Rootfs.Upper)
-		out := e.mustCLI("explain", "done")
+		out = e.mustCLI("explain", "done")
 		assert.Contains(t, out, "not running")
 		assert.Contains(t, out, "exited with code 3")
 		assert.Contains(t, out, ex.LogPath)
