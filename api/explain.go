@@ -36,13 +36,16 @@ type Explanation struct {
 }
 
 // ExplainNamespace is one namespace of the init (/proc/PID/ns/TYPE)
-// beside the host's (/proc/1/ns/TYPE). Two processes are in the same
+// beside the host's (/proc/1/ns/TYPE, or the daemon's). Two processes are in the same
 // namespace exactly when the inode numbers are equal.
 type ExplainNamespace struct {
 	Type      string // cgroup, ipc, mnt, net, pid, time, user, uts
 	Inode     uint64
 	HostInode uint64
-	Shared    bool // Inode == HostInode: the container did not get its own
+	// HostPid is whose namespace HostInode is: 1, or the daemon's own pid
+	// where pid 1's cannot be read (a sandbox).
+	HostPid int
+	Shared  bool // Inode == HostInode: the container did not get its own
 }
 
 // ExplainCgroup is the init's cgroup (/proc/PID/cgroup) and what its

@@ -168,15 +168,15 @@ func cgroupMeaning(file, v string) string {
 		return cpus(quota, period)
 	case file == "cpu.cfs_quota_us":
 		if v == "-1" {
-			return "no CPU limit (with cpu.cfs_period_us)"
+			return "no CPU limit"
 		}
 		return "CPU time per period, in µs"
 	case file == "cpu.cfs_period_us":
 		return "the period, in µs"
 	case file == "cpu.weight":
-		return "relative share (100 is the default)"
+		return "relative share (default 100)"
 	case file == "cpu.shares":
-		return "relative share (1024 is the default)"
+		return "relative share (default 1024)"
 	case file == "cpuset.cpus":
 		if v == "" {
 			return "the parent's CPUs"

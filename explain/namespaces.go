@@ -17,8 +17,15 @@ var nsTypes = []string{"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "ut
 // the container's init and of the host's init (pid 1): the number in
 // brackets is the namespace's inode in the nsfs filesystem, and two
 // processes share a namespace exactly when it is the same. A type the
-// kernel does not have (time before 5.6) is left out.
+// kernel does not have (time before 5.6) is left out. Where pid 1's links
+// cannot be read (a sandbox whose init belongs to another user
+// namespace: reading them needs ptrace access), the calling process's
+// stand for the host's; HostPid says whose were read.
 func Namespaces(pid int) ([]api.ExplainNamespace, error) {
+	hostPid := 1
+	if _, err := nsInode(1, "net"); os.IsPermission(err) {
+		hostPid = os.Getpid()
+	}
 	var out []api.ExplainNamespace
 	for _, t := range nsTypes {
 		ino, err := nsInode(pid, t)
@@ -31,11 +38,11 @@ func Namespaces(pid int) ([]api.ExplainNamespace, error) {
 		if err != nil {
 			return nil, fmt.Errorf("namespaces of pid %d: %w", pid, err)
 		}
-		host, err := nsInode(1, t)
+		host, err := nsInode(hostPid, t)
 		if err != nil {
-			return nil, fmt.Errorf("namespaces of the host (pid 1): %w", err)
+			return nil, fmt.Errorf("namespaces of the host (pid %d): %w", hostPid, err)
 		}
-		out = append(out, api.ExplainNamespace{Type: t, Inode: ino, HostInode: host, Shared: ino == host})
+		out = append(out, api.ExplainNamespace{Type: t, Inode: ino, HostInode: host, HostPid: hostPid, Shared: ino == host})
 	}
 	return out, nil
 }

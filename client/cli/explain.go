@@ -102,7 +102,12 @@ func printExplanation(w io.Writer, ex *api.Explanation) {
 }
 
 func printNamespaces(w io.Writer, ex *api.Explanation) {
-	fmt.Fprintf(w, "\nNAMESPACES  /proc/%d/ns/* beside the host's /proc/1/ns/*\n", ex.Pid)
+	if host := ex.Namespaces[0].HostPid; host == 1 {
+		fmt.Fprintf(w, "\nNAMESPACES  /proc/%d/ns/* beside the host's /proc/1/ns/*\n", ex.Pid)
+	} else {
+		fmt.Fprintf(w, "\nNAMESPACES  /proc/%d/ns/* beside the daemon's /proc/%d/ns/*\n", ex.Pid, host)
+		fmt.Fprintln(w, "  (pid 1's cannot be read here: it belongs to another user namespace)")
+	}
 	for _, ns := range ex.Namespaces {
 		verdict := "new"
 		if ns.Shared {
@@ -126,7 +131,7 @@ func printCgroup(w io.Writer, cg *api.ExplainCgroup) {
 		}
 	}
 	for _, f := range cg.Files {
-		fmt.Fprintf(w, "  %-28s %-20s %s\n", f.File, clip(f.Value, 20), f.Meaning)
+		fmt.Fprintf(w, "  %-27s %-12s %s\n", f.File, clip(f.Value, 12), f.Meaning)
 	}
 }
 
@@ -156,7 +161,7 @@ func printRootfs(w io.Writer, r *api.ExplainRootfs) {
 			fmt.Fprintln(w, "           "+line)
 		}
 		if l.CreatedBy != "" {
-			fmt.Fprintln(w, wrap("           made by: ", "             ", l.CreatedBy, explainWidth))
+			fmt.Fprintln(w, wrap("           made by: ", "             ", clipWords(l.CreatedBy, explainWidth-13), explainWidth))
 		}
 	}
 }
@@ -249,6 +254,16 @@ func shortDigest(d string) string {
 		return d
 	}
 	return algo + ":" + hex[:12]
+}
+
+// clipWords clips each word of s to n columns (a digest in a build
+// step's created_by would not fit a line).
+func clipWords(s string, n int) string {
+	words := strings.Fields(s)
+	for i, w := range words {
+		words[i] = clip(w, n)
+	}
+	return strings.Join(words, " ")
 }
 
 // clip cuts s to n columns, ending it with "…" when cut.
