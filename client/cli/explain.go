@@ -122,12 +122,18 @@ func printCgroup(w io.Writer, cg *api.ExplainCgroup) {
 	if cg.Mode != "unified" {
 		version = "v1"
 	}
-	fmt.Fprintf(w, "\nCGROUP  %s (%s) %s\n", version, cg.Mode, cg.Path)
+	fmt.Fprintf(w, "\nCGROUP  %s (%s), /proc/PID/cgroup\n  %s\n", version, cg.Mode, cg.Path)
 	for _, d := range cg.Dirs {
+		// the directory is the hierarchy's mount point + the path: show
+		// the mount point alone when it is
+		dir := d.Dir
+		if mp, ok := strings.CutSuffix(d.Dir, cg.Path); ok && cg.Path != "/" {
+			dir = mp + " + the path"
+		}
 		if d.Hierarchy == "" {
-			fmt.Fprintf(w, "  %s\n", d.Dir)
+			fmt.Fprintf(w, "  %s\n", dir)
 		} else {
-			fmt.Fprintf(w, "  %-12s %s\n", d.Hierarchy, d.Dir)
+			fmt.Fprintf(w, "  %-12s %s\n", d.Hierarchy, dir)
 		}
 	}
 	for _, f := range cg.Files {
@@ -171,7 +177,7 @@ func printMounts(w io.Writer, ex *api.Explanation) {
 	for _, m := range ex.Mounts {
 		src := m.Source
 		if m.Root != "/" && m.Root != "" {
-			src += " " + m.Root
+			src += "[" + m.Root + "]" // findmnt's way: a bind of a directory
 		}
 		fmt.Fprintf(w, "  %-22s %-8s %s\n", clip(m.Point, 22), clip(m.FSType, 8), clip(src+"  "+m.Options, explainWidth-35))
 	}
