@@ -79,7 +79,7 @@ $(CRICTL):
 # rootless, the runtime library), and the crash sweeps (with runc, a
 # daemon killed after the shim's `runc start` but before it recorded the
 # start leaves a record that a second start fails on: a known gap).
-RUNC_TESTS := ^(TestRuntime|TestCgroup|TestEngine|TestNetwork|TestVolume|TestConfinementDefaults)
+RUNC_TESTS := ^(TestRuntime|TestCgroup|TestEngine|TestNetwork|TestVolume|TestConfinementDefaults|TestExplain)
 RUNC_SKIP  := ^(TestRuntimeLibrary|TestEngineCrash|TestEngineRegistry|TestNetworkCreateRefuses|TestNetworkNeverTakes)
 test-runc:
 	MINIDOCK_TEST_RUNTIME=runc $(GO) test -count=1 -timeout 15m -run '$(RUNC_TESTS)' -skip '$(RUNC_SKIP)' ./tests/
