@@ -212,6 +212,25 @@ func TestExplain(t *testing.T) {
 		e.mustCLI("rm", "-f", "hostly")
 	})
 
+	// docs/explain.md's exercises: --network none has a namespace of its
+	// own with only lo; --privileged drops nothing and has no filter
+	t.Run("exercises", func(t *testing.T) {
+		e.mustCLI("run", "-d", "--name", "alone", "--network", "none", "busybox", "sleep", "600")
+		e.mustCLI("run", "-d", "--name", "mighty", "--privileged", "busybox", "sleep", "600")
+		ex := e.explainOf("alone")
+		assert.False(t, namespaceOf(t, ex, "net").Shared)
+		require.NotNil(t, ex.Network)
+		require.Len(t, ex.Network.Interfaces, 1)
+		assert.Equal(t, "lo", ex.Network.Interfaces[0].Name)
+		assert.Empty(t, ex.Network.Interfaces[0].HostVeth)
+		ex = e.explainOf("mighty")
+		require.NotNil(t, ex.Security)
+		assert.Empty(t, ex.Security.Dropped)
+		assert.Contains(t, ex.Security.Effective, "CAP_SYS_ADMIN")
+		assert.Equal(t, 0, ex.Security.Seccomp)
+		e.mustCLI("rm", "-f", "alone", "mighty")
+	})
+
 	t.Run("stopped", func(t *testing.T) {
 		out, code := e.cli("run", "--name", "done", "busybox", "sh", "-c", "echo bye; exit 3")
 		require.Equal(t, 3, code, out)
