@@ -26,7 +26,7 @@ func newInProcess(root, dir string) (Runtime, error) {
 
 func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 	c, err := runtime.Create(r.root, id, runtime.CreateOptions{Bundle: bundle, ConsoleSocket: io.ConsoleSocket,
-		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}})
+		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Step: io.Step})
 	if err != nil {
 		return 0, err
 	}
