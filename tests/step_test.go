@@ -294,3 +294,48 @@ func TestDebugInitWaitsForDebugger(t *testing.T) {
 	require.NoError(t, c.Wait(), string(out.Bytes()))
 	assert.Contains(t, string(out.Bytes()), "ran after the debugger: yes")
 }
+
+// TestStepThroughDaemon: `minidock run --step` through the daemon: the
+// shim's runtime pauses, and the prompts reach the client's terminal over
+// the step stream (POST /containers/{id}/step); Enter goes on, and the
+// container runs. Then q before pivot_root: the run fails saying so, and
+// the engine's leak checks find nothing left.
+func TestStepThroughDaemon(t *testing.T) {
+	e := newEngine(t)
+	if e.runtime != "" {
+		t.Skip("step mode needs minidock's own runtime")
+	}
+	e.importBusybox("busybox:step")
+	run := func(script string) *ptyCommand {
+		return startPty(t, nil, binary, "-H", "unix://"+e.sock, "run", "--rm", "--step", "busybox:step", "sh", "-c", script)
+	}
+	p := run("echo through the daemon")
+	ps, code := stepThrough(t, p, func(s stepPrompt) string {
+		if s.step == "finishProcess" || s.step == "prepareRootfs" {
+			return "s"
+		}
+		return ""
+	})
+	out := p.output()
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "through the daemon")
+	// created by the shim, started later: the pauses end at waitForStart
+	assert.Equal(t, []string{
+		"runtime createCgroup", "runtime startInit",
+		"init setupNamespaces", "init prepareRootfs", "init enterRootfs", "init finalizeRootfs", "init finishProcess",
+	}, steps(ps), "the steps paused in, in order:\n%s", out)
+	assert.GreaterOrEqual(t, indexOf(ps, "init enterRootfs: pivot_root ., ."), 0, out)
+
+	p = run("echo should not run")
+	_, code = stepThrough(t, p, func(s stepPrompt) string {
+		if strings.HasPrefix(s.String(), "init enterRootfs: pivot_root") {
+			return "q"
+		}
+		return ""
+	})
+	out = p.output()
+	assert.NotEqual(t, 0, code, out)
+	assert.Contains(t, out, "aborted at the step prompt (q)")
+	assert.NotContains(t, out, "should not run")
+	assert.True(t, waitFor(10*time.Second, func() bool { return strings.TrimSpace(e.mustCLI("ps", "-aq")) == "" }), "containers left: %s", e.mustCLI("ps", "-a"))
+}
