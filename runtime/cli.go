@@ -280,6 +280,10 @@ func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err er
 func stepTerminal(o *CreateOptions) (done func(), err error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
 		return nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
 	}
 	o.Step = tty

@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -338,4 +339,12 @@ func TestStepThroughDaemon(t *testing.T) {
 	assert.Contains(t, out, "aborted at the step prompt (q)")
 	assert.NotContains(t, out, "should not run")
 	assert.True(t, waitFor(10*time.Second, func() bool { return strings.TrimSpace(e.mustCLI("ps", "-aq")) == "" }), "containers left: %s", e.mustCLI("ps", "-a"))
+
+	// no terminal: a clear error, and no container made
+	c := exec.Command(binary, "-H", "unix://"+e.sock, "run", "--rm", "--step", "busybox:step", "true")
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	noTTY, code := e.command(c)
+	assert.Equal(t, 125, code, noTTY)
+	assert.Contains(t, noTTY, "run --step prompts on the controlling terminal, and the client has none")
+	assert.Empty(t, strings.TrimSpace(e.mustCLI("ps", "-aq")))
 }

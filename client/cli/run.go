@@ -295,7 +295,10 @@ func newRunCommand(cli *CLI) *cobra.Command {
 func stepTerminal() (*os.File, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
+		if pe, ok := err.(*os.PathError); ok {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("run --step prompts on the controlling terminal, and the client has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
 	}
 	return tty, nil
 }
