@@ -269,6 +269,9 @@ func newRunCommand(cli *CLI) *cobra.Command {
 			if step {
 				if err := cli.relaySteps(ctx, id, tty); err != nil {
 					fmt.Fprintln(cli.Err, err)
+					if o.rm { // it never ran: as a failed start, --rm removes it
+						cli.client.ContainerRemove(ctx, id, true, true)
+					}
 					return statusError(125)
 				}
 			}
