@@ -265,7 +265,11 @@ func TestDebugInitWaitsForDebugger(t *testing.T) {
 	var out syncBuffer
 	c.Stdout, c.Stderr = &out, &out
 	require.NoError(t, c.Start())
-	t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+	t.Cleanup(func() {
+		stdin.Close() // the container's read ends, and with it its output
+		c.Process.Kill()
+		c.Wait()
+	})
 	var pid int
 	line := regexp.MustCompile(`dlv attach ([0-9]+)`)
 	require.True(t, waitFor(10*time.Second, func() bool {
