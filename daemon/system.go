@@ -58,7 +58,7 @@ func (d *Daemon) Info(ctx context.Context) api.Info {
 	var warning string
 	in.ClusterStore, in.ClusterAdvertise, in.ClusterPeers, warning = d.network.ClusterInfo()
 	if warning != "" {
-		in.Warnings = append(in.Warnings, warning)
+		in.Warnings = append(in.Warnings, "WARNING: "+warning)
 	}
 	in.Images = len(d.images.List())
 	d.mu.Lock()

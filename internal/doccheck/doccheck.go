@@ -3,7 +3,8 @@
 // name, in backticks: `rootfs.PivotRoot`, `daemon.Daemon.Info`,
 // `runtime.(*Container).Start`, `(*Container).Start`. A name that was
 // renamed or never existed sends the reader nowhere; Check lists each one
-// with its file and line, and doccheck_test.go fails on any.
+// with its file and line, and doccheck_test.go fails on any. The same for
+// the files of the repository they name (`runtime/init.go`).
 //
 // What counts as a name: in an inline code span (fenced blocks are shell
 // sessions and are left out), pkg.Name, pkg.Type.Member, pkg.(*T).M or
@@ -28,7 +29,8 @@ import (
 	"strings"
 )
 
-// Missing is a name a doc gives that the code does not have.
+// Missing is a name a doc gives that the code does not have, or a file
+// of the repository it names that is not there.
 type Missing struct {
 	File string // the doc, relative to the module's root
 	Line int
@@ -56,6 +58,11 @@ func Check(root string) ([]Missing, error) {
 		rel, _ := filepath.Rel(root, doc)
 		for _, ref := range Names(string(data)) {
 			if !code.Has(ref) {
+				missing = append(missing, Missing{File: rel, Line: ref.Line, Name: ref.Text})
+			}
+		}
+		for _, ref := range Files(string(data)) {
+			if !fileExists(root, ref.Text) {
 				missing = append(missing, Missing{File: rel, Line: ref.Line, Name: ref.Text})
 			}
 		}
@@ -115,6 +122,33 @@ func Names(text string) []Ref {
 		}
 	}
 	return refs
+}
+
+// filePath is a file of the repository as the docs name one: a relative
+// path with at least one directory, ending in .go or .sh
+// (`runtime/init.go`, `tests/vm/lib.sh`), alone in its code span or
+// followed by a line number or a space (`shim/log.go` `jsonLog`).
+var filePath = regexp.MustCompile("`((?:[A-Za-z0-9_.-]+/)+[A-Za-z0-9_.-]+\\.(?:go|sh))(?:[: ][^`]*)?`")
+
+// Files returns the repository files named in the inline code spans of a
+// Markdown text, with their lines (Ref.Text is the path).
+func Files(text string) []Ref {
+	text = blankFences(text)
+	var refs []Ref
+	for _, m := range filePath.FindAllStringSubmatchIndex(text, -1) {
+		refs = append(refs, Ref{Line: 1 + strings.Count(text[:m[0]], "\n"), Text: text[m[2]:m[3]]})
+	}
+	return refs
+}
+
+// fileExists: the path from the module's root, or (../x) from docs/.
+func fileExists(root, path string) bool {
+	for _, p := range []string{filepath.Join(root, path), filepath.Join(root, "docs", path)} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // blankFences replaces the lines of fenced code blocks by empty lines,
