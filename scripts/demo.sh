@@ -72,4 +72,7 @@ echo "published on $port: $(busybox wget -qO- "http://$port/")"
 "$bin" -H "$host" rm -f web >/dev/null
 "$bin" -H "$host" network rm demo-net >/dev/null
 
-stage "Clean up: the daemon stopped, its data root, bridge and nftables table removed"
+stage "Clean up: the daemon stopped (it removes its bridge and nftables table), its data root removed"
+cleanup
+trap - EXIT
+ip link show mddemo0 >/dev/null 2>&1 && echo "bridge mddemo0 still there" || echo "no bridge mddemo0, no $d, no $run: nothing left"
