@@ -11,6 +11,8 @@
 // (*T).M, where pkg is the name of a package of this module and Name has a
 // capital letter or is called (`pkg.name(`): `cgroup.procs`, `memory.max`
 // and `kernel.unprivileged_userns_clone` are files and sysctls, not Go.
+// pkg.Name may be a method of one of the package's types, as prose often
+// shortens Type.Method (`daemon.Explain`).
 // The code is read with go/parser, every package of the module (tests
 // included, generated code too), and Go's standard library for a package
 // name both have (`runtime.NumCPU`).
@@ -182,8 +184,11 @@ type Code struct {
 // Package is one directory's declarations.
 type Package struct {
 	Dir   string
-	Decls map[string]bool            // top-level funcs, types, vars, consts
-	Types map[string]map[string]bool // type -> its methods and struct fields
+	Decls map[string]bool // top-level funcs, types, vars, consts
+	// Methods: every method name of the package's types; pkg.Method is
+	// how prose often names one (`daemon.Explain` for Daemon.Explain).
+	Methods map[string]bool
+	Types   map[string]map[string]bool // type -> its methods and struct fields
 	// Embeds: types that embed another, whose members are the embedded
 	// type's too; a member of such a type is not reported.
 	Embeds map[string]bool
@@ -222,7 +227,7 @@ func parseDir(dir string) (string, *Package, error) {
 	if len(files) == 0 {
 		return "", nil, nil
 	}
-	p := &Package{Dir: dir, Decls: map[string]bool{}, Types: map[string]map[string]bool{}, Embeds: map[string]bool{}}
+	p := &Package{Dir: dir, Decls: map[string]bool{}, Methods: map[string]bool{}, Types: map[string]map[string]bool{}, Embeds: map[string]bool{}}
 	name := ""
 	for _, f := range files {
 		af, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
@@ -256,6 +261,7 @@ func (p *Package) add(f *ast.File) {
 			if t := recvType(d.Recv.List[0].Type); t != "" {
 				p.members(t)[d.Name.Name] = true
 			}
+			p.Methods[d.Name.Name] = true
 		case *ast.GenDecl:
 			for _, s := range d.Specs {
 				switch s := s.(type) {
@@ -347,7 +353,7 @@ func (c *Code) Has(r Ref) bool {
 
 func (p *Package) has(path []string) bool {
 	if len(path) == 1 {
-		return p.Decls[path[0]]
+		return p.Decls[path[0]] || p.Methods[path[0]]
 	}
 	if !p.Decls[path[0]] {
 		return false

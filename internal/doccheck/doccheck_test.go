@@ -40,14 +40,14 @@ func helper() {}
 `)
 	write("README.md", "intro\n")
 	write("docs/a.md", strings.Join([]string{
-		"`rootfs.PivotRoot` and `rootfs.(*Mounter).Mount`, `rootfs.Mounter.Root`, `(*Mounter).Mount`", // 1: all there
+		"`rootfs.PivotRoot` and `rootfs.(*Mounter).Mount`, `rootfs.Mounter.Root`, `(*Mounter).Mount`, `rootfs.Mount`", // 1: all there
 		"`rootfs.SetupDev` makes /dev",                                           // 2: missing
 		"see `rootfs/mount.go`, `cgroup.procs`, `unix.Mount`, `rootfs.helper()`", // 3: not names or there
 		"```sh",
 		"rootfs.Gone", // in a fence: a shell session
 		"```",
-		"`rootfs.Mounter.Umount`, `(*Mounter).Gone`, `rootfs.nothere()`",         // 7: three missing
-		"read `rootfs/mount.go` `PivotRoot` and `rootfs/dev.go`, `../README.md`", // 8: a file missing
+		"`rootfs.Mounter.Umount`, `(*Mounter).Gone`, `rootfs.nothere()`, `rootfs.Root`", // 7: four missing (a field is no method)
+		"read `rootfs/mount.go` `PivotRoot` and `rootfs/dev.go`, `../README.md`",        // 8: a file missing
 	}, "\n"))
 	missing, err := Check(root)
 	if err != nil {
@@ -62,6 +62,7 @@ func helper() {}
 		"docs/a.md:7: rootfs.Mounter.Umount",
 		"docs/a.md:7: (*Mounter).Gone",
 		"docs/a.md:7: rootfs.nothere",
+		"docs/a.md:7: rootfs.Root",
 		"docs/a.md:8: rootfs/dev.go",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
