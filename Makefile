@@ -27,6 +27,7 @@ debug:
 # reads a variable and the mount table across it (root).
 debug-test: debug
 	scripts/debug-pivot-root.sh bin/minidock-debug
+	DEBUG_VIA=env scripts/debug-pivot-root.sh bin/minidock-debug
 
 # README's "Try the runtime by hand", line by line as written (root;
 # /usr/local/bin and /tmp/b are put back as they were).

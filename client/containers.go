@@ -198,6 +198,15 @@ func (c *Client) ContainerAttach(ctx context.Context, name string, o AttachOptio
 	return c.hijack(ctx, request{method: "POST", path: containerPath(name, "attach"), query: q})
 }
 
+// ContainerStep is POST /containers/{name}/step, minidock's own: a
+// hijacked stream on which the container's next start, made in step
+// mode, sends the runtime's prompts and reads the answers, a line each,
+// until the container is created (docs/step.md). Open it before the
+// start.
+func (c *Client) ContainerStep(ctx context.Context, name string) (*HijackedConn, error) {
+	return c.hijack(ctx, request{method: "POST", path: containerPath(name, "step")})
+}
+
 // ContainerResize is POST /containers/{name}/resize?h=&w=: the size of
 // its terminal.
 func (c *Client) ContainerResize(ctx context.Context, name string, height, width int) error {

@@ -92,7 +92,12 @@ func (d *Daemon) start(c *Container) (err error) {
 		return err
 	}
 
-	pid, err := d.launchShim(c)
+	stepSocket, endSteps, err := d.relaySteps(c) // step.go: run --step
+	if err != nil {
+		return err
+	}
+	pid, err := d.launchShim(c, stepSocket)
+	endSteps()
 	if err != nil {
 		return err
 	}
@@ -177,9 +182,12 @@ func (d *Daemon) shimOptions(c *Container) shim.Options {
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin}
 }
 
-// launchShim has a shim create c; it returns the init's pid.
-func (d *Daemon) launchShim(c *Container) (int, error) {
-	pid, err := d.shims.Launch(d.shimOptions(c))
+// launchShim has a shim create c (in step mode, prompting over
+// stepSocket, when set); it returns the init's pid.
+func (d *Daemon) launchShim(c *Container, stepSocket string) (int, error) {
+	o := d.shimOptions(c)
+	o.StepSocket = stepSocket
+	pid, err := d.shims.Launch(o)
 	if err != nil {
 		if shim.CodeOf(err) == shim.ErrStart {
 			return 0, fmt.Errorf("failed to create container %s: %w", c.ID, err)

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
@@ -49,6 +50,7 @@ type cli struct {
 	logFile       string
 	logFormat     string
 	systemdCgroup bool     // --systemd-cgroup: see systemdCgroup
+	step          bool     // --step: pause before each kernel call (run and create; step.go)
 	trace         *os.File // --trace, MINIDOCK_TRACE=1 or --debug: where trace lines go
 }
 
@@ -103,6 +105,7 @@ func Main(args []string) int {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "write the trace of every step to the --log file (or stderr)")
 	traceOn := fs.Bool("trace", false, "print every set-up step (also MINIDOCK_TRACE=1)")
+	fs.BoolVar(&c.step, "step", false, "run and create: pause before each kernel call, asking on the terminal (docs/step.md)")
 	fs.BoolVar(&c.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups: refused at create unless systemd runs (and then unsupported)")
 	fs.String("rootless", "auto", "ignored: rootless mode follows the caller's uid (runtime/rootless.go)")
 	fs.String("criu", "", "ignored: no checkpoint/restore")
@@ -145,6 +148,9 @@ func Main(args []string) int {
 	if cmd == nil {
 		return c.fail(fmt.Errorf("unknown command %q (see minidock runtime --help)", name))
 	}
+	if c.step && name != "run" && name != "create" {
+		return c.fail(fmt.Errorf("--step applies to run and create, not %s", name))
+	}
 	code, err := cmd.run(c, rest)
 	if err != nil {
 		return c.fail(err)
@@ -153,7 +159,7 @@ func Main(args []string) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: minidock runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] COMMAND [ARGS]")
+	fmt.Fprintln(w, "usage: minidock runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] [--step] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\nAn OCI runtime with runc's command line. Commands:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, cmd := range commands() {
@@ -248,10 +254,55 @@ func (c *cli) createFlags(fs *flag.FlagSet, o *CreateOptions, preserve *int) {
 }
 
 // createOptions fills in what the global flags and the runtime's own
-// process give create and run.
-func (c *cli) createOptions(o *CreateOptions, preserve int) {
+// process give create and run. done closes the step terminal, if any.
+func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err error) {
 	o.Stdio, o.ExtraFiles = c.stdio(preserve)
 	o.Trace, o.Warn, o.SystemdCgroup = c.trace, c.warn, c.systemdCgroup
+	done = func() {}
+	if c.step {
+		if done, err = stepTerminal(o); err != nil {
+			return nil, err
+		}
+	}
+	if isTrue(os.Getenv("MINIDOCK_DEBUG_INIT")) {
+		o.DebugInit = os.Stderr
+		if o.Step != nil {
+			o.DebugInit = o.Step
+		}
+	}
+	return done, nil
+}
+
+// stepTerminal opens the controlling terminal for --step: the prompts go
+// there, not to the container's stdio (a pipe, a file, or the terminal
+// the container's own pty is attached to once it runs). Ctrl-C while
+// stepping is q: the terminal is closed, the prompt's read ends, and the
+// container is undone. done closes it.
+func stepTerminal(o *CreateOptions) (done func(), err error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
+	}
+	o.Step = tty
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-interrupt:
+			tty.Close()
+		case <-stop:
+		}
+	}()
+	return func() {
+		signal.Stop(interrupt)
+		close(stop)
+		tty.Close()
+	}, nil
 }
 
 // stdio is what the command line gives a container's process: the
@@ -272,11 +323,15 @@ func (c *cli) create(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	c.createOptions(&o, preserve)
 	if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
 		return 1, err
 	}
+	done, err := c.createOptions(&o, preserve)
+	if err != nil {
+		return 1, err
+	}
 	ct, err := Create(c.root, fs.Arg(0), o)
+	done()
 	if err != nil {
 		return 1, err
 	}
@@ -349,7 +404,6 @@ func (c *cli) run(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	c.createOptions(&o, preserve)
 	check := c.checkStdinTerminal
 	if *detach {
 		check = c.checkTerminal
@@ -357,8 +411,13 @@ func (c *cli) run(args []string) (int, error) {
 	if err := check(o.Bundle, o.ConsoleSocket); err != nil {
 		return 1, err
 	}
+	done, err := c.createOptions(&o, preserve)
+	if err != nil {
+		return 1, err
+	}
 	o.StartNow = true
 	ct, err := Create(c.root, fs.Arg(0), o)
+	done()
 	if err != nil {
 		return 1, err
 	}

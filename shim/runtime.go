@@ -52,6 +52,10 @@ type Runtime interface {
 type IO struct {
 	Stdin, Stdout, Stderr *os.File
 	ConsoleSocket         string
+	// Step, for a create in step mode: where the prompts go and the
+	// answers come from (runtime.CreateOptions.Step). Only minidock's
+	// runtime in process steps.
+	Step io.ReadWriter
 }
 
 // Command is a runc-compatible runtime run through its command line:
@@ -135,6 +139,9 @@ func lastLogError(data []byte) string {
 func (r *Command) pidFile(name string) string { return filepath.Join(r.Dir, name) }
 
 func (r *Command) Create(id, bundle string, stdio *IO) (int, error) {
+	if stdio.Step != nil {
+		return 0, fmt.Errorf("step mode needs minidock's own runtime, not %s", r.Argv[0])
+	}
 	pf := r.pidFile(PidFile)
 	os.Remove(pf)
 	args := []string{"create", "--bundle", bundle, "--pid-file", pf}

@@ -63,6 +63,11 @@ type Options struct {
 	Cgroup      string // the container's cgroupsPath: stats, processes, OOM count
 	Tty         bool   // the init gets a terminal
 	Stdin       bool   // the init's stdin stays open for attach clients
+	// StepSocket, for `minidock run --step`: a unix socket the daemon
+	// listens on and relays to the client's terminal. The shim connects
+	// to it and creates the container in step mode, prompts and answers
+	// going over it (minidock's runtime in process only; docs/step.md).
+	StepSocket string `json:",omitempty"`
 	// Delete is the clean-up mode: the container's shim is gone, so delete
 	// whatever the runtime still has of it (killing what runs) and exit.
 	Delete bool `json:"-"`
@@ -85,6 +90,7 @@ func Main(args []string) int {
 	fs.StringVar(&o.Cgroup, "cgroup", "", "the container's cgroups path")
 	fs.BoolVar(&o.Tty, "tty", false, "give the container a terminal")
 	fs.BoolVar(&o.Stdin, "stdin", false, "keep stdin open")
+	fs.StringVar(&o.StepSocket, "step-socket", "", "create in step mode, prompting over this unix socket")
 	fs.BoolVar(&o.Delete, "delete", false, "delete the container's runtime state and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -174,7 +180,22 @@ func run(o Options, rt Runtime, hello *os.File) error {
 
 	s.init = newProcess("", o.Tty)
 	s.init.log = &jsonLog{f: logFile}
-	pid, err := s.start(s.init, o.Stdin, func(io *IO) (int, error) { return rt.Create(o.ID, o.Bundle, io) })
+	var step net.Conn
+	if o.StepSocket != "" {
+		if step, err = unixsock.Dial(o.StepSocket); err != nil {
+			close(s.created)
+			ln.Close()
+			os.Remove(o.Socket)
+			return sayHello(hello, Hello{}, fmt.Errorf("step socket: %w", err))
+		}
+	}
+	pid, err := s.start(s.init, o.Stdin, func(io *IO) (int, error) {
+		if step != nil {
+			io.Step = step
+			defer step.Close() // the stepping ends with the create
+		}
+		return rt.Create(o.ID, o.Bundle, io)
+	})
 	if err != nil {
 		close(s.created)
 		ln.Close()

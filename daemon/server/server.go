@@ -177,6 +177,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("GET /containers/{id}/logs", r.containerLogs)
 	mux.HandleFunc("POST /containers/{id}/attach", r.containerAttach)
 	mux.HandleFunc("POST /containers/{id}/resize", r.containerResize)
+	mux.HandleFunc("POST /containers/{id}/step", r.containerStep)
 	mux.HandleFunc("POST /containers/{id}/pause", r.containerPause)
 	mux.HandleFunc("POST /containers/{id}/unpause", r.containerUnpause)
 	mux.HandleFunc("GET /containers/{id}/top", r.containerTop)
