@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test fuzz
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test docs-test fuzz
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
@@ -34,6 +34,12 @@ debug-test: debug
 readme-test:
 	scripts/test-readme.sh
 
+# The docs' exercises: docs/README.md's set-up, then every page's "Try it"
+# block, as written (root; in a mount namespace of its own, default paths
+# made private: scripts/test-docs.sh).
+docs-test: build
+	scripts/test-docs.sh
+
 deps:
 	scripts/install-deps.sh
 
@@ -45,7 +51,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance fuzz
+test: build vet oci-validation vm-test vm-demo-test debug-test readme-test docs-test test-runc test-go test-race registry-conformance fuzz
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime
 # (with the drop-in tests: runc, then minidock, under dockerd, containerd

@@ -88,6 +88,8 @@ type Daemon struct {
 	execs      map[string]*Exec      // by exec ID
 
 	events events // GET /events
+
+	hostWarnings func() []string // minidock check's warnings, for /info (system.go)
 }
 
 // New opens the data root (refusing one another daemon holds), the image
@@ -162,6 +164,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.checkHost() // after network.Open, which turns ip_forward on
 	stopped, err := d.restore()
 	if err != nil {
 		d.lock.Close()

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"minidock/internal/signals"
 	"minidock/internal/trace"
@@ -343,22 +344,39 @@ func (c *cli) create(args []string) (int, error) {
 // checkTerminal refuses, as runc does, a detached container with a
 // terminal and nowhere to send it.
 func (c *cli) checkTerminal(bundle, consoleSocket string) error {
-	if consoleSocket != "" {
+	if consoleSocket == "" && specTerminal(bundle) {
+		return errors.New("cannot allocate a tty without a console socket (--console-socket) when detached")
+	}
+	return nil
+}
+
+// checkStdinTerminal refuses, as runc does ("provided file is not a
+// console"), a foreground run of a spec with "terminal": true from a stdin
+// that is not a terminal (a script, a pipe, CI): the container's
+// interactive shell would wait on a pty that nobody types into.
+func (c *cli) checkStdinTerminal(bundle, consoleSocket string) error {
+	if consoleSocket != "" || !specTerminal(bundle) {
 		return nil
 	}
+	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err != nil {
+		return fmt.Errorf("%s has \"terminal\": true but stdin is not a terminal: run it from one, or set \"terminal\": false in config.json (and give process.args a command)", filepath.Join(bundle, "config.json"))
+	}
+	return nil
+}
+
+// specTerminal reads process.terminal from the bundle's config.json;
+// a config that cannot be read is Create's to report.
+func specTerminal(bundle string) bool {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil // Create reports it
+		return false
 	}
 	var s struct {
 		Process *struct {
 			Terminal bool `json:"terminal"`
 		} `json:"process"`
 	}
-	if json.Unmarshal(data, &s) == nil && s.Process != nil && s.Process.Terminal {
-		return errors.New("cannot allocate a tty without a console socket (--console-socket) when detached")
-	}
-	return nil
+	return json.Unmarshal(data, &s) == nil && s.Process != nil && s.Process.Terminal
 }
 
 func (c *cli) start(args []string) (int, error) {
@@ -386,10 +404,12 @@ func (c *cli) run(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
+	check := c.checkStdinTerminal
 	if *detach {
-		if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
-			return 1, err
-		}
+		check = c.checkTerminal
+	}
+	if err := check(o.Bundle, o.ConsoleSocket); err != nil {
+		return 1, err
 	}
 	done, err := c.createOptions(&o, preserve)
 	if err != nil {
