@@ -222,6 +222,10 @@ func TestNetworkKinds(t *testing.T) {
 	require.Contains(t, string(body), "not in a cluster")
 	st, body = e.do("POST", "/networks/create", map[string]any{"Name": "bad", "Driver": "nosuchdriver"})
 	require.Equal(t, 404, st, string(body))
+	// a driver option the bridge driver does not apply is refused, named
+	st, body = e.do("POST", "/networks/create", map[string]any{"Name": "bad", "Options": map[string]string{"com.docker.network.driver.mtu": "1400"}})
+	require.Equal(t, 400, st, string(body))
+	require.Contains(t, string(body), `option "com.docker.network.driver.mtu" is not supported by the bridge driver`)
 	st, body = e.do("POST", "/networks/create", map[string]any{"Name": "clash", "IPAM": map[string]any{"Config": []map[string]string{{"Subnet": e.bip[:strings.LastIndex(e.bip, ".")] + ".0/24"}}}})
 	require.Equal(t, 403, st, string(body))
 	e.mustCLI("network", "create", "dup")
