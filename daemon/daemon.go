@@ -132,10 +132,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.remap != nil {
 		// the containers' root, an unprivileged uid, must reach its rootfs
 		// and the files bound into it below the data root
-		if err := os.Chmod(cfg.DataRoot, 0o711); err != nil {
-			return nil, fmt.Errorf("--userns-remap: %w", err)
-		}
-		if err := checkReachable(cfg.DataRoot); err != nil {
+		if err := makeReachable(cfg.DataRoot); err != nil {
 			return nil, err
 		}
 		d.log.Printf("--userns-remap %s: containers' ids are %v (uids), %v (gids) on the host", d.remap.user, d.remap.UIDs, d.remap.GIDs)

@@ -262,7 +262,13 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		return nil, err
 	}
 	k.Begin("saveState")
-	if err = c.save(); err != nil {
+	if o.StartNow {
+		err = os.WriteFile(filepath.Join(dir, startingFile), nil, 0o600)
+	}
+	if err == nil {
+		err = c.save()
+	}
+	if err != nil {
 		return nil, err
 	}
 	ki := k.Begin("serveInit")
@@ -287,6 +293,7 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		if err = c.startedNow(k.Begin("start"), h.parent); err != nil {
 			return nil, err
 		}
+		os.Remove(filepath.Join(dir, startingFile)) // running now
 	}
 	// The caller waits for the init by its pid; drop os/exec's handle (a
 	// pidfd) now rather than at garbage collection.
