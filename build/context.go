@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
@@ -121,6 +122,8 @@ func (t *contextTree) read(r io.Reader) error {
 	spool := bufio.NewWriterSize(t.spool, 1<<20)
 	var offset, total int64
 	h := sha256.New()
+	both := &spoolHasher{spool: spool, h: h}
+	buf := make([]byte, 256<<10) // one buffer for every file: no garbage per file
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -141,7 +144,7 @@ func (t *contextTree) read(r io.Reader) error {
 			return fmt.Errorf("refusing entry %q: the context is larger than %d bytes", hdr.Name, archive.DefaultMaxLayerSize)
 		}
 		h.Reset()
-		size, err := io.Copy(io.MultiWriter(spool, h), tr)
+		size, err := io.CopyBuffer(both, tr, buf)
 		if err != nil {
 			return fmt.Errorf("read %q: %w", hdr.Name, err)
 		}
@@ -155,6 +158,17 @@ func (t *contextTree) read(r io.Reader) error {
 	// body ends there.
 	_, err := io.Copy(io.Discard, r)
 	return err
+}
+
+// spoolHasher writes a file's content to the spool and its hash.
+type spoolHasher struct {
+	spool io.Writer
+	h     hash.Hash
+}
+
+func (w *spoolHasher) Write(p []byte) (int, error) {
+	w.h.Write(p)
+	return w.spool.Write(p)
 }
 
 // add indexes one tar entry and returns its node (nil for an entry that

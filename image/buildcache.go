@@ -11,17 +11,25 @@ import (
 
 // The build cache maps the key of a build step (see package build) to
 // the image that step made. It lives beside the index, in
-// image/buildcache.json, so it survives a daemon restart; an entry whose
-// image was removed since is a miss and is dropped at the next write.
+// image/buildcache.json (key -> image ID), so it survives a daemon
+// restart; an entry whose image was removed since is a miss and is
+// dropped at the next write. In memory each entry also holds the image's
+// manifest digest, the key of Store.images, so a lookup is two map reads
+// whatever the number of images.
+
+// cacheEntry is one build step's image: its ID, and the manifest digest
+// it is held under.
+type cacheEntry struct{ id, manifest digest.Digest }
 
 func (s *Store) buildCachePath() string { return filepath.Join(s.imageDir, "buildcache.json") }
 
-// loadBuildCache reads the cache file once. Called locked.
+// loadBuildCache reads the cache file once, and finds each entry's
+// manifest. Called locked.
 func (s *Store) loadBuildCache() error {
 	if s.buildCache != nil {
 		return nil
 	}
-	s.buildCache = map[string]digest.Digest{}
+	s.buildCache = map[string]cacheEntry{}
 	b, err := os.ReadFile(s.buildCachePath())
 	if os.IsNotExist(err) {
 		return nil
@@ -29,10 +37,27 @@ func (s *Store) loadBuildCache() error {
 	if err != nil {
 		return fmt.Errorf("read build cache: %w", err)
 	}
-	if err := json.Unmarshal(b, &s.buildCache); err != nil {
+	var ids map[string]digest.Digest
+	if err := json.Unmarshal(b, &ids); err != nil {
 		return fmt.Errorf("parse build cache %q: %w", s.buildCachePath(), err)
 	}
+	manifests := s.manifestsByID()
+	for k, id := range ids {
+		if md, ok := manifests[id]; ok {
+			s.buildCache[k] = cacheEntry{id: id, manifest: md}
+		}
+	}
 	return nil
+}
+
+// manifestsByID maps each image ID to a manifest digest holding it.
+// Called locked.
+func (s *Store) manifestsByID() map[digest.Digest]digest.Digest {
+	m := make(map[digest.Digest]digest.Digest, len(s.images))
+	for md, img := range s.images {
+		m[img.ID] = md
+	}
+	return m
 }
 
 // CachedImage returns the image that the build step with cache key key
@@ -43,14 +68,12 @@ func (s *Store) CachedImage(key string) (*Image, error) {
 	if err := s.loadBuildCache(); err != nil {
 		return nil, err
 	}
-	id, ok := s.buildCache[key]
+	e, ok := s.buildCache[key]
 	if !ok {
 		return nil, nil
 	}
-	for _, img := range s.images {
-		if img.ID == id {
-			return img.clone(), nil
-		}
+	if img := s.images[e.manifest]; img != nil && img.ID == e.id {
+		return img.clone(), nil
 	}
 	return nil, nil
 }
@@ -63,20 +86,21 @@ func (s *Store) SetCachedImage(key string, id digest.Digest) error {
 	if err := s.loadBuildCache(); err != nil {
 		return err
 	}
-	live := map[digest.Digest]bool{}
-	for _, img := range s.images {
-		live[img.ID] = true
-	}
-	if !live[id] {
+	manifests := s.manifestsByID()
+	md, ok := manifests[id]
+	if !ok {
 		return fmt.Errorf("build cache: no such image %s: %w", id, ErrNotFound)
 	}
-	s.buildCache[key] = id
-	for k, v := range s.buildCache {
-		if !live[v] {
+	s.buildCache[key] = cacheEntry{id: id, manifest: md}
+	ids := make(map[string]digest.Digest, len(s.buildCache))
+	for k, e := range s.buildCache {
+		if img := s.images[e.manifest]; img == nil || img.ID != e.id {
 			delete(s.buildCache, k)
+			continue
 		}
+		ids[k] = e.id
 	}
-	b, err := json.Marshal(s.buildCache)
+	b, err := json.Marshal(ids)
 	if err != nil {
 		return err
 	}

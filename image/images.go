@@ -117,6 +117,9 @@ func (s *Store) Tag(source, target string) error {
 	if err != nil {
 		return err
 	}
+	if s.refs[r.String()] == img.Manifest {
+		return nil // already so (a rebuild's tag): nothing to write
+	}
 	s.setRef(r.String(), img)
 	return s.saveIndex()
 }

@@ -52,9 +52,9 @@ type Store struct {
 	mu     sync.Mutex
 	refs   map[string]digest.Digest // normalised reference -> manifest digest
 	images map[digest.Digest]*Image // manifest digest -> image
-	// buildCache maps build step keys to image IDs (buildcache.go),
+	// buildCache maps build step keys to their images (buildcache.go),
 	// read on first use
-	buildCache map[string]digest.Digest
+	buildCache map[string]cacheEntry
 }
 
 // Image is one image held by the store.
