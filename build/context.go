@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path"
@@ -22,19 +21,20 @@ import (
 	"minidock/build/dockerignore"
 )
 
-// The build context is kept as the client sent it, not unpacked: its tar
-// stream is copied, as it arrives, into one private file with no name
-// (the spool), and each entry is indexed: its header, where its content
-// lies in the spool, and the SHA-256 of that content, computed on the
-// way in. A COPY whose step is cached needs nothing but those digests; a
-// COPY that runs reads the content back from the spool as it writes the
-// container's tar stream. So a rebuild creates no file for the context,
-// and reads none of its bytes a second time.
+// The build context is kept as the client sent it, not unpacked: the
+// contents of its files are appended, as they arrive, to one spool
+// (spool.go: memory, then a file with no name), and each entry is
+// indexed: its header, where its content lies in the spool, and the
+// SHA-256 of that content, computed on the way in. A COPY whose step is
+// cached needs nothing but those digests; a COPY that runs reads the
+// content back from the spool as it writes the container's tar stream.
+// So a rebuild creates no file for the context, and reads none of its
+// bytes a second time.
 
 // contextTree is the indexed build context.
 type contextTree struct {
-	spool *os.File // the tar's file contents, end to end; unlinked
-	root  *node    // the context's root directory
+	spool *spool // the tar's file contents, end to end
+	root  *node  // the context's root directory
 }
 
 // node is one entry of the context: a directory (with its children), a
@@ -53,19 +53,14 @@ func newDir(name string) *node {
 }
 
 // openContext reads the build context, a tar stream (plain, gzip or
-// bzip2) sent by the client, into a spool file made in tmpDir (opened
-// O_TMPFILE: it has no name, so nothing of it outlives the build, even a
-// daemon killed meanwhile) and indexes it (contextTree.add: absolute
-// names, "..", device nodes, symlinks whose relative target climbs out
-// and hard links to anything but an earlier file are refused with an
-// error naming the entry). Then it reads the Dockerfile and .dockerignore
-// and drops from the index what .dockerignore excludes.
+// bzip2) sent by the client, into a spool (memory, then a file with no
+// name made in tmpDir) and indexes it (contextTree.add: absolute names,
+// "..", device nodes, symlinks whose relative target climbs out and hard
+// links to anything but an earlier file are refused with an error naming
+// the entry). Then it reads the Dockerfile and .dockerignore and drops
+// from the index what .dockerignore excludes.
 func openContext(r io.Reader, tmpDir, dockerfile string) (*contextTree, []byte, error) {
-	fd, err := unix.Open(tmpDir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("build context: spool file in %s: %w", tmpDir, err)
-	}
-	t := &contextTree{spool: os.NewFile(uintptr(fd), "build context"), root: newDir("")}
+	t := &contextTree{spool: &spool{dir: tmpDir, memMax: memSpoolSize}, root: newDir("")}
 	ok := false
 	defer func() {
 		if !ok {
@@ -116,14 +111,11 @@ func decompress(r io.Reader) (io.Reader, error) {
 	return br, nil
 }
 
-// read indexes every entry of the tar stream r, copying file contents to
-// the spool and hashing them on the way.
+// read indexes every entry of the tar stream r, appending file contents
+// to the spool and hashing them on the way.
 func (t *contextTree) read(r io.Reader) error {
-	spool := bufio.NewWriterSize(t.spool, 1<<20)
-	var offset, total int64
+	var total int64
 	h := sha256.New()
-	both := &spoolHasher{spool: spool, h: h}
-	buf := make([]byte, 256<<10) // one buffer for every file: no garbage per file
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -144,31 +136,17 @@ func (t *contextTree) read(r io.Reader) error {
 			return fmt.Errorf("refusing entry %q: the context is larger than %d bytes", hdr.Name, archive.DefaultMaxLayerSize)
 		}
 		h.Reset()
-		size, err := io.CopyBuffer(both, tr, buf)
+		offset := t.spool.size
+		size, err := t.spool.fill(tr, h)
 		if err != nil {
 			return fmt.Errorf("read %q: %w", hdr.Name, err)
 		}
 		n.offset, n.hdr.Size, n.digest = offset, size, hex.EncodeToString(h.Sum(nil))
-		offset += size
-	}
-	if err := spool.Flush(); err != nil {
-		return fmt.Errorf("spool: %w", err)
 	}
 	// Read what follows the end-of-archive marker: the client's request
 	// body ends there.
 	_, err := io.Copy(io.Discard, r)
 	return err
-}
-
-// spoolHasher writes a file's content to the spool and its hash.
-type spoolHasher struct {
-	spool io.Writer
-	h     hash.Hash
-}
-
-func (w *spoolHasher) Write(p []byte) (int, error) {
-	w.h.Write(p)
-	return w.spool.Write(p)
 }
 
 // add indexes one tar entry and returns its node (nil for an entry that
@@ -275,7 +253,7 @@ func (t *contextTree) lookup(p string) *node {
 
 func (t *contextTree) describe() string { return "the build context" }
 
-// remove closes the spool, which frees it: it has no name.
+// remove frees the spool.
 func (t *contextTree) remove() error { return t.spool.Close() }
 
 // clean turns a source word into a path relative to the context's root:
