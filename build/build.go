@@ -53,7 +53,8 @@ type Options struct {
 	Platform string
 	// Quiet writes only the final image ID (and errors).
 	Quiet bool
-	// TempDir is where the context is unpacked (os.TempDir() if "").
+	// TempDir is where the spool file of a context too large for memory
+	// goes (os.TempDir() if "").
 	TempDir string
 }
 
@@ -126,7 +127,7 @@ type state struct {
 	cmdSet bool               // CMD was given in this stage: ENTRYPOINT keeps it
 }
 
-// build runs a build: unpack the context, parse the Dockerfile, plan the
+// build runs a build: read the context, parse the Dockerfile, plan the
 // stages, build the needed ones in order, tag the last.
 func build(ctx context.Context, backend Backend, opts Options, contextTar io.Reader, out *stream) (string, error) {
 	b := &builder{ctx: ctx, backend: backend, opts: opts, out: out,

@@ -33,7 +33,8 @@ func (d *Daemon) Build(ctx context.Context, opts build.Options, contextTar io.Re
 	return build.Build(ctx, buildBackend{d}, opts, contextTar, out)
 }
 
-// buildDir is where builds unpack their contexts: <data-root>/build,
+// buildDir is where builds spool a context too large for memory (files
+// with no name, O_TMPFILE): <data-root>/build,
 // emptied when the daemon starts (removeBuildLeftovers).
 func (d *Daemon) buildDir() string { return filepath.Join(d.cfg.DataRoot, "build") }
 
