@@ -134,11 +134,11 @@ func InitMain(args []string) {
 	// setns(2), the credentials and the capabilities act on the calling
 	// thread: keep this goroutine on one thread, the one that calls execve.
 	goruntime.LockOSThread()
-	var traceFile *os.File
-	if os.Getenv("_MINIDOCK_TRACE") == "1" {
-		traceFile = os.NewFile(fdTrace, "trace")
+	var tr *trace.Tracer
+	if enc := os.Getenv("_MINIDOCK_TRACE"); enc != "" { // the runtime's encoding: text or json
+		tr = trace.NewEncoded(os.NewFile(fdTrace, "trace"), enc, "init")
 	}
-	k := kernel.NewLinux(trace.New(traceFile, "init"))
+	k := kernel.NewLinux(tr)
 	// Not dumpable until the container's program replaces this one (execve
 	// makes it dumpable again): /proc/<pid>/exe is the host's minidock
 	// binary, and from the moment the capabilities are dropped a process
