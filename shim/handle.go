@@ -76,7 +76,7 @@ func (s *shim) do(req Request) Response {
 		case started:
 			return fail(ErrConflict, errors.New("the container has been started already"))
 		}
-		if err := s.rt.Start(s.o.ID); err != nil {
+		if err := s.trace.Call("start", "runtime start", s.o.ID, "the init goes on to execve the container's process", s.rt.Start(s.o.ID)); err != nil {
 			return fail(ErrStart, err)
 		}
 		return Response{}

@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"minidock/internal/trace"
 	"minidock/runtime"
 )
 
@@ -17,7 +18,8 @@ import (
 // root, as the command line keeps it, so `minidock runtime --root ROOT
 // list` shows what the shims run.
 type inProcess struct {
-	root string
+	root  string
+	trace *trace.Tracer // the container's, given at Create: its start and delete are traced too
 }
 
 func newInProcess(root, dir string) (Runtime, error) {
@@ -26,10 +28,11 @@ func newInProcess(root, dir string) (Runtime, error) {
 
 func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 	c, err := runtime.Create(r.root, id, runtime.CreateOptions{Bundle: bundle, ConsoleSocket: io.ConsoleSocket,
-		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}})
+		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Trace: io.Trace})
 	if err != nil {
 		return 0, err
 	}
+	r.trace = io.Trace
 	return c.Pid, nil
 }
 
@@ -38,6 +41,7 @@ func (r *inProcess) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	c.SetTrace(r.trace)
 	return c.Start()
 }
 
@@ -67,6 +71,7 @@ func (r *inProcess) Delete(id string, force bool) error {
 	if err != nil {
 		return err
 	}
+	c.SetTrace(r.trace)
 	return c.Delete(force)
 }
 
