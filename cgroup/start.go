@@ -67,7 +67,7 @@ func (m *v1) EnterThread() (leave func() error, err error) {
 	var back []string // the tasks files that take the thread back
 	leave = func() error {
 		for _, tasks := range back {
-			if err := writeFile(filepath.Dir(tasks), "tasks", "0"); err != nil {
+			if err := writeFile(m.t, filepath.Dir(tasks), "tasks", "0"); err != nil {
 				return fmt.Errorf("move the forking thread back: %w", err)
 			}
 		}
@@ -81,7 +81,7 @@ func (m *v1) EnterThread() (leave func() error, err error) {
 		if !ok {
 			continue
 		}
-		if err := writeFile(filepath.Join(mp, m.path), "tasks", "0"); err != nil {
+		if err := writeFile(m.t, filepath.Join(mp, m.path), "tasks", "0"); err != nil {
 			return nil, errors.Join(err, leave())
 		}
 		back = append(back, filepath.Join(mp, rel, "tasks"))

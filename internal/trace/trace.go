@@ -213,10 +213,13 @@ func (t *Tracer) write(e Event, skip int) {
 // helpers are the functions marked with Helper.
 var helpers sync.Map
 
-// Helper marks the calling function as a tracing helper, as testing.T's
+// Helper (a no-op on a nil Tracer) marks the calling function as a tracing helper, as testing.T's
 // Helper does: events name its caller, not it. (A cgroup file write goes
 // through one helper; the event names the function that wanted the write.)
-func Helper() {
+func (t *Tracer) Helper() {
+	if t == nil {
+		return
+	}
 	var pc [1]uintptr
 	if goruntime.Callers(2, pc[:]) == 1 {
 		f, _ := goruntime.CallersFrames(pc[:]).Next()
