@@ -75,6 +75,7 @@ const (
 type Tracer struct {
 	mu   *sync.Mutex // shared by the Tracers of one file (As)
 	out  *os.File
+	mem  *[]Event // NewMemory's events, instead of a file
 	enc  string
 	proc string
 	pid  int
@@ -94,6 +95,23 @@ func NewEncoded(out *os.File, enc, proc string) *Tracer {
 		enc = Text
 	}
 	return &Tracer{mu: new(sync.Mutex), out: out, enc: enc, proc: proc, pid: os.Getpid()}
+}
+
+// NewMemory returns a Tracer that keeps its events in memory, for
+// Events: the client's, merged with the container's trace file into one
+// timeline.
+func NewMemory(proc string) *Tracer {
+	return &Tracer{mu: new(sync.Mutex), mem: new([]Event), enc: JSON, proc: proc, pid: os.Getpid()}
+}
+
+// Events returns what a NewMemory Tracer has kept.
+func (t *Tracer) Events() []Event {
+	if t == nil || t.mem == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Event(nil), *t.mem...)
 }
 
 // OpenFile returns a Tracer appending JSON lines to the trace file path
@@ -138,7 +156,7 @@ func (t *Tracer) Encoding() string {
 
 // Close closes the file of a Tracer made by OpenFile.
 func (t *Tracer) Close() error {
-	if t == nil {
+	if t == nil || t.out == nil {
 		return nil
 	}
 	return t.out.Close()
@@ -195,9 +213,28 @@ func Result(err error) string {
 	return "error: " + err.Error()
 }
 
+// CallSince writes the event of a call that began at start (ns since the
+// epoch) and has just ended with result: an HTTP request, placed in the
+// timeline where it was sent.
+func (t *Tracer) CallSince(start int64, step, op, args, result, why string) {
+	if t == nil {
+		return
+	}
+	t.write(Event{Time: start, Step: step, Op: op, Args: args, Result: result, Why: why}, 3)
+}
+
 func (t *Tracer) write(e Event, skip int) {
-	e.Time, e.Proc, e.Pid = time.Now().UnixNano(), t.proc, t.pid
+	if e.Time == 0 {
+		e.Time = time.Now().UnixNano()
+	}
+	e.Proc, e.Pid = t.proc, t.pid
 	e.Func = caller(skip + 1)
+	if t.mem != nil {
+		t.mu.Lock()
+		*t.mem = append(*t.mem, e)
+		t.mu.Unlock()
+		return
+	}
 	var line []byte
 	if t.enc == JSON {
 		line, _ = json.Marshal(e)
