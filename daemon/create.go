@@ -81,7 +81,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	c := &Container{
 		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,
 		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id, UserNamespace: d.remappingOf(&hc),
-		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}), Trace: cc.Trace || d.cfg.Trace,
+		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}), Trace: cc.Trace,
 	}
 	tr := d.tracer(c)
 	tr.CallResult("create", "resolve image", fmt.Sprintf("%q", cc.Config.Image), fmt.Sprintf("%s, %d layers", img.ID, len(img.DiffIDs)),

@@ -183,7 +183,7 @@ func (d *Daemon) shimOptions(c *Container) shim.Options {
 	o := shim.Options{ID: c.ID, Bundle: c.paths.bundle, Dir: c.paths.dir, Socket: c.paths.socket,
 		Runtime: d.cfg.Runtime, RuntimeRoot: d.runtimeRoot(), Cgroup: c.CgroupPath,
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin}
-	if c.Trace {
+	if d.traced(c) {
 		o.Trace = d.tracePath(c.ID)
 	}
 	return o

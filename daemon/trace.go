@@ -32,7 +32,7 @@ func (d *Daemon) tracePath(id string) string { return filepath.Join(d.traceDir()
 // tracer is c's Tracer, opened at first use; nil for an untraced
 // container. Callers hold neither d.mu nor need to: c.tr is set once.
 func (d *Daemon) tracer(c *Container) *trace.Tracer {
-	if !c.Trace {
+	if !d.traced(c) {
 		return nil
 	}
 	c.trOnce.Do(func() {
@@ -56,7 +56,7 @@ func (d *Daemon) tracer(c *Container) *trace.Tracer {
 func (d *Daemon) ContainerTrace(name string) ([]byte, error) {
 	c, err := d.lookup(name)
 	if err == nil {
-		if !c.Trace {
+		if !d.traced(c) {
 			return nil, errdefs.Invalidf("container %s is not traced: create it with `minidock run --trace` (create?trace=1) or start the daemon with --trace", c.ID)
 		}
 		data, err := os.ReadFile(d.tracePath(c.ID))
@@ -76,11 +76,19 @@ func (d *Daemon) ContainerTrace(name string) ([]byte, error) {
 	return data, nil
 }
 
-// closeTrace closes c's trace file once c is removed; the file stays for
-// one fetch (ContainerTrace).
+// traced says whether c is traced: asked for at its create, or by the
+// daemon's --trace.
+func (d *Daemon) traced(c *Container) bool { return c.Trace || d.cfg.Trace }
+
+// closeTrace closes c's trace file once c is removed. The file of a
+// container traced at the request of a `run --rm` stays for one fetch
+// (ContainerTrace); any other goes with the container.
 func (d *Daemon) closeTrace(c *Container) {
 	if c.tr != nil {
 		c.tr.Close()
+	}
+	if !c.Trace || !c.HostConfig.AutoRemove {
+		os.Remove(d.tracePath(c.ID))
 	}
 }
 
