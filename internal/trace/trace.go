@@ -167,7 +167,7 @@ func (t *Tracer) Line(step, text string) {
 	if t == nil {
 		return
 	}
-	t.write(Event{Step: step, Op: text}, 3)
+	t.write(Event{Step: step, Op: text})
 }
 
 // Call writes the event of one call made in step: op with args, its
@@ -182,7 +182,7 @@ func (t *Tracer) Call(step, op, args, why string, err error) error {
 	if t == nil {
 		return err
 	}
-	t.write(Event{Step: step, Op: op, Args: args, Result: Result(err), Why: why}, 3)
+	t.write(Event{Step: step, Op: op, Args: args, Result: Result(err), Why: why})
 	return err
 }
 
@@ -192,7 +192,7 @@ func (t *Tracer) CallResult(step, op, args, result, why string) {
 	if t == nil {
 		return
 	}
-	t.write(Event{Step: step, Op: op, Args: args, Result: result, Why: why}, 3)
+	t.write(Event{Step: step, Op: op, Args: args, Result: result, Why: why})
 }
 
 // Result spells the outcome of a call: "ok", or the errno's name and
@@ -220,15 +220,15 @@ func (t *Tracer) CallSince(start int64, step, op, args, result, why string) {
 	if t == nil {
 		return
 	}
-	t.write(Event{Time: start, Step: step, Op: op, Args: args, Result: result, Why: why}, 3)
+	t.write(Event{Time: start, Step: step, Op: op, Args: args, Result: result, Why: why})
 }
 
-func (t *Tracer) write(e Event, skip int) {
+func (t *Tracer) write(e Event) {
 	if e.Time == 0 {
 		e.Time = time.Now().UnixNano()
 	}
 	e.Proc, e.Pid = t.proc, t.pid
-	e.Func = caller(skip + 1)
+	e.Func = caller()
 	if t.mem != nil {
 		t.mu.Lock()
 		*t.mem = append(*t.mem, e)
@@ -265,17 +265,18 @@ func (t *Tracer) Helper() {
 }
 
 // caller is the short name ("rootfs.PivotRoot") of the first function up
-// the stack, skip frames above this one, that is not in package trace or
-// package kernel and not a Helper.
-func caller(skip int) string {
+// the stack that is not in package trace or
+// package kernel (their tests aside) and not a Helper.
+func caller() string {
 	var pcs [16]uintptr
-	n := goruntime.Callers(skip+2, pcs[:])
+	n := goruntime.Callers(3, pcs[:]) // from write's caller on
 	frames := goruntime.CallersFrames(pcs[:n])
 	for {
 		f, more := frames.Next()
 		name := f.Function
 		_, helper := helpers.Load(name)
-		if !helper && name != "" && !strings.HasPrefix(name, "minidock/kernel.") && !strings.HasPrefix(name, "minidock/internal/trace.") {
+		seam := strings.HasPrefix(name, "minidock/kernel.") || strings.HasPrefix(name, "minidock/internal/trace.")
+		if !helper && name != "" && (!seam || strings.HasSuffix(f.File, "_test.go")) {
 			return shortFunc(name)
 		}
 		if !more {
@@ -285,9 +286,10 @@ func caller(skip int) string {
 }
 
 // shortFunc makes "minidock/runtime.(*initProcess).pivotRoot.func1"
-// read "runtime.initProcess.pivotRoot".
+// read "runtime.initProcess.pivotRoot" ("minidock/internal/trace.F":
+// "trace.F").
 func shortFunc(name string) string {
-	name = strings.TrimPrefix(name, "minidock/")
+	name = name[strings.LastIndex(name, "/")+1:] // the package's last element
 	name = strings.NewReplacer("(*", "", ")", "").Replace(name)
 	for {
 		i := strings.LastIndex(name, ".func")
