@@ -31,7 +31,7 @@ func ReadEvents(r io.Reader) ([]Event, error) {
 // same instant keep their order), each line led by the milliseconds since
 // start (ns since the epoch; 0: the first event's time), as in
 //
-//	+   12.345ms [daemon   4711] start            daemon.Daemon.mountRootfs  mount src=overlay, ... = ok  # ...
+//	+   12.345ms [daemon 4711]    rootfs           image.Store.MountTraced      mount src=overlay, ... = ok  # ...
 func Timeline(w io.Writer, events []Event, start int64) error {
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Time < events[j].Time })
 	if start == 0 && len(events) > 0 {

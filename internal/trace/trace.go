@@ -7,7 +7,7 @@
 // call with its arguments (flags spelled by name, by package kernel's
 // decoders), its result (errors included), and a short why:
 //
-//	12:00:01.000123 [init        1] pivotRoot        rootfs.PivotRoot             mount dst=., flags=MS_REC|MS_SLAVE = ok  # keep the old root's mounts from propagating to the host before it is detached
+//	12:00:01.000123 [init 1]         enterRootfs      rootfs.PivotRoot             mount dst=., flags=MS_REC|MS_SLAVE = ok  # change the propagation of every mount below: ...
 //
 // A Tracer writes events in one of two encodings:
 //
@@ -52,7 +52,7 @@ type Event struct {
 // a wall clock time, or the milliseconds since a timeline's start.
 func (e Event) Text(at string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s [%-7s %5d] %-16s %-28s %s", at, e.Proc, e.Pid, e.Step, e.Func, e.Op)
+	fmt.Fprintf(&b, "%s %-16s %-16s %-28s %s", at, fmt.Sprintf("[%s %d]", e.Proc, e.Pid), e.Step, e.Func, e.Op)
 	if e.Args != "" {
 		b.WriteString(" " + e.Args)
 	}

@@ -24,7 +24,7 @@ func TestTextLine(t *testing.T) {
 	data, _ := os.ReadFile(f.Name())
 	line := strings.TrimSpace(string(data))
 	for _, want := range []string{
-		fmt.Sprintf("[runtime %5d]", os.Getpid()), " createCgroup ", " trace.TestTextLine ",
+		fmt.Sprintf("[runtime %d] ", os.Getpid()), " createCgroup ", " trace.TestTextLine ",
 		"mkdir /sys/fs/cgroup/x, 0755 = EEXIST (file exists)  # a new cgroup",
 	} {
 		if !strings.Contains(line, want) {
