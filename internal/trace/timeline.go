@@ -30,8 +30,8 @@ func ReadEvents(r io.Reader) ([]Event, error) {
 // Timeline writes events as one timeline: ordered by time (events of the
 // same instant keep their order), each line led by the milliseconds since
 // start (ns since the epoch; 0: the first event's time), as in
-//
-//	+   12.345ms [daemon 4711]    rootfs           image.Store.MountTraced      mount src=overlay, ... = ok  # ...
+// "+   12.345ms [daemon 4711]    rootfs  overlay.MountOverlay  mount src=overlay, ... = ok  # ..."
+// (docs/trace.md).
 func Timeline(w io.Writer, events []Event, start int64) error {
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Time < events[j].Time })
 	if start == 0 && len(events) > 0 {
