@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/bin/minidock
 b=${DEMO_BUNDLE:-/tmp/minidock-demo}
+echo "== the bundle: a busybox root filesystem and config.json (minidock runtime spec) in $b"
 rm -rf "$b"
 mkdir -p "$b/rootfs/bin"
 cp /bin/busybox "$b/rootfs/bin/busybox"
@@ -19,13 +20,15 @@ cd "$b"
 # not a terminal, and a command instead of an interactive shell
 sed -i -e 's/"terminal": true/"terminal": false/' \
        -e 's/"sh"$/"sh", "-c", "echo \\"hostname: $(hostname)\\"; ps; echo; mount"/' config.json
+echo
+echo "== the runtime: minidock runtime run${TRACE:+ --trace} (create, start, wait): the container's hostname, ps and mounts"
 "$bin" runtime ${TRACE:+--trace} run "demo-$$"
 
 # The engine: a daemon on a private data root and socket, a busybox image
 # imported from the same rootfs, and a container run through the Engine API
 # by minidock's client (docker -H unix://... works the same).
 echo
-echo "== minidock daemon + client"
+echo "== the daemon: minidock daemon on a private data root, exec root and socket"
 d=$(mktemp -d /tmp/minidock-demo-engine.XXXXXX)
 host=unix://$d/minidock.sock
 run=/run/minidock-demo-$$   # short: shim sockets are named by the 64-hex container id
@@ -36,14 +39,18 @@ dpid=$!
 cleanup() { kill "$dpid" 2>/dev/null; wait "$dpid" 2>/dev/null; rm -rf "$d" "$run"; }
 trap cleanup EXIT
 for _ in $(seq 50); do [ -S "$d/minidock.sock" ] && break; sleep 0.1; done
+echo
+echo "== the image: the same root filesystem imported as busybox"
 tar -C "$b/rootfs" -c . | "$bin" -H "$host" import - busybox
 "$bin" -H "$host" images
-"$bin" -H "$host" run --rm busybox sh -c 'echo "hello from $(hostname): pid $$, links: $(ls /sys/class/net | tr "\n" " ")"; ip -4 -o addr show eth0'
+echo
+echo "== the engine: minidock run --rm${TRACE:+ --trace} busybox, through the Engine API (client, daemon, shim, runtime, init)"
+"$bin" -H "$host" run --rm ${TRACE:+--trace} busybox sh -c 'echo "hello from $(hostname): pid $$, links: $(ls /sys/class/net | tr "\n" " ")"; ip -4 -o addr show eth0'
 
 # Networking: a user-defined network, a web server on it, found by name by
 # another container (the embedded DNS server), and published on 127.0.0.1.
 echo
-echo "== networks"
+echo "== the network: a user-defined bridge, a web server found by name, a port published on 127.0.0.1"
 "$bin" -H "$host" network create demo-net >/dev/null
 "$bin" -H "$host" run -d --name web --network demo-net -p 127.0.0.1::8000 busybox \
   sh -c 'mkdir /www && echo "hello from web" > /www/index.html && exec httpd -f -p 8000 -h /www' >/dev/null
