@@ -96,8 +96,9 @@ func (d *Daemon) start(c *Container) (err error) {
 		return err
 	}
 
+	launchedAt := time.Now().UnixNano() // the line goes before the shim's own
 	pid, err := d.launchShim(c)
-	tr.CallResult("start", "launch shim", d.cfg.Binary+" shim --id "+c.ID[:12]+" ...", resultPid(pid, err),
+	tr.CallSince(launchedAt, "start", "launch shim", d.cfg.Binary+" shim --id "+c.ID[:12]+" ...", resultPid(pid, err),
 		"the container's supervisor: it creates the container through the runtime and holds its stdio")
 	if err != nil {
 		return err
@@ -116,7 +117,10 @@ func (d *Daemon) start(c *Container) (err error) {
 		}
 	}
 	d.letAttachesConnect(c)
-	if err := tr.Call("start", "shim start", c.paths.socket, "the shim has the runtime start the container's process", c.shim().Start()); err != nil {
+	startedAt := time.Now().UnixNano()
+	err = c.shim().Start()
+	tr.CallSince(startedAt, "start", "shim start", c.paths.socket, trace.Result(err), "the shim has the runtime start the container's process")
+	if err != nil {
 		if shim.CodeOf(err) == shim.ErrStart {
 			return fmt.Errorf("failed to start container %s: %w", c.ID, err)
 		}

@@ -189,8 +189,9 @@ func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 	s.init.log = &jsonLog{f: logFile}
 	pid, err := s.start(s.init, o.Stdin, func(io *IO) (int, error) {
 		io.Trace = tr
+		start := time.Now().UnixNano() // the line goes before the runtime's own
 		pid, err := rt.Create(o.ID, o.Bundle, io)
-		tr.CallResult("create", "runtime create", o.ID+", bundle "+o.Bundle, resultPid(pid, err), "the runtime makes the container; its init waits for start")
+		tr.CallSince(start, "create", "runtime create", o.ID+", bundle "+o.Bundle, resultPid(pid, err), "the runtime makes the container; its init waits for start")
 		return pid, err
 	})
 	if err != nil {
