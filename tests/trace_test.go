@@ -35,12 +35,13 @@ func TestTraceRuntimeExplainsItself(t *testing.T) {
 		// the cgroup, per file, by the function that wrote it
 		`\[runtime [0-9]+\] +cgroup +cgroup\.\S+ +mkdir /sys/fs/cgroup/\S+, 0755 = (ok|EEXIST .*)  # a new cgroup`,
 		`\[runtime [0-9]+\] +cgroup +cgroup\.\S+ +write /sys/fs/cgroup/\S+/pids\.max, "64" = ok  # the most processes`,
-		// the init is born in it
-		`\[runtime [0-9]+\] +cgroup +\S+ +open /sys/fs/cgroup/\S+, O_RDONLY\|O_DIRECTORY\|O_CLOEXEC = fd [0-9]+  # for clone3's CLONE_INTO_CGROUP`,
+		// the init is born in it: clone3 into the v2 directory, or the
+		// forking thread moves itself into the v1 hierarchies first
+		`\[runtime [0-9]+\] +cgroup +\S+ +(open /sys/fs/cgroup/\S+, O_RDONLY\|O_DIRECTORY\|O_CLOEXEC = fd [0-9]+  # for clone3's CLONE_INTO_CGROUP|write /sys/fs/cgroup/\S+/tasks, "0" = ok  # move the process)`,
 		// the mounts, flags by name
 		`\[init 1\] +\S+ +rootfs\.\S+ +mount dst=\S+, flags=MS_REC\|MS_SLAVE = ok  # change the propagation`,
-		`\[init 1\] +\S+ +rootfs\.\S+ +mount src=\S+/proc/sys, dst=\S+, flags=MS_BIND\|MS_REC = ok`,
-		`\[init 1\] +\S+ +rootfs\.\S+ +mount dst=\S+/proc/sys, flags=MS_RDONLY\|\S*MS_REMOUNT\|MS_BIND\S* = ok  # remount the bind read-only`,
+		`\[init 1\] +\S+ +rootfs\.\S+ +mount src=\S*/proc/sys, dst=\S*/proc/sys, flags=MS_BIND\|MS_REC = ok  # bind the path onto itself`,
+		`\[init 1\] +\S+ +rootfs\.\S+ +mount dst=\S*/proc/sys, flags=MS_RDONLY\|\S*MS_REMOUNT\|\S*MS_BIND\S* = ok  # remount the bind read-only`,
 		// the seccomp filter, loaded
 		`\[init 1\] +\S+ +seccomp\.Filter\.Load +seccomp SECCOMP_SET_MODE_FILTER, flags=SECCOMP_FILTER_FLAG_TSYNC, [0-9]+ instructions = ok  # `,
 		`\[init 1\] +\S+ +\S+ +prctl PR_SET_NO_NEW_PRIVS, 1 = ok  # `,
