@@ -62,6 +62,7 @@ func (c *Client) traced(start int64, r request, status int, err error) {
 	if c.trace == nil {
 		return
 	}
+	c.trace.Helper()
 	target := r.path
 	if len(r.query) > 0 {
 		target += "?" + r.query.Encode()
@@ -204,6 +205,7 @@ func (c *Client) newHTTP(ctx context.Context, r request) (*http.Request, error) 
 // send makes the request and returns the reply, whose body the caller
 // closes; an error status becomes *Error.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	c.trace.Helper() // the event names the caller: ContainerCreate, ...
 	req, err := c.newHTTP(ctx, r)
 	if err != nil {
 		return nil, err
@@ -238,6 +240,7 @@ func replyError(resp *http.Response) error {
 // call makes the request and decodes the JSON reply into out, or
 // discards the reply when out is nil.
 func (c *Client) call(ctx context.Context, r request, out any) error {
+	c.trace.Helper()
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		return err
@@ -276,6 +279,7 @@ func (h *HijackedConn) CloseWrite() error {
 // Upgrade, Upgrade: tcp) and returns the connection once the daemon
 // answered 101 (or 200, as old daemons do).
 func (c *Client) hijack(ctx context.Context, r request) (*HijackedConn, error) {
+	c.trace.Helper()
 	req, err := c.newHTTP(ctx, r)
 	if err != nil {
 		return nil, err
@@ -314,6 +318,7 @@ type Stream[T any] struct {
 
 // openStream makes the request and returns its reply as a Stream.
 func openStream[T any](ctx context.Context, c *Client, r request) (*Stream[T], error) {
+	c.trace.Helper()
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		return nil, err

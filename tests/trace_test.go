@@ -111,7 +111,8 @@ func TestRunTraceTimeline(t *testing.T) {
 		t.Skip("the runtime's and the init's events come from minidock's runtime in the shim")
 	}
 	e.importBusybox("busybox:latest")
-	stdout, timeline, stderr := runTraced(t, e, "--name", "traced", "busybox", "sh", "-c", "echo out; echo err >&2")
+	// a published port: the nftables table is made again with its rule
+	stdout, timeline, stderr := runTraced(t, e, "--name", "traced", "-p", "127.0.0.1::8080", "busybox", "sh", "-c", "echo out; echo err >&2")
 	assert.Equal(t, "out\n", stdout)
 	assert.Equal(t, "err", stderr)
 	all := strings.Join(timeline, "\n")
@@ -126,7 +127,7 @@ func TestRunTraceTimeline(t *testing.T) {
 	assert.True(t, strings.HasPrefix(timeline[0], "+    0.000ms [client "), timeline[0])
 	// the path of the run, one process after the other
 	path := []struct{ proc, what string }{
-		{"client", "POST /containers/create?trace=1"},
+		{"client", "POST /containers/create?name=traced&trace=1"},
 		{"daemon", "resolve image"},
 		{"client", "/start"},
 		{"daemon", "mount src=overlay, dst="},
@@ -136,6 +137,7 @@ func TestRunTraceTimeline(t *testing.T) {
 		{"shim", "pipe2"},
 		{"shim", "runtime create"},
 		{"daemon", "RTM_NEWLINK kind=veth"},
+		{"daemon", "bind tcp 127.0.0.1:"},
 		{"daemon", "nft -f -"},
 		{"shim", "runtime start"},
 		{"init", "execve /bin/sh"},

@@ -51,8 +51,12 @@ type Event struct {
 // Text is the event as a line of text (without a newline), led by at:
 // a wall clock time, or the milliseconds since a timeline's start.
 func (e Event) Text(at string) string {
+	step := e.Step
+	if step == "" {
+		step = "-" // before the first step
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-16s %-16s %-28s %s", at, fmt.Sprintf("[%s %d]", e.Proc, e.Pid), e.Step, e.Func, e.Op)
+	fmt.Fprintf(&b, "%s %-16s %-16s %-28s %s", at, fmt.Sprintf("[%s %d]", e.Proc, e.Pid), step, e.Func, e.Op)
 	if e.Args != "" {
 		b.WriteString(" " + e.Args)
 	}
