@@ -563,7 +563,7 @@ func (u *unpacker) regular(pfd int, name, base string, hdr *tar.Header, tr *tar.
 		return fmt.Errorf("size %d bytes is over the limit of %d bytes for one file", hdr.Size, u.opts.MaxFileSize)
 	}
 	if u.total+hdr.Size > u.opts.MaxLayerSize {
-		return fmt.Errorf("layer content would reach %d bytes, over the limit of %d bytes", u.total+hdr.Size, u.opts.MaxLayerSize)
+		return fmt.Errorf("%w: layer content would reach %d bytes, over the limit of %d bytes", ErrNoSpace, u.total+hdr.Size, u.opts.MaxLayerSize)
 	}
 	if err := u.opts.Budget.Expand(hdr.Size); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,6 +24,17 @@ func (c *Client) ContainerStatPath(ctx context.Context, name, path string) (*api
 			return nil, err
 		}
 		return nil, nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Message == http.StatusText(e.Status) {
+		// the reply to HEAD has no body: the same path asked with GET
+		// brings the daemon's message (a symlink loop, say)
+		again, err := c.send(ctx, request{method: "GET", path: containerPath(name, "archive"), query: url.Values{"path": {path}}})
+		if err != nil {
+			return nil, err
+		}
+		again.Body.Close() // a GET that succeeds where HEAD failed: HEAD's error stands
+		return nil, e
 	}
 	if err != nil {
 		return nil, err

@@ -160,6 +160,11 @@ func (c *Controller) createBridge(req api.NetworkCreateRequest) (*Network, error
 	return n, nil
 }
 
+// bridgeNameOption (-o com.docker.network.bridge.name=NAME) names a
+// bridge network's Linux bridge; it is the one driver option the bridge
+// driver takes: any other is refused, not ignored.
+const bridgeNameOption = "com.docker.network.bridge.name"
+
 // newNetwork checks a create request and makes the record it asks for.
 func newNetwork(req api.NetworkCreateRequest) (*Network, error) {
 	if req.Name == "" || !networkNameRE().MatchString(req.Name) || len(req.Name) > 64 {
@@ -177,8 +182,13 @@ func newNetwork(req api.NetworkCreateRequest) (*Network, error) {
 	}
 	n := &Network{ID: newID(), Name: req.Name, Driver: "bridge", Internal: req.Internal, Labels: req.Labels, Created: time.Now().UTC()}
 	n.Bridge = "br-" + n.ID[:12]
-	if b := req.Options["com.docker.network.bridge.name"]; b != "" {
-		n.Bridge = b
+	for k, v := range req.Options {
+		if k != bridgeNameOption {
+			return nil, errdefs.Invalidf("option %q is not supported by the bridge driver (only %s)", k, bridgeNameOption)
+		}
+		if v != "" {
+			n.Bridge = v
+		}
 	}
 	var err error
 	if n.Subnet, n.Gateway, err = requestedSubnet(req.IPAM); err != nil {
@@ -365,7 +375,7 @@ func (c *Controller) describe(n *Network, withContainers bool) api.Network {
 	switch n.Driver {
 	case "bridge":
 		out.IPAM.Config = append(out.IPAM.Config, api.IPAMConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})
-		out.Options["com.docker.network.bridge.name"] = n.Bridge
+		out.Options[bridgeNameOption] = n.Bridge
 	case "overlay":
 		out.Scope = "global"
 		out.IPAM.Config = append(out.IPAM.Config, api.IPAMConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})

@@ -93,7 +93,7 @@ func (c *Controller) pickSubnet() (netip.Prefix, error) {
 func (c *Controller) subnetInUse(p netip.Prefix) error {
 	for _, n := range c.networks {
 		if (n.Driver == "bridge" || n.Driver == "overlay") && n.Subnet.Overlaps(p) {
-			return errdefs.Forbiddenf("Pool overlaps with other one on this address space: %s is %s's", p, n.Name)
+			return errdefs.Forbiddenf("Pool overlaps with other one on this address space: subnet %v overlaps subnet %v of network %s", p, n.Subnet, n.Name)
 		}
 	}
 	return nil

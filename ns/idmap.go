@@ -29,7 +29,7 @@ func NewUserNamespace(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	}
 	syscall.ForkLock.Lock()
 	unix.PthreadSigmask(unix.SIG_SETMASK, &all, &old) // no Go handler may run in the child
-	pid, errno := childHoldUserNS(uintptr(p[0]))
+	pid, errno := childHoldUserNS(uintptr(p[0]), uintptr(p[1]))
 	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	syscall.ForkLock.Unlock()
 	unix.Close(p[0])
@@ -56,13 +56,14 @@ func NewUserNamespace(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	return os.Open(ProcPath(pid, specs.UserNamespace))
 }
 
-// childHoldUserNS forks a child in a new user namespace that blocks
-// reading fd until its other end closes, then exits. The child runs only
+// childHoldUserNS forks a child in a new user namespace that closes its
+// copy of the pipe's write end w (or it would wait for itself) and blocks
+// reading fd until the parent closes the other end, then exits. The child runs only
 // raw system calls (see StartInUserNamespace for why).
 //
 //go:norace
 //go:nosplit
-func childHoldUserNS(fd uintptr) (int, syscall.Errno) {
+func childHoldUserNS(fd, w uintptr) (int, syscall.Errno) {
 	r1, _, e := syscall.RawSyscall6(unix.SYS_CLONE, uintptr(unix.CLONE_NEWUSER|unix.SIGCHLD), 0, 0, 0, 0, 0)
 	if e != 0 {
 		return 0, e
@@ -70,6 +71,7 @@ func childHoldUserNS(fd uintptr) (int, syscall.Errno) {
 	if r1 != 0 {
 		return int(r1), 0 // parent
 	}
+	syscall.RawSyscall(unix.SYS_CLOSE, w, 0, 0)
 	var b [1]byte
 	syscall.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), 1)
 	for {

@@ -185,9 +185,9 @@ func TestEngineErrors(t *testing.T) {
 	require.Equal(t, 400, st)
 	// a field the engine does not apply is refused, named, not dropped
 	st, body = e.do("POST", "/containers/create", map[string]any{"Image": "busybox", "Cmd": []string{"true"},
-		"HostConfig": map[string]any{"Binds": []string{"/tmp:/host"}}})
+		"HostConfig": map[string]any{"BlkioWeight": 300}})
 	require.Equal(t, 400, st)
-	require.Contains(t, string(body), "HostConfig.Binds")
+	require.Contains(t, string(body), "HostConfig.BlkioWeight")
 
 	e.create("taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
 	st, body = e.do("POST", "/containers/create?name=taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})

@@ -134,6 +134,7 @@ type ovCluster struct {
 	tb    testing.TB
 	ul    *nsHolder
 	etcd  *etcdtest.Server
+	dir   string // the hosts' data roots and logs
 	tar   string // a busybox image, for `import`
 	hosts []*ovHost
 }
@@ -145,7 +146,11 @@ type ovCluster struct {
 func newOVCluster(tb testing.TB, names ...string) *ovCluster {
 	tb.Helper()
 	testutil.RequireRoot(tb)
-	c := &ovCluster{tb: tb}
+	// the first TempDir registers the cleanup that deletes every one:
+	// made before c.cleanup is registered, it runs after it (a data
+	// root deleted under running daemons leaves their records without
+	// directories, and rm -f fails)
+	c := &ovCluster{tb: tb, dir: tb.TempDir()}
 	linksBefore := hostLinks()
 	c.ul = startHolder(tb, "ip link set lo up && ip link add ul0 type bridge && ip addr add "+ovUnderlay+"/24 dev ul0 && ip link set ul0 up", "--net")
 	tb.Cleanup(func() {
@@ -202,8 +207,11 @@ func (c *ovCluster) addHost(name string, addr netip.Addr) *ovHost {
 	tb.Helper()
 	tag := fmt.Sprintf("%d-%s", os.Getpid(), name)
 	h := &ovHost{c: c, name: name, addr: addr, advertise: addr.String(),
-		dataRoot: tb.TempDir(), execRoot: "/run/minidock-ovtest-" + tag, cgroupParent: "/minidock-ovtest-" + tag,
-		nftTable: "minidock_ovtest_" + strings.ReplaceAll(name, "-", "_"), logPath: filepath.Join(tb.TempDir(), "daemon.log")}
+		dataRoot: filepath.Join(c.dir, name, "data"), execRoot: "/run/minidock-ovtest-" + tag, cgroupParent: "/minidock-ovtest-" + tag,
+		nftTable: "minidock_ovtest_" + strings.ReplaceAll(name, "-", "_"), logPath: filepath.Join(c.dir, name, "daemon.log")}
+	if err := os.MkdirAll(h.dataRoot, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 	h.sock = filepath.Join(h.execRoot, "d.sock")
 	if len(c.hosts)%2 == 1 {
 		h.advertise = "eth0" // the other form of --cluster-advertise

@@ -66,7 +66,7 @@ func TestOverlayNetwork(t *testing.T) {
 			{a, []string{"--subnet", "10.98.0.0/28", "over-ul"}, "overlaps"},
 			{b, []string{"--subnet", "10.0.0.128/25", "over-blue"}, "overlaps subnet 10.0.0.0/24 of network blue"},
 			{hc, []string{"blue"}, "already exists"},
-			{a, []string{"-o", "mtu=1400", "opt"}, `option "mtu=1400"`},
+			{a, []string{"-o", "mtu=1400", "opt"}, `option "mtu" is not supported by the overlay driver`},
 		} {
 			out, code := tc.h.cli(append([]string{"network", "create", "-d", "overlay"}, tc.args...)...)
 			if code == 0 || !strings.Contains(out, tc.want) {

@@ -342,8 +342,9 @@ func TestOverlayBadInput(t *testing.T) {
 		addr := l.Addr().String()
 		l.Close()
 		dir := t.TempDir()
+		// an address of this host: New checks it before Join dials etcd
 		_, err = Start(DriverConfig{StoreURL: "etcd://" + addr, Timeout: time.Second,
-			Host: Config{Member: "m", Addr: netip.MustParseAddr("10.99.0.11"), NetNSDir: dir, StateDir: dir}})
+			Host: Config{Member: "m", Addr: netip.MustParseAddr("127.0.0.1"), NetNSDir: dir, StateDir: dir}})
 		if !errors.Is(err, cluster.ErrUnavailable) || !strings.Contains(err.Error(), "etcd://"+addr+" did not answer") {
 			t.Fatalf("want ErrUnavailable naming etcd://%s, got %v", addr, err)
 		}
