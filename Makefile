@@ -2,7 +2,7 @@ GO      ?= go
 BIN     := bin/minidock
 export CGO_ENABLED := 0
 
-.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test fuzz
+.PHONY: build deps demo test test-go test-runc test-race vet bench clean install uninstall debug debug-test readme-test docs-test fuzz
 
 build:
 	$(GO) build -trimpath -ldflags '-s -w' -o $(BIN) ./cmd/minidock
@@ -27,11 +27,18 @@ debug:
 # reads a variable and the mount table across it (root).
 debug-test: debug
 	scripts/debug-pivot-root.sh bin/minidock-debug
+	DEBUG_VIA=env scripts/debug-pivot-root.sh bin/minidock-debug
 
 # README's "Try the runtime by hand", line by line as written (root;
 # /usr/local/bin and /tmp/b are put back as they were).
 readme-test:
 	scripts/test-readme.sh
+
+# The docs' exercises: docs/README.md's set-up, then every page's "Try it"
+# block, as written (root; in a mount namespace of its own, default paths
+# made private: scripts/test-docs.sh).
+docs-test: build
+	scripts/test-docs.sh
 
 deps:
 	scripts/install-deps.sh
@@ -44,7 +51,7 @@ vet:
 	$(GO) vet ./...
 
 # The README's second command, and what CI runs (as root).
-test: build vet oci-validation vm-test vm-demo-test debug-test readme-test test-runc test-go test-race registry-conformance fuzz
+test: build vet oci-validation vm-test vm-demo-test debug-test readme-test docs-test test-runc test-go test-race registry-conformance fuzz
 
 # Every package's tests, the end-to-end tests/ against minidock's runtime
 # (with the drop-in tests: runc, then minidock, under dockerd, containerd
@@ -79,7 +86,7 @@ $(CRICTL):
 # rootless, the runtime library), and the crash sweeps (with runc, a
 # daemon killed after the shim's `runc start` but before it recorded the
 # start leaves a record that a second start fails on: a known gap).
-RUNC_TESTS := ^(TestRuntime|TestCgroup|TestEngine|TestNetwork|TestVolume|TestConfinementDefaults)
+RUNC_TESTS := ^(TestRuntime|TestCgroup|TestEngine|TestNetwork|TestVolume|TestConfinementDefaults|TestExplain)
 RUNC_SKIP  := ^(TestRuntimeLibrary|TestEngineCrash|TestEngineRegistry|TestNetworkCreateRefuses|TestNetworkNeverTakes)
 test-runc:
 	MINIDOCK_TEST_RUNTIME=runc $(GO) test -count=1 -timeout 15m -run '$(RUNC_TESTS)' -skip '$(RUNC_SKIP)' ./tests/
@@ -107,7 +114,7 @@ oci-validation: build
 # as a static test binary and run as root in a VM (Debian's kernel under qemu,
 # software emulation; see tests/vm/run.sh, docs/vm.md and docs/cgroups.md).
 .PHONY: vm-test
-VM_PKGS ?= ./cgroup
+VM_PKGS ?= ./cgroup ./explain
 vm-test:
 	@mkdir -p bin/vm
 	@set -e; for p in $(VM_PKGS); do \

@@ -7,7 +7,8 @@
 // and checks what it can.
 //
 // `minidock check` prints the results (client/cli/check.go); the daemon's
-// GET /info is to carry Warnings(Run(System())) as Docker's does.
+// GET /info carries Warnings(Run(System())), computed once as it starts
+// (daemon/system.go), as Docker's does.
 // docs/check.md explains each check and the kernel interface it reads.
 package check
 

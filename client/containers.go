@@ -139,6 +139,14 @@ func (c *Client) ContainerTop(ctx context.Context, name string) (api.ContainerTo
 	return top, err
 }
 
+// ContainerExplain is GET /containers/{name}/explain, minidock's own:
+// what the kernel built for the container.
+func (c *Client) ContainerExplain(ctx context.Context, name string) (api.Explanation, error) {
+	var ex api.Explanation
+	err := c.call(ctx, request{method: "GET", path: containerPath(name, "explain")}, &ex)
+	return ex, err
+}
+
 // ContainerStats is GET /containers/{name}/stats?stream=0: one sample.
 func (c *Client) ContainerStats(ctx context.Context, name string) (api.StatsJSON, error) {
 	var s api.StatsJSON
@@ -212,6 +220,15 @@ func (c *Client) ContainerAttach(ctx context.Context, name string, o AttachOptio
 	boolQuery(q, "stdout", o.Stdout)
 	boolQuery(q, "stderr", o.Stderr)
 	return c.hijack(ctx, request{method: "POST", path: containerPath(name, "attach"), query: q})
+}
+
+// ContainerStep is POST /containers/{name}/step, minidock's own: a
+// hijacked stream on which the container's next start, made in step
+// mode, sends the runtime's prompts and reads the answers, a line each,
+// until the container is created (docs/step.md). Open it before the
+// start.
+func (c *Client) ContainerStep(ctx context.Context, name string) (*HijackedConn, error) {
+	return c.hijack(ctx, request{method: "POST", path: containerPath(name, "step")})
 }
 
 // ContainerResize is POST /containers/{name}/resize?h=&w=: the size of

@@ -77,6 +77,8 @@ type Container struct {
 	// attach requests still have to connect to it
 	shimUp    bool
 	attaching int
+	// a client's step stream for the next start (step.go)
+	step *stepStream
 	// process is the OCI process of the current run (the bundle's), on
 	// which execs are modelled
 	process *specs.Process

@@ -91,6 +91,8 @@ type Daemon struct {
 	execs      map[string]*Exec      // by exec ID
 
 	events events // GET /events
+
+	hostWarnings func() []string // minidock check's warnings, for /info (system.go)
 }
 
 // New opens the data root (refusing one another daemon holds), the image
@@ -133,10 +135,7 @@ func New(cfg Config) (*Daemon, error) {
 	if d.remap != nil {
 		// the containers' root, an unprivileged uid, must reach its rootfs
 		// and the files bound into it below the data root
-		if err := os.Chmod(cfg.DataRoot, 0o711); err != nil {
-			return nil, fmt.Errorf("--userns-remap: %w", err)
-		}
-		if err := checkReachable(cfg.DataRoot); err != nil {
+		if err := makeReachable(cfg.DataRoot); err != nil {
 			return nil, err
 		}
 		d.log.Printf("--userns-remap %s: containers' ids are %v (uids), %v (gids) on the host", d.remap.user, d.remap.UIDs, d.remap.GIDs)
@@ -165,6 +164,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.checkHost() // after network.Open, which turns ip_forward on
 	stopped, err := d.restore()
 	if err != nil {
 		d.lock.Close()

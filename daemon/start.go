@@ -96,8 +96,13 @@ func (d *Daemon) start(c *Container) (err error) {
 		return err
 	}
 
+	stepSocket, endSteps, err := d.relaySteps(c) // step.go: run --step
+	if err != nil {
+		return err
+	}
 	launchedAt := time.Now().UnixNano() // the line goes before the shim's own
-	pid, err := d.launchShim(c)
+	pid, err := d.launchShim(c, stepSocket)
+	endSteps()
 	tr.CallSince(launchedAt, "start", "launch shim", d.cfg.Binary+" shim --id "+c.ID[:12]+" ...", resultPid(pid, err),
 		"the container's supervisor: it creates the container through the runtime and holds its stdio")
 	if err != nil {
@@ -193,9 +198,12 @@ func (d *Daemon) shimOptions(c *Container) shim.Options {
 	return o
 }
 
-// launchShim has a shim create c; it returns the init's pid.
-func (d *Daemon) launchShim(c *Container) (int, error) {
-	pid, err := d.shims.Launch(d.shimOptions(c))
+// launchShim has a shim create c (in step mode, prompting over
+// stepSocket, when set); it returns the init's pid.
+func (d *Daemon) launchShim(c *Container, stepSocket string) (int, error) {
+	o := d.shimOptions(c)
+	o.StepSocket = stepSocket
+	pid, err := d.shims.Launch(o)
 	if err != nil {
 		if shim.CodeOf(err) == shim.ErrStart {
 			return 0, fmt.Errorf("failed to create container %s: %w", c.ID, err)

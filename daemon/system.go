@@ -5,11 +5,13 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"minidock/api"
 	"minidock/cgroup"
+	"minidock/check"
 )
 
 // ServerVersion is what /version reports as the engine's version.
@@ -52,10 +54,11 @@ func (d *Daemon) Info(ctx context.Context) api.Info {
 		in.MemTotal = int64(si.Totalram) * int64(si.Unit)
 	}
 	in.Name, _ = os.Hostname()
+	in.Warnings = append(in.Warnings, d.hostWarnings()...)
 	var warning string
 	in.ClusterStore, in.ClusterAdvertise, in.ClusterPeers, warning = d.network.ClusterInfo()
 	if warning != "" {
-		in.Warnings = append(in.Warnings, warning)
+		in.Warnings = append(in.Warnings, "WARNING: "+warning)
 	}
 	in.Images = len(d.images.List())
 	d.mu.Lock()
@@ -72,6 +75,18 @@ func (d *Daemon) Info(ctx context.Context) api.Info {
 	}
 	d.mu.Unlock()
 	return in
+}
+
+// checkHost starts `minidock check`'s checks of this machine
+// (check.Run), once, as the daemon starts: their warnings (what the host
+// lacks, each with its fix: a hybrid cgroup hierarchy, no nftables, ...)
+// are the first lines of /info's Warnings, which `docker info` prints, as
+// Docker's daemon lists what its host lacks. The probes (a child in a new
+// user namespace, `nft list tables`) run beside the rest of the start-up;
+// the first /info waits for them.
+func (d *Daemon) checkHost() {
+	d.hostWarnings = sync.OnceValue(func() []string { return check.Warnings(check.Run(check.System())) })
+	go d.hostWarnings()
 }
 
 func osName() string {

@@ -166,6 +166,28 @@ func ensureDockremap() error {
 	return nil
 }
 
+// makeReachable lets an unprivileged uid, the containers' root under
+// --userns-remap, go through the data root and its containers directory
+// (mode 0711: search, no listing), where each container's root
+// filesystem (the image store's containers/<id>/merged) and the files the
+// daemon binds into it (hosts, hostname, resolv.conf) are: its init binds
+// them, from inside its user namespace, where the directories' owner,
+// host root, is not mapped and its capabilities do not override their
+// modes. The image store makes that directory 0700; made here first, or
+// made so by an older daemon, it is set to 0711. Then checkReachable.
+func makeReachable(dataRoot string) error {
+	ctrs := filepath.Join(dataRoot, "containers")
+	if err := os.MkdirAll(ctrs, 0o711); err != nil {
+		return fmt.Errorf("--userns-remap: %w", err)
+	}
+	for _, d := range []string{dataRoot, ctrs} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return fmt.Errorf("--userns-remap: %w", err)
+		}
+	}
+	return checkReachable(dataRoot)
+}
+
 // checkReachable makes sure an unprivileged uid can go through every
 // directory above the data root (search permission for others): the
 // containers' root, under --userns-remap, reaches its root filesystem and

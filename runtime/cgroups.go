@@ -33,6 +33,9 @@ func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := kernel.PauseBefore(k, "mkdir", cg.Path()+" in each hierarchy, and its limits"); err != nil {
+		return nil, err
+	}
 	err = cg.Create(withDefaultDevices(runcResources(c.Config.Linux.Resources, c.warn)))
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cg.Path(), err)

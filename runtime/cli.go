@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"minidock/internal/signals"
 	"minidock/internal/trace"
@@ -48,6 +50,7 @@ type cli struct {
 	logFile       string
 	logFormat     string
 	systemdCgroup bool     // --systemd-cgroup: see systemdCgroup
+	step          bool     // --step: pause before each kernel call (run and create; step.go)
 	trace         *os.File // --trace, MINIDOCK_TRACE=1 or --debug: where trace lines go
 }
 
@@ -102,6 +105,7 @@ func Main(args []string) int {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "write the trace of every step to the --log file (or stderr)")
 	traceOn := fs.Bool("trace", false, "print every set-up step (also MINIDOCK_TRACE=1)")
+	fs.BoolVar(&c.step, "step", false, "run and create: pause before each kernel call, asking on the terminal (docs/step.md)")
 	fs.BoolVar(&c.systemdCgroup, "systemd-cgroup", false, "use systemd for cgroups: refused at create unless systemd runs (and then unsupported)")
 	fs.String("rootless", "auto", "ignored: rootless mode follows the caller's uid (runtime/rootless.go)")
 	fs.String("criu", "", "ignored: no checkpoint/restore")
@@ -144,6 +148,9 @@ func Main(args []string) int {
 	if cmd == nil {
 		return c.fail(fmt.Errorf("unknown command %q (see minidock runtime --help)", name))
 	}
+	if c.step && name != "run" && name != "create" {
+		return c.fail(fmt.Errorf("--step applies to run and create, not %s", name))
+	}
 	code, err := cmd.run(c, rest)
 	if err != nil {
 		return c.fail(err)
@@ -152,7 +159,7 @@ func Main(args []string) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: minidock runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] COMMAND [ARGS]")
+	fmt.Fprintln(w, "usage: minidock runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--trace] [--step] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\nAn OCI runtime with runc's command line. Commands:")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, cmd := range commands() {
@@ -247,10 +254,55 @@ func (c *cli) createFlags(fs *flag.FlagSet, o *CreateOptions, preserve *int) {
 }
 
 // createOptions fills in what the global flags and the runtime's own
-// process give create and run.
-func (c *cli) createOptions(o *CreateOptions, preserve int) {
+// process give create and run. done closes the step terminal, if any.
+func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err error) {
 	o.Stdio, o.ExtraFiles = c.stdio(preserve)
 	o.Trace, o.Warn, o.SystemdCgroup = trace.New(c.trace, "runtime"), c.warn, c.systemdCgroup
+	done = func() {}
+	if c.step {
+		if done, err = stepTerminal(o); err != nil {
+			return nil, err
+		}
+	}
+	if isTrue(os.Getenv("MINIDOCK_DEBUG_INIT")) {
+		o.DebugInit = os.Stderr
+		if o.Step != nil {
+			o.DebugInit = o.Step
+		}
+	}
+	return done, nil
+}
+
+// stepTerminal opens the controlling terminal for --step: the prompts go
+// there, not to the container's stdio (a pipe, a file, or the terminal
+// the container's own pty is attached to once it runs). Ctrl-C while
+// stepping is q: the terminal is closed, the prompt's read ends, and the
+// container is undone. done closes it.
+func stepTerminal(o *CreateOptions) (done func(), err error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
+	}
+	o.Step = tty
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-interrupt:
+			tty.Close()
+		case <-stop:
+		}
+	}()
+	return func() {
+		signal.Stop(interrupt)
+		close(stop)
+		tty.Close()
+	}, nil
 }
 
 // stdio is what the command line gives a container's process: the
@@ -271,11 +323,15 @@ func (c *cli) create(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	c.createOptions(&o, preserve)
 	if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
 		return 1, err
 	}
+	done, err := c.createOptions(&o, preserve)
+	if err != nil {
+		return 1, err
+	}
 	ct, err := Create(c.root, fs.Arg(0), o)
+	done()
 	if err != nil {
 		return 1, err
 	}
@@ -288,22 +344,39 @@ func (c *cli) create(args []string) (int, error) {
 // checkTerminal refuses, as runc does, a detached container with a
 // terminal and nowhere to send it.
 func (c *cli) checkTerminal(bundle, consoleSocket string) error {
-	if consoleSocket != "" {
+	if consoleSocket == "" && specTerminal(bundle) {
+		return errors.New("cannot allocate a tty without a console socket (--console-socket) when detached")
+	}
+	return nil
+}
+
+// checkStdinTerminal refuses, as runc does ("provided file is not a
+// console"), a foreground run of a spec with "terminal": true from a stdin
+// that is not a terminal (a script, a pipe, CI): the container's
+// interactive shell would wait on a pty that nobody types into.
+func (c *cli) checkStdinTerminal(bundle, consoleSocket string) error {
+	if consoleSocket != "" || !specTerminal(bundle) {
 		return nil
 	}
+	if _, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err != nil {
+		return fmt.Errorf("%s has \"terminal\": true but stdin is not a terminal: run it from one, or set \"terminal\": false in config.json (and give process.args a command)", filepath.Join(bundle, "config.json"))
+	}
+	return nil
+}
+
+// specTerminal reads process.terminal from the bundle's config.json;
+// a config that cannot be read is Create's to report.
+func specTerminal(bundle string) bool {
 	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil // Create reports it
+		return false
 	}
 	var s struct {
 		Process *struct {
 			Terminal bool `json:"terminal"`
 		} `json:"process"`
 	}
-	if json.Unmarshal(data, &s) == nil && s.Process != nil && s.Process.Terminal {
-		return errors.New("cannot allocate a tty without a console socket (--console-socket) when detached")
-	}
-	return nil
+	return json.Unmarshal(data, &s) == nil && s.Process != nil && s.Process.Terminal
 }
 
 func (c *cli) start(args []string) (int, error) {
@@ -331,14 +404,20 @@ func (c *cli) run(args []string) (int, error) {
 	if err := parse(fs, args, 1); err != nil {
 		return 1, err
 	}
-	c.createOptions(&o, preserve)
+	check := c.checkStdinTerminal
 	if *detach {
-		if err := c.checkTerminal(o.Bundle, o.ConsoleSocket); err != nil {
-			return 1, err
-		}
+		check = c.checkTerminal
+	}
+	if err := check(o.Bundle, o.ConsoleSocket); err != nil {
+		return 1, err
+	}
+	done, err := c.createOptions(&o, preserve)
+	if err != nil {
+		return 1, err
 	}
 	o.StartNow = true
 	ct, err := Create(c.root, fs.Arg(0), o)
+	done()
 	if err != nil {
 		return 1, err
 	}

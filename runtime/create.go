@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,17 @@ type CreateOptions struct {
 	// option): minidock has no systemd cgroup driver, and says so
 	// (systemdCgroup).
 	SystemdCgroup bool
+	// Step, when set, is a terminal (or what stands for one): before each
+	// kernel call of the parent and of the init, the call is shown there
+	// and the answer read from it, a line: Enter goes on, s runs the rest
+	// of the step, c continues to the end, q aborts, and Create undoes
+	// what it made (step.go, docs/step.md). With StartNow the pauses go up
+	// to execve; without, up to waitForStart (Start does not step).
+	Step io.ReadWriter
+	// DebugInit, when set, makes the init wait for a debugger before its
+	// first step (waitForDebugger), and receives the line `dlv attach PID`
+	// with the init's host pid (MINIDOCK_DEBUG_INIT=1).
+	DebugInit io.Writer
 }
 
 // Create makes container id under the runtime root: state directory,
@@ -73,7 +85,12 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		return nil, err
 	}
 	tr := o.Trace.As("runtime")
-	k := kernel.NewLinux(tr)
+	var k kernel.Calls = kernel.NewLinux(tr)
+	var prompt *prompter
+	if o.Step != nil {
+		prompt = newPrompter(o.Step)
+		k = kernel.NewStepper(k, func(c kernel.Pause) error { return prompt.pause("runtime", c) })
+	}
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
@@ -162,6 +179,21 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	}
 	defer h.close()
 	cmd = initCommand(h, startL, o.Stdio, o.ExtraFiles, tr)
+	if prompt != nil {
+		conn, child, err := stepSocket()
+		if err != nil {
+			return nil, err
+		}
+		// the init's end after all the others (initCommand): its fd
+		// number is passed on
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child)
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", envStep, 2+len(cmd.ExtraFiles)))
+		defer child.Close()
+		defer prompt.serveSteps(conn)()
+	}
+	if o.DebugInit != nil {
+		cmd.Env = append(cmd.Env, envDebugInit+"=1")
+	}
 	nss := spec.Linux.Namespaces
 	cmd.SysProcAttr.Cloneflags = ns.CloneFlags(nss)
 	awaitMaps := false
@@ -183,6 +215,9 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	ks := k.Begin("startInit")
+	if err = kernel.PauseBefore(ks, "clone", cloneStepArgs(cmd.SysProcAttr, cg, awaitMaps)); err != nil {
+		return nil, err
+	}
 	settled, err := startInit(ks, cg, ns.Path(nss, specs.PIDNamespace), cmd.SysProcAttr, cmd.Start)
 	defer func() {
 		if serr := settled(); serr != nil && err == nil {
@@ -200,6 +235,12 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	}
 	c.Pid = cmd.Process.Pid
 	_, c.PidStart, _ = procStat(c.Pid)
+	if o.DebugInit != nil {
+		fmt.Fprintf(o.DebugInit, "minidock: init %d waits for a debugger before its first step: dlv attach %d\n", c.Pid, c.Pid)
+	}
+	if prompt != nil {
+		prompt.started(c.Pid, c.CgroupPath)
+	}
 	if awaitMaps {
 		if err = writeIDMaps(ks, c.Pid, spec); err != nil {
 			return nil, err
@@ -214,11 +255,20 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	}
 	// The init is in its cgroup from its first instruction: its config
 	// lets it go on. The state is saved while its Go runtime starts.
+	if err = kernel.PauseBefore(ks, "write", "config pipe: the initConfig, and EOF: the init, born and waiting, goes on"); err != nil {
+		return nil, err
+	}
 	if err = h.sendConfig(cfg); err != nil {
 		return nil, err
 	}
 	k.Begin("saveState")
-	if err = c.save(); err != nil {
+	if o.StartNow {
+		err = os.WriteFile(filepath.Join(dir, startingFile), nil, 0o600)
+	}
+	if err == nil {
+		err = c.save()
+	}
+	if err != nil {
 		return nil, err
 	}
 	ki := k.Begin("serveInit")
@@ -243,6 +293,7 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		if err = c.startedNow(k.Begin("start"), h.parent); err != nil {
 			return nil, err
 		}
+		os.Remove(filepath.Join(dir, startingFile)) // running now
 	}
 	// The caller waits for the init by its pid; drop os/exec's handle (a
 	// pidfd) now rather than at garbage collection.

@@ -99,6 +99,7 @@ type initProcess struct {
 	seccomp       *seccomp.Filter // loaded by execProcess, unless finishProcess had to load it
 	start         *os.File        // the connection from `runtime start`
 	sync          int             // the sync socket to the parent (fdSync, or where execProcess moved it)
+	step          *initAsker      // step mode: asks the runtime before each call (nil: not stepping)
 }
 
 // initStep is one named step of the init sequence: the name tags its
@@ -138,7 +139,11 @@ func InitMain(args []string) {
 	if enc := os.Getenv("_MINIDOCK_TRACE"); enc != "" { // the runtime's encoding: text or json
 		tr = trace.NewEncoded(os.NewFile(fdTrace, "trace"), enc, "init")
 	}
-	k := kernel.NewLinux(tr)
+	var k kernel.Calls = kernel.NewLinux(tr)
+	p := &initProcess{sync: fdSync, step: openInitAsker()}
+	if p.step != nil {
+		k = kernel.NewStepper(k, p.step.pause) // step mode: step.go
+	}
 	// Not dumpable until the container's program replaces this one (execve
 	// makes it dumpable again): /proc/<pid>/exe is the host's minidock
 	// binary, and from the moment the capabilities are dropped a process
@@ -151,8 +156,11 @@ func InitMain(args []string) {
 		(&initProcess{sync: fdSync}).fail(&InitError{Step: "awaitIDMaps", Msg: err.Error(), Errno: kernel.Errno(err), err: err})
 	}
 	k.Note("prctl", "PR_SET_DUMPABLE 0", unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0))
-	p := &initProcess{sync: fdSync}
-	err := p.run(k, []initStep{{"readConfig", (*initProcess).readConfig}})
+	first := []initStep{{"readConfig", (*initProcess).readConfig}}
+	if os.Getenv(envDebugInit) == "1" {
+		first = append([]initStep{{"waitForDebugger", (*initProcess).waitForDebugger}}, first...)
+	}
+	err := p.run(k, first)
 	if err == nil {
 		steps := createSteps
 		switch {
@@ -410,6 +418,7 @@ func (p *initProcess) waitForStart(k kernel.Calls) error {
 		return err
 	}
 	unix.Close(p.sync)
+	p.step.end() // runtime create has returned: start does not step
 	for {
 		nfd, _, err := unix.Accept4(fdStart, unix.SOCK_CLOEXEC)
 		if err == unix.EINTR {

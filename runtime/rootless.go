@@ -117,6 +117,9 @@ func writeIDMaps(k kernel.Calls, pid int, spec *specs.Spec) error {
 		for _, r := range m.maps {
 			args = append(args, strconv.FormatUint(uint64(r.ContainerID), 10), strconv.FormatUint(uint64(r.HostID), 10), strconv.FormatUint(uint64(r.Size), 10))
 		}
+		if err := kernel.PauseBefore(k, m.helper, strings.Join(args, " ")); err != nil {
+			return err
+		}
 		out, err := exec.Command(m.helper, args...).CombinedOutput()
 		if err != nil {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))

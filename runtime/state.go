@@ -56,6 +56,11 @@ type StateJSON struct {
 const (
 	stateFile = "state.json"
 	startSock = "start.sock" // exists while the container is "created"
+	// startingFile stands for the start socket in a container made by
+	// `runtime run` (StartNow): it exists from the first save of the state
+	// until the init calls execve, so that no one sees it "running" (and
+	// kills it expecting 128+signal from run) while the init still sets up.
+	startingFile = "starting"
 )
 
 // checkID refuses ids that are empty or would make a path of their own.
@@ -140,14 +145,17 @@ func (c *Container) save() error {
 	return atomicfile.Replace(filepath.Join(c.dir, stateFile), data, 0o600)
 }
 
-// Status is "created" (init waits for start), "running", "paused" or
-// "stopped", worked out from the init process and the start socket.
+// Status is "created" (init waits for start, or sets up under run),
+// "running", "paused" or "stopped", worked out from the init process and
+// the start socket (or startingFile).
 func (c *Container) Status() string {
 	if !c.alive() {
 		return "stopped"
 	}
-	if _, err := os.Stat(filepath.Join(c.dir, startSock)); err == nil {
-		return "created"
+	for _, f := range []string{startSock, startingFile} {
+		if _, err := os.Stat(filepath.Join(c.dir, f)); err == nil {
+			return "created"
+		}
 	}
 	if c.frozen() {
 		return "paused"

@@ -15,9 +15,8 @@
 #         createRuntime hook: the runtime runs it while the init waits,
 #         its mounts done and pivot_root next; the hook prints the line and
 #         returns once the init is traced.
-#   env   MINIDOCK_DEBUG_INIT=1: the init waits before its first step and
-#         the runtime prints the line (the runtime hook docs/debugging.md
-#         asks for; until it is there, this fails saying so).
+#   env   MINIDOCK_DEBUG_INIT=1: the init waits before its first step
+#         (waitForDebugger) and the runtime prints the line (docs/step.md).
 #
 # Delve runs scripts/debug-pivot-root.star, which breaks on
 # rootfs.PivotRoot and unix.PivotRoot and writes what it saw. The script

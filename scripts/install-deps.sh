@@ -15,7 +15,8 @@ pkgs=(
   util-linux       # nsenter: the drop-in tests start dockerd and containerd in a mount namespace kept for them
   podman conmon    # the drop-in tests run minidock's runtime under podman too (the bundles it writes)
   qemu-system-x86 linux-image-amd64 cpio xz-utils  # make vm-test, vm-demo: VMs on pure cgroup v2
-  jq               # scripts/debug-pivot-root.sh edits a bundle's config.json
+  jq               # scripts/debug-pivot-root.sh edits a bundle's config.json; the docs' exercises read JSON
+  curl             # the docs' exercises (make docs-test) ask the Engine API and a registry directly
   gcc libc6-dev    # make test-race: the race detector needs cgo
   uidmap           # newuidmap/newgidmap: the rootless runtime's subordinate id ranges (tests/rootless_test.go)
 )

@@ -26,9 +26,17 @@ func newInProcess(root, dir string) (Runtime, error) {
 	return &inProcess{root: root}, nil
 }
 
+// Create makes the container. With MINIDOCK_DEBUG_INIT=1 in the shim's
+// environment (the daemon's), its init waits for a debugger, and the line
+// `dlv attach PID` goes to the shim's stderr, the container's shim.log
+// (docs/step.md).
 func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
-	c, err := runtime.Create(r.root, id, runtime.CreateOptions{Bundle: bundle, ConsoleSocket: io.ConsoleSocket,
-		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Trace: io.Trace})
+	o := runtime.CreateOptions{Bundle: bundle, ConsoleSocket: io.ConsoleSocket,
+		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Step: io.Step, Trace: io.Trace}
+	if os.Getenv("MINIDOCK_DEBUG_INIT") == "1" {
+		o.DebugInit = os.Stderr
+	}
+	c, err := runtime.Create(r.root, id, o)
 	if err != nil {
 		return 0, err
 	}

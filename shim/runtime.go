@@ -58,6 +58,10 @@ type IO struct {
 	// their trace events; nil: none. A command runtime writes none: its
 	// stderr is the container's, and a trace must never land there.
 	Trace *trace.Tracer
+	// Step, for a create in step mode: where the prompts go and the
+	// answers come from (runtime.CreateOptions.Step). Only minidock's
+	// runtime in process steps.
+	Step io.ReadWriter
 }
 
 // Command is a runc-compatible runtime run through its command line:
@@ -142,6 +146,9 @@ func lastLogError(data []byte) string {
 func (r *Command) pidFile(name string) string { return filepath.Join(r.Dir, name) }
 
 func (r *Command) Create(id, bundle string, stdio *IO) (int, error) {
+	if stdio.Step != nil {
+		return 0, fmt.Errorf("step mode needs minidock's own runtime, not %s", r.Argv[0])
+	}
 	pf := r.pidFile(PidFile)
 	os.Remove(pf)
 	args := []string{"create", "--bundle", bundle, "--pid-file", pf}

@@ -68,6 +68,11 @@ type Options struct {
 	// runtime in process and the init append their events to it. "": no
 	// trace.
 	Trace string `json:",omitempty"`
+	// StepSocket, for `minidock run --step`: a unix socket the daemon
+	// listens on and relays to the client's terminal. The shim connects
+	// to it and creates the container in step mode, prompts and answers
+	// going over it (minidock's runtime in process only; docs/step.md).
+	StepSocket string `json:",omitempty"`
 	// Delete is the clean-up mode: the container's shim is gone, so delete
 	// whatever the runtime still has of it (killing what runs) and exit.
 	Delete bool `json:"-"`
@@ -91,6 +96,7 @@ func Main(args []string) int {
 	fs.BoolVar(&o.Tty, "tty", false, "give the container a terminal")
 	fs.BoolVar(&o.Stdin, "stdin", false, "keep stdin open")
 	fs.StringVar(&o.Trace, "trace", "", "append trace events (JSON lines) to this file")
+	fs.StringVar(&o.StepSocket, "step-socket", "", "create in step mode, prompting over this unix socket")
 	fs.BoolVar(&o.Delete, "delete", false, "delete the container's runtime state and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -187,7 +193,20 @@ func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 
 	s.init = newProcess("", o.Tty)
 	s.init.log = &jsonLog{f: logFile}
+	var step net.Conn
+	if o.StepSocket != "" {
+		if step, err = unixsock.Dial(o.StepSocket); err != nil {
+			close(s.created)
+			ln.Close()
+			os.Remove(o.Socket)
+			return sayHello(hello, Hello{}, fmt.Errorf("step socket: %w", err))
+		}
+	}
 	pid, err := s.start(s.init, o.Stdin, func(io *IO) (int, error) {
+		if step != nil {
+			io.Step = step
+			defer step.Close() // the stepping ends with the create
+		}
 		io.Trace = tr
 		start := time.Now().UnixNano() // the line goes before the runtime's own
 		pid, err := rt.Create(o.ID, o.Bundle, io)

@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"minidock/api"
+	"minidock/cgroup"
+	"minidock/check"
 )
 
 func TestEnginePingVersionInfo(t *testing.T) {
@@ -59,6 +61,28 @@ func TestEnginePingVersionInfo(t *testing.T) {
 	// the daemon says where it listens, its roots, runtime and cgroups
 	require.Contains(t, e.log(), "listening on unix://"+e.sock+"; data root "+e.dataRoot+", exec root "+e.execRoot)
 	require.Contains(t, e.log(), ", cgroups ")
+}
+
+// /info's Warnings carry `minidock check`'s warnings, as Docker's daemon
+// lists what its host lacks, and `docker info` prints them. On a host with
+// a hybrid or legacy cgroup hierarchy (this one) there is at least one.
+func TestEngineInfoWarnings(t *testing.T) {
+	e := newEngine(t)
+	want := check.Warnings(check.Run(check.System()))
+	if m, err := cgroup.DetectMode(); err == nil && m != cgroup.Unified {
+		require.NotEmpty(t, want, "cgroup mode %v and no warning from check", m)
+	}
+	var info api.Info
+	e.must(200, "GET", "/info", nil, &info)
+	for _, w := range want {
+		require.Contains(t, info.Warnings, w)
+	}
+	requireDockerCLI(t)
+	out, code := e.docker("info")
+	require.Equal(t, 0, code, out)
+	for _, w := range want {
+		require.Contains(t, out, w)
+	}
 }
 
 func TestEngineRunLifecycle(t *testing.T) {

@@ -30,7 +30,11 @@ func newRootlessUser(t *testing.T) rootlessUser {
 		t.Skip("useradd is not installed")
 	}
 	name := fmt.Sprintf("mdrootless%d", os.Getpid()%100000)
-	if out, err := exec.Command("useradd", "--no-create-home", "--user-group", "--shell", "/bin/sh", name).CombinedOutput(); err != nil {
+	// no subordinate ids: useradd gives a new user a range of 65536 when
+	// /etc/subuid exists (login.defs SUB_UID_COUNT), which would come
+	// before the one a test adds
+	if out, err := exec.Command("useradd", "--no-create-home", "--user-group", "--shell", "/bin/sh",
+		"-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", name).CombinedOutput(); err != nil {
 		t.Fatalf("useradd: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
@@ -67,7 +71,8 @@ func (u rootlessUser) run(t *testing.T, args ...string) (string, error) {
 // bundle makes a bundle the user owns: `runtime spec --rootless` run as
 // the user, a busybox rootfs, and a directory of the user's bound at
 // /out, where the container leaves files to be looked at from the host.
-func (u rootlessUser) bundle(t *testing.T, script string) (dir, out string) {
+// edit, when set, changes the config before it is written.
+func (u rootlessUser) bundle(t *testing.T, script string, edit func(*specs.Spec)) (dir, out string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "minidock-rootless-")
 	if err != nil {
@@ -81,7 +86,13 @@ func (u rootlessUser) bundle(t *testing.T, script string) (dir, out string) {
 			t.Fatal(err)
 		}
 	}
-	testutil.MakeBusyboxRootfs(t, filepath.Join(dir, "rootfs"))
+	// the rootfs is the user's own, as one it unpacks itself is: the
+	// container's root (the user) makes the mount point /out in it
+	rootfs := filepath.Join(dir, "rootfs")
+	testutil.MakeBusyboxRootfs(t, rootfs)
+	if err := chownTree(rootfs, u.uid, u.gid); err != nil {
+		t.Fatal(err)
+	}
 	if o, err := u.run(t, "runtime", "spec", "--rootless", "--bundle", dir); err != nil {
 		t.Fatalf("runtime spec --rootless as %s: %v: %s", u.name, err, o)
 	}
@@ -93,11 +104,24 @@ func (u rootlessUser) bundle(t *testing.T, script string) (dir, out string) {
 	spec.Process.Terminal = false
 	spec.Process.Args = []string{"sh", "-c", script}
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+	if edit != nil {
+		edit(&spec)
+	}
 	data, _ = json.MarshalIndent(&spec, "", "\t")
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir, out
+}
+
+// chownTree gives every file below root, links themselves, to uid:gid.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 func (u rootlessUser) cleanupState(t *testing.T) {
@@ -118,7 +142,7 @@ func TestRootlessRuntime(t *testing.T) {
 	cgroupsBefore := cgroupDirs("rl-")
 
 	t.Run("own-ids", func(t *testing.T) {
-		dir, out := u.bundle(t, "id -u; cat /proc/self/uid_map; touch /out/made-by-root; cat /proc/self/setgroups")
+		dir, out := u.bundle(t, "id -u; cat /proc/self/uid_map; touch /out/made-by-root; cat /proc/self/setgroups", nil)
 		o, err := u.run(t, "runtime", "run", "--bundle", dir, "rl-own")
 		if err != nil {
 			t.Fatalf("runtime run as %s: %v: %s", u.name, err, o)
@@ -139,7 +163,11 @@ func TestRootlessRuntime(t *testing.T) {
 		if o, err := exec.Command("usermod", "--add-subuids", rng, "--add-subgids", rng, u.name).CombinedOutput(); err != nil {
 			t.Fatalf("usermod: %v: %s", err, o)
 		}
-		dir, out := u.bundle(t, "cat /proc/self/uid_map; touch /out/f; chown 1000:1000 /out/f; touch /out/g")
+		// chown needs CAP_CHOWN, which the spec, as runc's, does not give
+		dir, out := u.bundle(t, "cat /proc/self/uid_map; touch /out/f; chown 1000:1000 /out/f; touch /out/g", func(s *specs.Spec) {
+			c := s.Process.Capabilities
+			c.Bounding, c.Effective, c.Permitted = append(c.Bounding, "CAP_CHOWN"), append(c.Effective, "CAP_CHOWN"), append(c.Permitted, "CAP_CHOWN")
+		})
 		o, err := u.run(t, "runtime", "run", "--bundle", dir, "rl-range")
 		if err != nil {
 			t.Fatalf("runtime run as %s: %v: %s", u.name, err, o)
@@ -153,14 +181,10 @@ func TestRootlessRuntime(t *testing.T) {
 	})
 
 	t.Run("limits-refused", func(t *testing.T) {
-		dir, _ := u.bundle(t, "true")
-		var spec specs.Spec
-		data, _ := os.ReadFile(filepath.Join(dir, "config.json"))
-		json.Unmarshal(data, &spec)
 		limit := int64(64 << 20)
-		spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
-		data, _ = json.Marshal(&spec)
-		os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644)
+		dir, _ := u.bundle(t, "true", func(s *specs.Spec) {
+			s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit}}
+		})
 		o, err := u.run(t, "runtime", "run", "--bundle", dir, "rl-limits")
 		if err == nil || !strings.Contains(o, "needs a cgroup") {
 			t.Fatalf("a memory limit without a delegated cgroup: err %v, output %q; want the reason", err, o)

@@ -411,6 +411,33 @@ func TestRuntimeConsoleSocket(t *testing.T) {
 	assert.Contains(t, out, "got:hello")
 }
 
+// A foreground run of a spec with "terminal": true from a stdin that is
+// not a terminal (here /dev/null, as in a script) is an error, as runc's
+// "provided file is not a console", not a shell waiting forever.
+func TestRuntimeRunTerminalWithoutTTY(t *testing.T) {
+	r := newRuntime(t)
+	dir := bundle(t, func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.Args = []string{"sh"}
+	})
+	id := newID(t)
+	defer r.run("delete", "--force", id)
+	done := make(chan struct{})
+	var out string
+	var code int
+	go func() { out, code = r.run("run", "--bundle", dir, id); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		r.run("delete", "--force", id)
+		t.Fatal("run of a terminal spec without a terminal still waits after 30s")
+	}
+	require.NotEqual(t, 0, code, out)
+	if !r.runc {
+		assert.Contains(t, out, "stdin is not a terminal")
+	}
+}
+
 func TestRuntimeExecTTY(t *testing.T) {
 	r := newRuntime(t)
 	id := newID(t)

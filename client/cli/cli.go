@@ -110,7 +110,7 @@ func newRootCommand(cli *CLI) *cobra.Command {
 	root.AddCommand(inGroup(groupManagement, newContainerCommand(cli), newImageCommand(cli), newNetworkCommand(cli), newVolumeCommand(cli))...)
 	root.AddCommand(
 		newCheckCommand(cli), newCommitCommand(cli), newCpCommand(cli), newCreateCommand(cli), newDiffCommand(cli), newEventsCommand(cli),
-		newExportCommand(cli), newHistoryCommand(cli), newImportCommand(cli), newInspectCommand(cli, ""),
+		newExplainCommand(cli), newExportCommand(cli), newHistoryCommand(cli), newImportCommand(cli), newInspectCommand(cli, ""),
 		newKillCommand(cli), newLoadCommand(cli), newLogsCommand(cli), newPauseCommand(cli), newPortCommand(cli),
 		newRenameCommand(cli), newRestartCommand(cli), newRmCommand(cli), newRmiCommand(cli), newSaveCommand(cli),
 		newStartCommand(cli), newStatsCommand(cli), newStopCommand(cli), newTagCommand(cli), newTopCommand(cli),

@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -244,6 +246,7 @@ func newRunCommand(cli *CLI) *cobra.Command {
 	var (
 		o       containerOptions
 		detach  bool
+		step    bool
 		traceOn bool
 	)
 	cmd := &cobra.Command{
@@ -252,32 +255,52 @@ func newRunCommand(cli *CLI) *cobra.Command {
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			var tty *os.File
+			if step {
+				var err error
+				if tty, err = stepTerminal(); err != nil {
+					fmt.Fprintln(cli.Err, err)
+					return statusError(125)
+				}
+				defer tty.Close()
+			}
 			if traceOn {
 				tr := trace.NewMemory("client")
 				cli.client.SetTrace(tr)
 				var id string
 				defer func() { cli.printTimeline(ctx, id, tr) }()
-				return cli.run(ctx, &o, args, detach, &id)
+				return cli.run(ctx, &o, args, detach, tty, &id)
 			}
-			return cli.run(ctx, &o, args, detach, nil)
+			return cli.run(ctx, &o, args, detach, tty, nil)
 		},
 		ValidArgsFunction: firstArg(completeImages(cli)),
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
 	cmd.Flags().BoolVar(&traceOn, "trace", false, "print, on stderr, the timeline of everything done for the container by the client, daemon, shim, runtime and init (docs/trace.md)")
+	cmd.Flags().BoolVar(&step, "step", false, "Pause before each kernel call of the container's creation, asking on this terminal (minidock's; docs/step.md)")
 	o.addFlags(cmd.Flags())
 	return cmd
 }
 
-// run is `run`: create, then attach, start and wait, or start detached.
-// The container's id is left in *created, if given.
-func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, detach bool, created *string) error {
+// run is `run`: create, then (with --step, tty: the terminal the step
+// prompts go to) relay the creation's steps, then attach, start and wait,
+// or start detached. The container's id is left in *created, if given.
+func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, detach bool, tty *os.File, created *string) error {
 	id, err := cli.create(ctx, o, args, !detach)
 	if created != nil {
 		*created = id
 	}
 	if err != nil {
 		return err
+	}
+	if tty != nil {
+		if err := cli.relaySteps(ctx, id, tty); err != nil {
+			fmt.Fprintln(cli.Err, err)
+			if o.rm { // it never ran: as a failed start, --rm removes it
+				cli.client.ContainerRemove(ctx, id, true, true)
+			}
+			return statusError(125)
+		}
 	}
 	if !detach {
 		return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm})
@@ -304,6 +327,38 @@ func (cli *CLI) printTimeline(ctx context.Context, id string, tr *trace.Tracer) 
 		events = append(events, theirs...)
 	}
 	trace.Timeline(cli.Err, events, 0)
+}
+
+// stepTerminal opens the controlling terminal for run --step: the
+// prompts go there, apart from the container's output.
+func stepTerminal() (*os.File, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		if pe, ok := err.(*os.PathError); ok {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("run --step prompts on the controlling terminal, and the client has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
+	}
+	return tty, nil
+}
+
+// relaySteps opens the container's step stream (before its start) and
+// copies it to and from tty: the runtime's prompts out, the answers in.
+// The daemon ends the stream once the container is created; tty is
+// closed then, so that its reader stops before anything else reads the
+// terminal.
+func (cli *CLI) relaySteps(ctx context.Context, id string, tty *os.File) error {
+	conn, err := cli.client.ContainerStep(ctx, id)
+	if err != nil {
+		return err
+	}
+	go io.Copy(conn, tty)
+	go func() {
+		io.Copy(tty, conn)
+		conn.Close()
+		tty.Close()
+	}()
+	return nil
 }
 
 func newStartCommand(cli *CLI) *cobra.Command {

@@ -95,8 +95,9 @@ func printInfo(w io.Writer, info api.Info, nets []api.Network) {
 			fmt.Fprintf(w, "  %s: %s\n", p.Name, p.IP)
 		}
 	}
+	// as docker's: each warning as the daemon wrote it ("WARNING: ...")
 	for _, warning := range info.Warnings {
-		fmt.Fprintf(w, "WARNING: %s\n", warning)
+		fmt.Fprintln(w, warning)
 	}
 }
 

@@ -140,6 +140,13 @@ func (rt router) containerTop(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusOK, top, err)
 }
 
+// containerExplain is minidock's GET /containers/{id}/explain: what the
+// kernel built for the container (daemon.Explain).
+func (rt router) containerExplain(w http.ResponseWriter, r *http.Request) {
+	ex, err := rt.d.Explain(r.Context(), r.PathValue("id"))
+	reply(w, http.StatusOK, ex, err)
+}
+
 // containerStats streams samples until the client hangs up (stream=0:
 // one); the headers go with the first.
 func (rt router) containerStats(w http.ResponseWriter, r *http.Request) {

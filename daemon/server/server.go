@@ -182,10 +182,12 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("GET /containers/{id}/trace", r.containerTrace)
 	mux.HandleFunc("POST /containers/{id}/attach", r.containerAttach)
 	mux.HandleFunc("POST /containers/{id}/resize", r.containerResize)
+	mux.HandleFunc("POST /containers/{id}/step", r.containerStep)
 	mux.HandleFunc("POST /containers/{id}/pause", r.containerPause)
 	mux.HandleFunc("POST /containers/{id}/unpause", r.containerUnpause)
 	mux.HandleFunc("GET /containers/{id}/top", r.containerTop)
 	mux.HandleFunc("GET /containers/{id}/stats", r.containerStats)
+	mux.HandleFunc("GET /containers/{id}/explain", r.containerExplain) // minidock's own
 	mux.HandleFunc("POST /containers/{id}/rename", r.containerRename)
 	mux.HandleFunc("GET /containers/{id}/export", r.containerExport)
 	mux.HandleFunc("GET /containers/{id}/changes", r.containerChanges)

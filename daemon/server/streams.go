@@ -92,6 +92,14 @@ func (rt router) containerAttach(w http.ResponseWriter, r *http.Request) {
 		Stdin: boolParam(r, "stdin"), Stdout: boolParam(r, "stdout"), Stderr: boolParam(r, "stderr"), Streams: h.streams}))
 }
 
+// containerStep is POST /containers/{id}/step, minidock's own: the
+// client's terminal for the container's next start, in step mode
+// (daemon.ContainerStep), hijacked; raw bytes both ways.
+func (rt router) containerStep(w http.ResponseWriter, r *http.Request) {
+	h := &hijacker{w: w, r: r}
+	h.finish(rt.d.ContainerStep(r.Context(), r.PathValue("id"), h.streams))
+}
+
 // execStart is POST /exec/{id}/start: hijacked unless Detach.
 func (rt router) execStart(w http.ResponseWriter, r *http.Request) {
 	var req struct{ Detach, Tty bool }

@@ -16,6 +16,11 @@ import (
 // Mount is one line of the table.
 type Mount struct {
 	Point string // where it is mounted
+	// Root is the directory of the filesystem mounted there ("/" for the
+	// whole of it, a subdirectory for a bind mount of one).
+	Root string
+	// Options are the per-mount options ("rw,nosuid,relatime").
+	Options string
 	// Optional are the propagation fields: "shared:N" (a member of peer
 	// group N), "master:N" (a slave of group N), "unbindable"; none for a
 	// private mount.
@@ -23,12 +28,23 @@ type Mount struct {
 	// FSType and SuperOptions follow the "-": the filesystem type
 	// ("cgroup") and its options ("rw,cpu,cpuacct").
 	FSType, SuperOptions string
+	// Source is the filesystem's source, after the type ("overlay",
+	// "/dev/sda1", "tmpfs").
+	Source string
 }
 
 // Read returns the mounts of this mount namespace, in the kernel's order
 // (a mount after the one it is mounted on).
-func Read() ([]Mount, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+func Read() ([]Mount, error) { return readFile("/proc/self/mountinfo") }
+
+// ReadPID returns the mounts of the mount namespace of process pid, as
+// that process sees them (/proc/PID/mountinfo: paths relative to its root).
+func ReadPID(pid int) ([]Mount, error) {
+	return readFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+}
+
+func readFile(path string) ([]Mount, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
@@ -38,11 +54,11 @@ func Read() ([]Mount, error) {
 		if len(f) < 7 {
 			continue
 		}
-		m := Mount{Point: unescape(f[4])}
+		m := Mount{Point: unescape(f[4]), Root: unescape(f[3]), Options: f[5]}
 		for i, o := range f[6:] {
 			if o == "-" {
 				if rest := f[6+i+1:]; len(rest) >= 3 {
-					m.FSType, m.SuperOptions = rest[0], rest[2]
+					m.FSType, m.Source, m.SuperOptions = rest[0], unescape(rest[1]), rest[2]
 				}
 				break
 			}
