@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+
+	"minidock/internal/trace"
 )
 
 // DefaultTable is the nftables table (family inet) of a production daemon.
@@ -181,14 +183,31 @@ func dnatRule(p PortMapping) string {
 // Apply replaces the table with the ruleset in one `nft -f -` transaction.
 // A ruleset with no networks and no ports deletes the table instead: no
 // rule is left when nothing needs one.
-func (r Ruleset) Apply() error {
+func (r Ruleset) Apply() error { return r.ApplyTraced(nil) }
+
+// ApplyTraced is Apply, with the transaction, the whole ruleset, traced
+// to t (nil: no trace).
+func (r Ruleset) ApplyTraced(t *trace.Tracer) error {
 	if err := r.validate(); err != nil {
 		return err
 	}
 	if len(r.Networks) == 0 && len(r.Ports) == 0 {
-		return DeleteTable(r.Table)
+		return t.Call("firewall", "nft -f -", "delete table inet "+r.Table, "no network and no published port needs a rule", DeleteTable(r.Table))
 	}
-	return nft(r.Render())
+	script := r.Render()
+	return t.Call("firewall", "nft -f -", oneLine(script), "replace the table in one transaction: forwarding, masquerade, published ports", nft(script))
+}
+
+// oneLine is an nft script on one line, for a trace: statements joined
+// by "; ", indentation gone.
+func oneLine(script string) string {
+	var parts []string
+	for _, l := range strings.Split(script, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // DeleteTable removes the table inet table, if it exists.

@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // Endpoint is one container's interface on one bridge network.
@@ -22,7 +24,11 @@ type Endpoint struct {
 	Gateway netip.Addr       // the default route's next hop (the bridge's address); none if invalid
 	MTU     int              // 0: the bridge's MTU
 	MAC     net.HardwareAddr // the container end's; nil: the kernel picks one
+	Trace   *trace.Tracer    // where each netlink call is traced; nil: nowhere
 }
+
+// traceStep is the step of the container's trace that wiring belongs to.
+const traceStep = "wire"
 
 // MACFor is a stable MAC address for a container's address ip, as
 // Docker makes them: 02:42 (locally administered) and the four bytes of
@@ -93,7 +99,9 @@ func Attach(ep Endpoint) error {
 	if ep.MAC != nil {
 		veth.PeerHardwareAddr = ep.MAC
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	err = ep.Trace.Call(traceStep, "RTM_NEWLINK", fmt.Sprintf("kind=veth, %s (master %s, mtu %d) peer %s in %s, mac %v", ep.HostIf, ep.Bridge, mtu, ep.IfName, ep.NetNS, ep.MAC),
+		"a veth pair: one end on the bridge, the other made directly inside the container's network namespace", netlink.LinkAdd(veth))
+	if err != nil {
 		return fmt.Errorf("attach: create veth pair %s (host) / %s (in %s): %w", ep.HostIf, ep.IfName, ep.NetNS, err)
 	}
 	if err := configure(ep, ns); err != nil {
@@ -110,7 +118,7 @@ func configure(ep Endpoint, ns netns.NsHandle) error {
 	if err != nil {
 		return fmt.Errorf("attach: find host end %s: %w", ep.HostIf, err)
 	}
-	if err := netlink.LinkSetUp(host); err != nil {
+	if err := ep.Trace.Call(traceStep, "RTM_NEWLINK", ep.HostIf+", IFF_UP", "bring the host end up", netlink.LinkSetUp(host)); err != nil {
 		return fmt.Errorf("attach: bring host end %s up: %w", ep.HostIf, err)
 	}
 
@@ -120,13 +128,13 @@ func configure(ep Endpoint, ns netns.NsHandle) error {
 	// XFRM socket, which fails ("protocol not supported") on a kernel
 	// whose xfrm_user is a module not loaded (Debian's).
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
+	if ep.Trace.Call(traceStep, "socket", "AF_NETLINK, NETLINK_ROUTE, in "+ep.NetNS, "a netlink socket inside the container's namespace: the requests below are about its links", err) != nil {
 		return fmt.Errorf("attach: netlink socket in %s: %w", ep.NetNS, err)
 	}
 	defer h.Close()
 
 	if lo, err := h.LinkByName("lo"); err == nil {
-		if err := h.LinkSetUp(lo); err != nil {
+		if err := ep.Trace.Call(traceStep, "RTM_NEWLINK", "lo, IFF_UP", "a new namespace's loopback starts down", h.LinkSetUp(lo)); err != nil {
 			return fmt.Errorf("attach: bring lo up in %s: %w", ep.NetNS, err)
 		}
 	}
@@ -134,16 +142,18 @@ func configure(ep Endpoint, ns netns.NsHandle) error {
 	if err != nil {
 		return fmt.Errorf("attach: find %s in %s: %w", ep.IfName, ep.NetNS, err)
 	}
-	if err := h.AddrAdd(peer, &netlink.Addr{IPNet: prefixToIPNet(ep.Address)}); err != nil {
+	if err := ep.Trace.Call(traceStep, "RTM_NEWADDR", fmt.Sprintf("%s, %s", ep.IfName, ep.Address), "the container's address on the bridge's subnet",
+		h.AddrAdd(peer, &netlink.Addr{IPNet: prefixToIPNet(ep.Address)})); err != nil {
 		return fmt.Errorf("attach: add address %s to %s in %s: %w", ep.Address, ep.IfName, ep.NetNS, err)
 	}
-	if err := h.LinkSetUp(peer); err != nil {
+	if err := ep.Trace.Call(traceStep, "RTM_NEWLINK", ep.IfName+", IFF_UP", "bring the container's end up", h.LinkSetUp(peer)); err != nil {
 		return fmt.Errorf("attach: bring %s up in %s: %w", ep.IfName, ep.NetNS, err)
 	}
 	if ep.Gateway.IsValid() {
 		gw := ep.Gateway.As4()
 		route := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw[:]} // no Dst: the default route
-		if err := h.RouteAdd(route); err != nil {
+		if err := ep.Trace.Call(traceStep, "RTM_NEWROUTE", fmt.Sprintf("default via %s dev %s", ep.Gateway, ep.IfName), "the default route: out through the bridge",
+			h.RouteAdd(route)); err != nil {
 			return fmt.Errorf("attach: default route via %s on %s in %s: %w", ep.Gateway, ep.IfName, ep.NetNS, err)
 		}
 	}
@@ -173,8 +183,9 @@ func Detach(hostIf string) error {
 
 // LoopbackUp brings lo up in the network namespace at nsPath (a new
 // namespace's lo starts down): RTM_NEWLINK with IFF_UP through a netlink
-// socket opened in that namespace. For --network none, whatever the runtime.
-func LoopbackUp(nsPath string) error {
+// socket opened in that namespace. For --network none, whatever the
+// runtime. t traces the call (nil: no trace).
+func LoopbackUp(nsPath string, t *trace.Tracer) error {
 	ns, err := netns.GetFromPath(nsPath)
 	if err != nil {
 		return fmt.Errorf("lo up: open network namespace %s: %w", nsPath, err)
@@ -189,7 +200,7 @@ func LoopbackUp(nsPath string) error {
 	if err != nil {
 		return fmt.Errorf("lo up in %s: %w", nsPath, err)
 	}
-	if err := h.LinkSetUp(lo); err != nil {
+	if err := t.Call(traceStep, "RTM_NEWLINK", "lo in "+nsPath+", IFF_UP", "a new namespace's loopback starts down", h.LinkSetUp(lo)); err != nil {
 		return fmt.Errorf("lo up in %s: %w", nsPath, err)
 	}
 	return nil

@@ -25,6 +25,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // Root is where cgroup filesystems are mounted: a cgroup2 mount itself on
@@ -156,12 +158,26 @@ func isCgroup2(dir string) bool {
 // creates nothing. cgroupsPath follows runc: absolute means relative to the
 // cgroup root(s); relative means under DefaultParent; empty means
 // DefaultParent/id. A path that climbs out with ".." is an error.
-func New(cgroupsPath, id string) (Manager, error) {
+func New(cgroupsPath, id string) (Manager, error) { return NewTraced(cgroupsPath, id, nil) }
+
+// NewTraced is New with each mkdir, write and rmdir of the Manager traced
+// to t, with its result (nil: no trace).
+func NewTraced(cgroupsPath, id string, t *trace.Tracer) (Manager, error) {
 	mode, err := DetectMode()
 	if err != nil {
 		return nil, err
 	}
-	return newManager(mode, cgroupsPath, id)
+	m, err := newManager(mode, cgroupsPath, id)
+	if err != nil {
+		return nil, err
+	}
+	switch m := m.(type) {
+	case *v2:
+		m.t = t
+	case *v1:
+		m.t = t
+	}
+	return m, nil
 }
 
 // newManager is New with the mode given, so tests can run both v1 flavours.

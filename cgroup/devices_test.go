@@ -387,7 +387,7 @@ func TestBadDeviceRulesCreateNothing(t *testing.T) {
 				if left := existing(t, top); len(left) > 0 {
 					t.Errorf("failed Create left %v", left)
 					for _, d := range left {
-						_ = removeTree(d)
+						_ = removeTree(nil, d)
 					}
 				}
 			})

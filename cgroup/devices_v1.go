@@ -47,7 +47,7 @@ func (m *v1) setDevices(rules []specs.LinuxDeviceCgroup) error {
 		return err
 	}
 	for _, l := range devTransition(current, target) {
-		if err := writeFile(dir, l.file, l.value); err != nil {
+		if err := writeFile(m.t, dir, l.file, l.value); err != nil {
 			return err
 		}
 	}

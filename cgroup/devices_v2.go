@@ -26,6 +26,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // bpfInsn is one eBPF instruction as the kernel reads it (struct bpf_insn):
@@ -325,7 +327,12 @@ func (m *v2) setDevices(rules []specs.LinuxDeviceCgroup) error {
 	if err != nil {
 		return err
 	}
-	progFd, err := loadDeviceProgram(deviceProgram(s))
+	prog := deviceProgram(s)
+	progFd, err := loadDeviceProgram(prog)
+	if m.t != nil {
+		m.t.CallResult(traceStep, "bpf", fmt.Sprintf("BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, %d instructions, %d device rules", len(prog), len(rules)),
+			resultFd(progFd, err), "the device rules as a program the kernel runs at each open or mknod of a device")
+	}
 	if err != nil {
 		return err
 	}
@@ -335,7 +342,8 @@ func (m *v2) setDevices(rules []specs.LinuxDeviceCgroup) error {
 		return fmt.Errorf("open %s: %w", m.dir, err)
 	}
 	defer unix.Close(dirFd)
-	if err := attachDeviceProgram(dirFd, progFd); err != nil {
+	err = m.t.Call(traceStep, "bpf", fmt.Sprintf("BPF_PROG_ATTACH, %s, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI", m.dir), "attach the device program to the cgroup", attachDeviceProgram(dirFd, progFd))
+	if err != nil {
 		return fmt.Errorf("device rules on %s: %w", m.dir, err)
 	}
 	return nil
@@ -365,4 +373,12 @@ func (m *v2) detachDevicePrograms() error {
 		return fmt.Errorf("%s: %w", m.dir, err)
 	}
 	return nil
+}
+
+// resultFd spells the result of a call that returns a descriptor.
+func resultFd(fd int, err error) string {
+	if err != nil {
+		return trace.Result(err)
+	}
+	return fmt.Sprintf("fd %d", fd)
 }

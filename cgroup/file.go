@@ -13,12 +13,17 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // writeFile writes value to the cgroup control file dir/name with a single
-// write(2): the kernel parses each write as one complete value.
-func writeFile(dir, name, value string) error {
+// write(2): the kernel parses each write as one complete value. The write
+// is traced to t with its result.
+func writeFile(t *trace.Tracer, dir, name, value string) (err error) {
+	t.Helper()
 	p := filepath.Join(dir, name)
+	defer func() { t.Call(traceStep, "write", fmt.Sprintf("%s, %q", p, value), fileWhy(name), err) }()
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write %q to %s: %w", value, p, err)
@@ -162,11 +167,12 @@ func retryIfVanished(makeDirs func() error) error {
 
 // mkdirAll makes dir and any missing parents down from root, calling made
 // for each directory it created (outermost first) so the caller can undo.
-func mkdirAll(root, rel string, made func(dir string) error) error {
+func mkdirAll(t *trace.Tracer, root, rel string, made func(dir string) error) error {
+	t.Helper()
 	dir := root
 	for _, e := range strings.Split(strings.Trim(rel, "/"), "/") {
 		dir = filepath.Join(dir, e)
-		err := unix.Mkdir(dir, 0o755)
+		err := mkdir(t, dir)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
@@ -180,16 +186,58 @@ func mkdirAll(root, rel string, made func(dir string) error) error {
 	return nil
 }
 
+// mkdir makes the cgroup directory dir: the kernel fills it with the
+// control files. Traced to t; EEXIST is returned, for the caller to judge.
+func mkdir(t *trace.Tracer, dir string) error {
+	t.Helper()
+	return t.Call(traceStep, "mkdir", dir+", 0755", "a new cgroup: the kernel fills the directory with its control files", unix.Mkdir(dir, 0o755))
+}
+
+// traceStep is the step of a container's trace that cgroup calls belong
+// to.
+const traceStep = "cgroup"
+
+// fileWhy says what writing a cgroup control file does.
+func fileWhy(name string) string {
+	switch name {
+	case "cgroup.subtree_control":
+		return "enable the controller for the cgroups below: their limit files appear"
+	case "cgroup.procs", "tasks":
+		return "move the process into the cgroup: its limits apply from now"
+	case "cgroup.freeze", "freezer.state":
+		return "freeze or thaw every process of the cgroup"
+	case "cgroup.kill":
+		return "kill every process of the cgroup at once"
+	case "memory.max", "memory.limit_in_bytes":
+		return "the memory limit: beyond it, reclaim, then the OOM killer"
+	case "memory.swap.max", "memory.memsw.limit_in_bytes":
+		return "the swap limit"
+	case "pids.max":
+		return "the most processes the cgroup may hold (fork bombs)"
+	case "cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us":
+		return "the CPU quota per period"
+	case "cpu.weight", "cpu.shares":
+		return "the CPU share against sibling cgroups"
+	case "cpuset.cpus", "cpuset.mems":
+		return "the CPUs and memory nodes the processes may use"
+	case "devices.allow", "devices.deny":
+		return "a device access rule (cgroup v1)"
+	}
+	return "a limit of the config (linux.resources)"
+}
+
 // rmdir removes an empty cgroup directory. The kernel answers EBUSY for a
 // moment after the last process exits (it is still being unlinked from the
 // cgroup), so EBUSY is retried for a short while. A missing directory is
 // not an error.
-func rmdir(dir string) error {
+func rmdir(t *trace.Tracer, dir string) error {
+	t.Helper()
 	delay := time.Millisecond
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		err := unix.Rmdir(dir)
 		if err == nil || errors.Is(err, unix.ENOENT) {
+			t.Call(traceStep, "rmdir", dir, "remove the cgroup (the kernel refuses while a process is in it)", err)
 			return nil
 		}
 		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {

@@ -184,7 +184,7 @@ func TestCopyCpuset(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := copyCpuset(child); err != nil {
+	if err := copyCpuset(nil, child); err != nil {
 		t.Fatal(err)
 	}
 	checkFiles(t, child, map[string]string{"cpuset.cpus": "0-3", "cpuset.mems": "0"})

@@ -104,7 +104,7 @@ func newTestManager(t *testing.T, mode Mode) Manager {
 			t.Errorf("Destroy: %v", err)
 		}
 		for _, d := range existing(t, top) {
-			if err := rmdir(d); err != nil {
+			if err := rmdir(nil, d); err != nil {
 				t.Errorf("leaked cgroup: %v", err)
 			}
 		}
@@ -363,7 +363,7 @@ func TestDestroyRemovesEveryDirectory(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			for _, d := range existing(t, top) {
-				_ = removeTree(d)
+				_ = removeTree(nil, d)
 			}
 		})
 		if err := m.Create(pidsLimit(10)); err != nil {
@@ -443,7 +443,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 				if left := existing(t, top); len(left) > 0 {
 					t.Errorf("failed Create left %v", left)
 					for _, d := range left {
-						_ = removeTree(d)
+						_ = removeTree(nil, d)
 					}
 				}
 			})

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // A process can be put into a cgroup in two ways. Moving it later, by
@@ -33,18 +35,21 @@ import (
 // host; done closes the directory once the child has started. On a legacy
 // host it does nothing.
 func (m *v2) CloneInto(attr *syscall.SysProcAttr) (done func(), err error) {
-	return cloneInto(m.dir, attr)
+	return cloneInto(m.t, m.dir, attr)
 }
 
 func (m *v1) CloneInto(attr *syscall.SysProcAttr) (done func(), err error) {
 	if m.mode != Hybrid {
 		return func() {}, nil
 	}
-	return cloneInto(filepath.Join(hybridRoot, m.path), attr)
+	return cloneInto(m.t, filepath.Join(hybridRoot, m.path), attr)
 }
 
-func cloneInto(dir string, attr *syscall.SysProcAttr) (func(), error) {
+func cloneInto(t *trace.Tracer, dir string, attr *syscall.SysProcAttr) (func(), error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if t != nil {
+		t.CallResult(traceStep, "open", dir+", O_RDONLY|O_DIRECTORY|O_CLOEXEC", resultFd(fd, err), "for clone3's CLONE_INTO_CGROUP: the init is born inside the cgroup")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s for CLONE_INTO_CGROUP: %w", dir, err)
 	}
@@ -67,7 +72,7 @@ func (m *v1) EnterThread() (leave func() error, err error) {
 	var back []string // the tasks files that take the thread back
 	leave = func() error {
 		for _, tasks := range back {
-			if err := writeFile(filepath.Dir(tasks), "tasks", "0"); err != nil {
+			if err := writeFile(m.t, filepath.Dir(tasks), "tasks", "0"); err != nil {
 				return fmt.Errorf("move the forking thread back: %w", err)
 			}
 		}
@@ -81,7 +86,7 @@ func (m *v1) EnterThread() (leave func() error, err error) {
 		if !ok {
 			continue
 		}
-		if err := writeFile(filepath.Join(mp, m.path), "tasks", "0"); err != nil {
+		if err := writeFile(m.t, filepath.Join(mp, m.path), "tasks", "0"); err != nil {
 			return nil, errors.Join(err, leave())
 		}
 		back = append(back, filepath.Join(mp, rel, "tasks"))

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // v1Controllers are the v1 hierarchies a container joins. Several may share
@@ -29,6 +31,7 @@ type v1 struct {
 	mode   Mode
 	path   string            // the cgroup, /minidock/abc
 	mounts map[string]string // controller (or unifiedKey) -> mount point
+	t      *trace.Tracer
 }
 
 func newV1(mode Mode, p string) (*v1, error) {
@@ -113,14 +116,14 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 	defer func() {
 		if err != nil {
 			for _, d := range slices.Backward(made) {
-				_ = rmdir(d)
+				_ = rmdir(m.t, d)
 			}
 		}
 	}()
 	for _, mp := range m.hierarchies() {
 		isCpuset := mp == m.mounts["cpuset"]
 		err := retryIfVanished(func() error {
-			err := mkdirAll(mp, m.path, func(dir string) error {
+			err := mkdirAll(m.t, mp, m.path, func(dir string) error {
 				made = append(made, dir)
 				return nil
 			})
@@ -132,7 +135,7 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 			dir := mp
 			for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
 				dir = filepath.Join(dir, e)
-				if err := copyCpuset(dir); err != nil {
+				if err := copyCpuset(m.t, dir); err != nil {
 					return err
 				}
 			}
@@ -148,7 +151,7 @@ func (m *v1) Create(r *specs.LinuxResources) (err error) {
 // copyCpuset fills an empty cpuset.cpus and cpuset.mems of a directory
 // with its parent's values: a v1 cpuset cgroup with no CPUs or memory nodes
 // takes no process.
-func copyCpuset(dir string) error {
+func copyCpuset(t *trace.Tracer, dir string) error {
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		v, err := readFile(dir, f)
 		if err != nil {
@@ -161,7 +164,7 @@ func copyCpuset(dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(dir, f, parent); err != nil {
+		if err := writeFile(t, dir, f, parent); err != nil {
 			return err
 		}
 	}
@@ -239,13 +242,13 @@ func (m *v1) setMemory(mem *specs.LinuxMemory) error {
 		if limit == 0 {
 			return nil
 		}
-		return writeFile(dir, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
+		return writeFile(m.t, dir, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
 	}
 	writeSwap := func() error {
 		if swap == 0 {
 			return nil
 		}
-		err := writeFile(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(swap, 10))
+		err := writeFile(m.t, dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(swap, 10))
 		if errors.Is(err, unix.ENOENT) && swap == -1 {
 			return nil // no swap accounting: memory+swap is already unlimited
 		}
@@ -268,12 +271,12 @@ func (m *v1) setMemory(mem *specs.LinuxMemory) error {
 		return err
 	}
 	if mem.Reservation != nil && *mem.Reservation != 0 {
-		if err := writeFile(dir, "memory.soft_limit_in_bytes", strconv.FormatInt(*mem.Reservation, 10)); err != nil {
+		if err := writeFile(m.t, dir, "memory.soft_limit_in_bytes", strconv.FormatInt(*mem.Reservation, 10)); err != nil {
 			return err
 		}
 	}
 	if mem.Swappiness != nil {
-		if err := writeFile(dir, "memory.swappiness", strconv.FormatUint(*mem.Swappiness, 10)); err != nil {
+		if err := writeFile(m.t, dir, "memory.swappiness", strconv.FormatUint(*mem.Swappiness, 10)); err != nil {
 			return err
 		}
 	}
@@ -282,7 +285,7 @@ func (m *v1) setMemory(mem *specs.LinuxMemory) error {
 		if *mem.DisableOOMKiller {
 			v = "1"
 		}
-		if err := writeFile(dir, "memory.oom_control", v); err != nil {
+		if err := writeFile(m.t, dir, "memory.oom_control", v); err != nil {
 			return err
 		}
 	}
@@ -298,27 +301,27 @@ func (m *v1) setCPU(c *specs.LinuxCPU) error {
 	}
 	dir := m.dir("cpu")
 	if c.Shares != nil && *c.Shares != 0 {
-		if err := writeFile(dir, "cpu.shares", strconv.FormatUint(*c.Shares, 10)); err != nil {
+		if err := writeFile(m.t, dir, "cpu.shares", strconv.FormatUint(*c.Shares, 10)); err != nil {
 			return err
 		}
 	}
 	if c.Period != nil && *c.Period != 0 {
-		if err := writeFile(dir, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10)); err != nil {
+		if err := writeFile(m.t, dir, "cpu.cfs_period_us", strconv.FormatUint(*c.Period, 10)); err != nil {
 			return err
 		}
 	}
 	if c.Quota != nil && *c.Quota != 0 {
-		if err := writeFile(dir, "cpu.cfs_quota_us", strconv.FormatInt(*c.Quota, 10)); err != nil {
+		if err := writeFile(m.t, dir, "cpu.cfs_quota_us", strconv.FormatInt(*c.Quota, 10)); err != nil {
 			return err
 		}
 	}
 	if c.Burst != nil {
-		if err := writeFile(dir, "cpu.cfs_burst_us", strconv.FormatUint(*c.Burst, 10)); err != nil {
+		if err := writeFile(m.t, dir, "cpu.cfs_burst_us", strconv.FormatUint(*c.Burst, 10)); err != nil {
 			return err
 		}
 	}
 	if c.Idle != nil {
-		if err := writeFile(dir, "cpu.idle", strconv.FormatInt(*c.Idle, 10)); err != nil {
+		if err := writeFile(m.t, dir, "cpu.idle", strconv.FormatInt(*c.Idle, 10)); err != nil {
 			return err
 		}
 	}
@@ -332,12 +335,12 @@ func (m *v1) setCpuset(c *specs.LinuxCPU) error {
 	}
 	dir := m.dir("cpuset")
 	if c.Cpus != "" {
-		if err := writeFile(dir, "cpuset.cpus", c.Cpus); err != nil {
+		if err := writeFile(m.t, dir, "cpuset.cpus", c.Cpus); err != nil {
 			return err
 		}
 	}
 	if c.Mems != "" {
-		if err := writeFile(dir, "cpuset.mems", c.Mems); err != nil {
+		if err := writeFile(m.t, dir, "cpuset.mems", c.Mems); err != nil {
 			return err
 		}
 	}
@@ -349,7 +352,7 @@ func (m *v1) setPids(p *specs.LinuxPids) error {
 	if p == nil || p.Limit == nil {
 		return nil
 	}
-	return writeFile(m.dir("pids"), "pids.max", maxOrNum(*p.Limit))
+	return writeFile(m.t, m.dir("pids"), "pids.max", maxOrNum(*p.Limit))
 }
 
 // setBlkio writes blkio.weight and blkio.weight_device (or their BFQ
@@ -365,7 +368,7 @@ func (m *v1) setBlkio(b *specs.LinuxBlockIO) error {
 		weight, weightDev = "blkio.bfq.weight", "blkio.bfq.weight_device"
 	}
 	if b.Weight != nil && *b.Weight != 0 {
-		if err := writeFile(dir, weight, strconv.FormatUint(uint64(*b.Weight), 10)); err != nil {
+		if err := writeFile(m.t, dir, weight, strconv.FormatUint(uint64(*b.Weight), 10)); err != nil {
 			return err
 		}
 	}
@@ -373,7 +376,7 @@ func (m *v1) setBlkio(b *specs.LinuxBlockIO) error {
 		if d.Weight == nil {
 			continue
 		}
-		if err := writeFile(dir, weightDev, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight)); err != nil {
+		if err := writeFile(m.t, dir, weightDev, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight)); err != nil {
 			return err
 		}
 	}
@@ -387,7 +390,7 @@ func (m *v1) setBlkio(b *specs.LinuxBlockIO) error {
 		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
 	} {
 		for _, d := range t.devs {
-			if err := writeFile(dir, t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)); err != nil {
+			if err := writeFile(m.t, dir, t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)); err != nil {
 				return err
 			}
 		}
@@ -398,7 +401,7 @@ func (m *v1) setBlkio(b *specs.LinuxBlockIO) error {
 // AddProc writes pid to cgroup.procs in every hierarchy.
 func (m *v1) AddProc(pid int) error {
 	for _, mp := range m.hierarchies() {
-		if err := writeFile(filepath.Join(mp, m.path), "cgroup.procs", strconv.Itoa(pid)); err != nil {
+		if err := writeFile(m.t, filepath.Join(mp, m.path), "cgroup.procs", strconv.Itoa(pid)); err != nil {
 			return err
 		}
 	}
@@ -426,14 +429,14 @@ func (m *v1) Freeze() error {
 		return fmt.Errorf("freeze %s: cgroup v1 controller \"freezer\" is not mounted", m.path)
 	}
 	err := waitFor(10*time.Second, "freeze "+dir, func() (bool, error) {
-		if err := writeFile(dir, "freezer.state", "FROZEN"); err != nil {
+		if err := writeFile(m.t, dir, "freezer.state", "FROZEN"); err != nil {
 			return false, err
 		}
 		state, err := readFile(dir, "freezer.state")
 		return state == "FROZEN", err
 	})
 	if err != nil {
-		_ = writeFile(dir, "freezer.state", "THAWED")
+		_ = writeFile(m.t, dir, "freezer.state", "THAWED")
 	}
 	return err
 }
@@ -444,7 +447,7 @@ func (m *v1) Thaw() error {
 	if dir == "" {
 		return fmt.Errorf("thaw %s: cgroup v1 controller \"freezer\" is not mounted", m.path)
 	}
-	return writeFile(dir, "freezer.state", "THAWED")
+	return writeFile(m.t, dir, "freezer.state", "THAWED")
 }
 
 // Frozen reads freezer.state: FROZEN once every task has stopped.
@@ -477,7 +480,7 @@ func (m *v1) Pids() ([]int, error) {
 func (m *v1) KillAll(sig unix.Signal) error {
 	fdir := m.dir("freezer")
 	if d := m.dir(unifiedKey); d != "" && sig == unix.SIGKILL {
-		err := writeFile(d, "cgroup.kill", "1")
+		err := writeFile(m.t, d, "cgroup.kill", "1")
 		if err == nil && fdir != "" {
 			err = m.Thaw()
 		}
@@ -663,7 +666,7 @@ func (m *v1) OOMKillCount() (uint64, error) {
 func (m *v1) Destroy() error {
 	var errs []error
 	for _, mp := range m.hierarchies() {
-		errs = append(errs, removeTree(filepath.Join(mp, m.path)))
+		errs = append(errs, removeTree(m.t, filepath.Join(mp, m.path)))
 		removeDefaultParent(mp, m.path)
 	}
 	return errors.Join(errs...)

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // v2Controllers are enabled in every ancestor's cgroup.subtree_control when
@@ -25,6 +27,7 @@ type v2 struct {
 	root string // the cgroup2 mount, /sys/fs/cgroup
 	path string // the cgroup, /minidock/abc
 	dir  string // root + path
+	t    *trace.Tracer
 }
 
 func newV2(root, p string) *v2 {
@@ -47,7 +50,7 @@ func (m *v2) Create(r *specs.LinuxResources) (err error) {
 	defer func() {
 		if err != nil {
 			for _, d := range slices.Backward(made) {
-				_ = rmdir(d)
+				_ = rmdir(m.t, d)
 			}
 		}
 	}()
@@ -56,11 +59,11 @@ func (m *v2) Create(r *specs.LinuxResources) (err error) {
 	err = retryIfVanished(func() error {
 		dir := m.root
 		for _, e := range strings.Split(strings.Trim(m.path, "/"), "/") {
-			if err := enableControllers(dir, need); err != nil {
+			if err := enableControllers(m.t, dir, need); err != nil {
 				return err
 			}
 			dir = filepath.Join(dir, e)
-			if err := unix.Mkdir(dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := mkdir(m.t, dir); err != nil && !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("mkdir %s: %w", dir, err)
 			} else if err == nil {
 				made = append(made, dir)
@@ -111,7 +114,7 @@ func (m *v2) check(r *specs.LinuxResources, dir string) ([]string, error) {
 // enableControllers writes "+name" to dir's cgroup.subtree_control for the
 // usual controllers and those in need, one at a time. A needed controller
 // that cannot be enabled is an error; the others are skipped.
-func enableControllers(dir string, need []string) error {
+func enableControllers(t *trace.Tracer, dir string, need []string) error {
 	availS, err := readFile(dir, "cgroup.controllers")
 	if err != nil {
 		return err
@@ -132,7 +135,7 @@ func enableControllers(dir string, need []string) error {
 			}
 			continue
 		}
-		if err := writeFile(dir, "cgroup.subtree_control", "+"+c); err != nil && needed {
+		if err := writeFile(t, dir, "cgroup.subtree_control", "+"+c); err != nil && needed {
 			return fmt.Errorf("enable controller %q: %w", c, err)
 		}
 		enabled = append(enabled, c)
@@ -179,7 +182,7 @@ func (m *v2) setMemory(mem *specs.LinuxMemory) error {
 		return err
 	}
 	if ok {
-		err := writeFile(m.dir, "memory.swap.max", maxOrNum(swap))
+		err := writeFile(m.t, m.dir, "memory.swap.max", maxOrNum(swap))
 		// Without swap accounting there is no file, and no swap to limit:
 		// "no swap" and "unlimited swap" both already hold.
 		if err != nil && !(errors.Is(err, unix.ENOENT) && (swap == 0 || swap == -1)) {
@@ -187,12 +190,12 @@ func (m *v2) setMemory(mem *specs.LinuxMemory) error {
 		}
 	}
 	if mem.Limit != nil && *mem.Limit != 0 {
-		if err := writeFile(m.dir, "memory.max", maxOrNum(*mem.Limit)); err != nil {
+		if err := writeFile(m.t, m.dir, "memory.max", maxOrNum(*mem.Limit)); err != nil {
 			return err
 		}
 	}
 	if mem.Reservation != nil && *mem.Reservation != 0 {
-		if err := writeFile(m.dir, "memory.low", maxOrNum(*mem.Reservation)); err != nil {
+		if err := writeFile(m.t, m.dir, "memory.low", maxOrNum(*mem.Reservation)); err != nil {
 			return err
 		}
 	}
@@ -208,12 +211,12 @@ func (m *v2) setCPU(c *specs.LinuxCPU) error {
 		return nil
 	}
 	if c.Shares != nil && *c.Shares != 0 {
-		if err := writeFile(m.dir, "cpu.weight", strconv.FormatUint(sharesToWeight(*c.Shares), 10)); err != nil {
+		if err := writeFile(m.t, m.dir, "cpu.weight", strconv.FormatUint(sharesToWeight(*c.Shares), 10)); err != nil {
 			return err
 		}
 	}
 	if c.Idle != nil {
-		if err := writeFile(m.dir, "cpu.idle", strconv.FormatInt(*c.Idle, 10)); err != nil {
+		if err := writeFile(m.t, m.dir, "cpu.idle", strconv.FormatInt(*c.Idle, 10)); err != nil {
 			return err
 		}
 	}
@@ -229,12 +232,12 @@ func (m *v2) setCPU(c *specs.LinuxCPU) error {
 		if c.Period != nil && *c.Period != 0 {
 			period = strconv.FormatUint(*c.Period, 10)
 		}
-		if err := writeFile(m.dir, "cpu.max", quota+" "+period); err != nil {
+		if err := writeFile(m.t, m.dir, "cpu.max", quota+" "+period); err != nil {
 			return err
 		}
 	}
 	if c.Burst != nil {
-		if err := writeFile(m.dir, "cpu.max.burst", strconv.FormatUint(*c.Burst, 10)); err != nil {
+		if err := writeFile(m.t, m.dir, "cpu.max.burst", strconv.FormatUint(*c.Burst, 10)); err != nil {
 			return err
 		}
 	}
@@ -248,12 +251,12 @@ func (m *v2) setCpuset(c *specs.LinuxCPU) error {
 		return nil
 	}
 	if c.Cpus != "" {
-		if err := writeFile(m.dir, "cpuset.cpus", c.Cpus); err != nil {
+		if err := writeFile(m.t, m.dir, "cpuset.cpus", c.Cpus); err != nil {
 			return err
 		}
 	}
 	if c.Mems != "" {
-		if err := writeFile(m.dir, "cpuset.mems", c.Mems); err != nil {
+		if err := writeFile(m.t, m.dir, "cpuset.mems", c.Mems); err != nil {
 			return err
 		}
 	}
@@ -266,7 +269,7 @@ func (m *v2) setPids(p *specs.LinuxPids) error {
 	if p == nil || p.Limit == nil {
 		return nil
 	}
-	return writeFile(m.dir, "pids.max", maxOrNum(*p.Limit))
+	return writeFile(m.t, m.dir, "pids.max", maxOrNum(*p.Limit))
 }
 
 // setIO writes io.weight ("default N" and "MAJ:MIN N", converted from
@@ -277,7 +280,7 @@ func (m *v2) setIO(b *specs.LinuxBlockIO) error {
 		return nil
 	}
 	if b.Weight != nil && *b.Weight != 0 {
-		if err := writeFile(m.dir, "io.weight", "default "+strconv.FormatUint(blkioToIOWeight(*b.Weight), 10)); err != nil {
+		if err := writeFile(m.t, m.dir, "io.weight", "default "+strconv.FormatUint(blkioToIOWeight(*b.Weight), 10)); err != nil {
 			return err
 		}
 	}
@@ -285,7 +288,7 @@ func (m *v2) setIO(b *specs.LinuxBlockIO) error {
 		if d.Weight == nil {
 			continue
 		}
-		if err := writeFile(m.dir, "io.weight", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, blkioToIOWeight(*d.Weight))); err != nil {
+		if err := writeFile(m.t, m.dir, "io.weight", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, blkioToIOWeight(*d.Weight))); err != nil {
 			return err
 		}
 	}
@@ -301,7 +304,7 @@ func (m *v2) setIO(b *specs.LinuxBlockIO) error {
 			if d.Rate != 0 {
 				rate = strconv.FormatUint(d.Rate, 10)
 			}
-			if err := writeFile(m.dir, "io.max", fmt.Sprintf("%d:%d %s=%s", d.Major, d.Minor, t.key, rate)); err != nil {
+			if err := writeFile(m.t, m.dir, "io.max", fmt.Sprintf("%d:%d %s=%s", d.Major, d.Minor, t.key, rate)); err != nil {
 				return err
 			}
 		}
@@ -319,7 +322,7 @@ func (m *v2) setUnified(u map[string]string) error {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		if err := writeFile(m.dir, k, u[k]); err != nil {
+		if err := writeFile(m.t, m.dir, k, u[k]); err != nil {
 			return err
 		}
 	}
@@ -328,7 +331,7 @@ func (m *v2) setUnified(u map[string]string) error {
 
 // AddProc writes pid to cgroup.procs, which moves the whole process.
 func (m *v2) AddProc(pid int) error {
-	return writeFile(m.dir, "cgroup.procs", strconv.Itoa(pid))
+	return writeFile(m.t, m.dir, "cgroup.procs", strconv.Itoa(pid))
 }
 
 // Update writes r to the existing cgroup after the same checks as Create.
@@ -362,7 +365,7 @@ func checkBeforeUpdate(r *specs.LinuxResources, dir, usageFile string) error {
 // Freeze writes 1 to cgroup.freeze, then waits for cgroup.events to say
 // "frozen 1": the kernel stops the tasks one by one, asynchronously.
 func (m *v2) Freeze() error {
-	if err := writeFile(m.dir, "cgroup.freeze", "1"); err != nil {
+	if err := writeFile(m.t, m.dir, "cgroup.freeze", "1"); err != nil {
 		return err
 	}
 	return m.waitFrozen("1")
@@ -370,7 +373,7 @@ func (m *v2) Freeze() error {
 
 // Thaw writes 0 to cgroup.freeze and waits for "frozen 0".
 func (m *v2) Thaw() error {
-	if err := writeFile(m.dir, "cgroup.freeze", "0"); err != nil {
+	if err := writeFile(m.t, m.dir, "cgroup.freeze", "0"); err != nil {
 		return err
 	}
 	return m.waitFrozen("0")
@@ -398,7 +401,7 @@ func (m *v2) Pids() ([]int, error) { return readPidsTree(m.dir) }
 // appears, signals each process, and thaws it again.
 func (m *v2) KillAll(sig unix.Signal) error {
 	if sig == unix.SIGKILL {
-		err := writeFile(m.dir, "cgroup.kill", "1")
+		err := writeFile(m.t, m.dir, "cgroup.kill", "1")
 		if !errors.Is(err, unix.ENOENT) {
 			return err
 		}
@@ -558,14 +561,14 @@ func (m *v2) OOMKillCount() (uint64, error) {
 // Destroy detaches the device program (devices_v2.go) and removes the
 // directory (and any cgroups made below it).
 func (m *v2) Destroy() error {
-	err := errors.Join(m.detachDevicePrograms(), removeTree(m.dir))
+	err := errors.Join(m.detachDevicePrograms(), removeTree(m.t, m.dir))
 	removeDefaultParent(m.root, m.path)
 	return err
 }
 
 // removeTree removes dir after its sub-cgroups, deepest first. Only
 // directories are removed; the control files go with their directory.
-func removeTree(dir string) error {
+func removeTree(t *trace.Tracer, dir string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -575,10 +578,10 @@ func removeTree(dir string) error {
 	}
 	for _, e := range ents {
 		if e.IsDir() {
-			if err := removeTree(filepath.Join(dir, e.Name())); err != nil {
+			if err := removeTree(t, filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	return rmdir(dir)
+	return rmdir(t, dir)
 }

@@ -25,8 +25,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"minidock/api"
+	"minidock/internal/trace"
 )
 
 // DefaultHost is the daemon's socket unless -H or MINIDOCK_HOST says.
@@ -44,9 +46,51 @@ type Config struct {
 
 // Client talks to one daemon.
 type Client struct {
-	host string // as given, for messages
-	dial func(ctx context.Context) (net.Conn, error)
-	http *http.Client
+	host  string // as given, for messages
+	dial  func(ctx context.Context) (net.Conn, error)
+	http  *http.Client
+	trace *trace.Tracer // SetTrace: every request is an event
+}
+
+// SetTrace makes every request of c an event of t (`run --trace`), and
+// has the containers c creates traced by the daemon (create?trace=1).
+func (c *Client) SetTrace(t *trace.Tracer) { c.trace = t }
+
+// traced writes the event of a request sent at start (ns since the
+// epoch) that got status (or err).
+func (c *Client) traced(start int64, r request, status int, err error) {
+	if c.trace == nil {
+		return
+	}
+	c.trace.Helper()
+	target := r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	res := trace.Result(err)
+	if err == nil {
+		res = fmt.Sprintf("%d %s", status, http.StatusText(status))
+	}
+	c.trace.CallSince(start, "http", r.method, target, res, requestWhy(r))
+}
+
+// requestWhy says what a request of the path of a `run` is for.
+func requestWhy(r request) string {
+	switch {
+	case strings.HasSuffix(r.path, "/containers/create"):
+		return "make the container: config merged with the image's, rootfs prepared; nothing runs"
+	case strings.HasSuffix(r.path, "/attach"):
+		return "attach to its stdio before the start, so no output is lost"
+	case strings.HasSuffix(r.path, "/wait"):
+		return "be told of its exit (or removal)"
+	case strings.HasSuffix(r.path, "/start"):
+		return "run it: rootfs, network, bundle, shim, runtime, init"
+	case strings.HasSuffix(r.path, "/trace"):
+		return "fetch the trace the daemon, shim, runtime and init wrote"
+	case r.method == "DELETE":
+		return "remove it"
+	}
+	return ""
 }
 
 // New makes a client for the daemon cfg names. It does not connect: the
@@ -161,14 +205,18 @@ func (c *Client) newHTTP(ctx context.Context, r request) (*http.Request, error) 
 // send makes the request and returns the reply, whose body the caller
 // closes; an error status becomes *Error.
 func (c *Client) send(ctx context.Context, r request) (*http.Response, error) {
+	c.trace.Helper() // the event names the caller: ContainerCreate, ...
 	req, err := c.newHTTP(ctx, r)
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now().UnixNano()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		c.traced(start, r, 0, err)
 		return nil, c.unreachable(err)
 	}
+	c.traced(start, r, resp.StatusCode, nil)
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
 		return nil, replyError(resp)
@@ -192,6 +240,7 @@ func replyError(resp *http.Response) error {
 // call makes the request and decodes the JSON reply into out, or
 // discards the reply when out is nil.
 func (c *Client) call(ctx context.Context, r request, out any) error {
+	c.trace.Helper()
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		return err
@@ -230,12 +279,14 @@ func (h *HijackedConn) CloseWrite() error {
 // Upgrade, Upgrade: tcp) and returns the connection once the daemon
 // answered 101 (or 200, as old daemons do).
 func (c *Client) hijack(ctx context.Context, r request) (*HijackedConn, error) {
+	c.trace.Helper()
 	req, err := c.newHTTP(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "tcp")
+	start := time.Now().UnixNano()
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, c.unreachable(err)
@@ -250,6 +301,7 @@ func (c *Client) hijack(ctx context.Context, r request) (*HijackedConn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("%s %s: %w", r.method, r.path, err)
 	}
+	c.traced(start, r, resp.StatusCode, nil)
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.StatusCode != http.StatusOK {
 		defer conn.Close()
 		return nil, replyError(resp)
@@ -266,6 +318,7 @@ type Stream[T any] struct {
 
 // openStream makes the request and returns its reply as a Stream.
 func openStream[T any](ctx context.Context, c *Client, r request) (*Stream[T], error) {
+	c.trace.Helper()
 	resp, err := c.send(ctx, r)
 	if err != nil {
 		return nil, err

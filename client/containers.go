@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"minidock/api"
+	"minidock/internal/trace"
 )
 
 // ContainerListOptions are the parameters of GET /containers/json.
@@ -37,9 +38,24 @@ func (c *Client) ContainerCreate(ctx context.Context, name string, cfg *api.Cont
 	if name != "" {
 		q.Set("name", name)
 	}
+	if c.trace != nil {
+		q.Set("trace", "1") // minidock's own: docs/trace.md
+	}
 	var created api.CreateResponse
 	err := c.call(ctx, request{method: "POST", path: "/containers/create", query: q, json: cfg}, &created)
 	return created, err
+}
+
+// ContainerTrace is GET /containers/{id}/trace (minidock's own): the
+// events the daemon, the shim, the runtime and the init wrote for a
+// traced container. Of a container removed since, give the full id.
+func (c *Client) ContainerTrace(ctx context.Context, id string) ([]trace.Event, error) {
+	resp, err := c.send(ctx, request{method: "GET", path: containerPath(id, "trace")})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return trace.ReadEvents(resp.Body)
 }
 
 // ContainerInspect is GET /containers/{name}/json.

@@ -15,6 +15,7 @@ import (
 	"minidock/api"
 	"minidock/internal/atomicfile"
 	"minidock/internal/errdefs"
+	"minidock/internal/trace"
 	"minidock/network"
 	"minidock/shim"
 	"minidock/volume"
@@ -57,8 +58,13 @@ type Container struct {
 	// RemoveVolumes, saved with Removing: the removal takes the
 	// container's anonymous volumes too (rm -v, AutoRemove).
 	RemoveVolumes bool `json:",omitempty"`
+	// Trace: every start of the container, and its end, is traced into
+	// its trace file (trace.go).
+	Trace bool `json:",omitempty"`
 
 	paths   paths
+	tr      *trace.Tracer // its trace file, once opened (trace.go)
+	trOnce  sync.Once
 	op      sync.Mutex    // serialises start, stop, remove, and what mounts the rootfs
 	changed chan struct{} // closed and replaced on every state change
 	exits   int           // exits seen since the daemon started

@@ -26,6 +26,9 @@ type ContainerCreateConfig struct {
 	// empty (a build's FROM scratch); Config.Image must then be "". The
 	// Engine API never sets it.
 	NoImage bool
+	// Trace: the container is traced (POST /containers/create?trace=1,
+	// minidock's own parameter; trace.go).
+	Trace bool
 }
 
 // CreateContainer makes a container: its config merged with the image's,
@@ -78,8 +81,11 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	c := &Container{
 		ID: id, Created: time.Now().UTC(), Image: img.ID.String(), ImageRef: cc.Config.Image,
 		Config: cfg, HostConfig: hc, CgroupPath: d.cfg.CgroupParent + "/" + id, UserNamespace: d.remappingOf(&hc),
-		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}),
+		State: State{Status: "created"}, paths: d.pathsOf(id), changed: make(chan struct{}), Trace: cc.Trace,
 	}
+	tr := d.tracer(c)
+	tr.CallResult("create", "resolve image", fmt.Sprintf("%q", cc.Config.Image), fmt.Sprintf("%s, %d layers", img.ID, len(img.DiffIDs)),
+		"the image's config (command, env) and its layers, the container's lower directories")
 	if err := d.planMounts(c); err != nil {
 		return api.CreateResponse{}, err
 	}
@@ -112,6 +118,8 @@ func (d *Daemon) CreateContainer(ctx context.Context, cc ContainerCreateConfig) 
 	d.mu.Unlock()
 
 	err = d.createFiles(c)
+	tr.Call("create", "prepare", "upper, work and merged beside "+d.mergedDir(id)+"; "+c.paths.config,
+		"the container's own directories (its writable layer) and its record, saved before anything runs", err)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {

@@ -48,6 +48,9 @@ type Config struct {
 	ExecRoot     string // --exec-root: runtime state, shim sockets
 	Runtime      string // --runtime: a runc-compatible binary; "" = minidock's own, in the shim's process
 	CgroupParent string // --cgroup-parent: parent cgroup of every container
+	// Trace is --trace (or MINIDOCK_TRACE=1): every container is traced
+	// into its trace file, never into its stdio (trace.go).
+	Trace bool
 	// Binary is the minidock binary the shims run as (default: this
 	// process's own; a test that runs the engine in its own process
 	// names the real one).
@@ -167,6 +170,7 @@ func New(cfg Config) (*Daemon, error) {
 		d.lock.Close()
 		return nil, err
 	}
+	d.removeStaleTraces()
 	d.shims = &shim.Launcher{Binary: cfg.Binary, RuntimeRoot: d.runtimeRoot()}
 	if err := d.shims.Prepare(); err != nil {
 		d.log.Printf("start a spare shim: %v", err)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -36,6 +37,7 @@ func (d *Daemon) exited(c *Container, exit *shim.Exit) {
 	if exit == nil {
 		exit, lost = d.readExit(c)
 	}
+	d.tracer(c).CallResult("exit", "shim wait", c.ID[:12], fmt.Sprintf("exit code %d", exit.ExitCode), "the shim reports the container's exit")
 	d.leave(c)
 	d.mu.Lock()
 	c.recordExit(exit, lost)
@@ -59,8 +61,11 @@ func (d *Daemon) leave(c *Container) {
 	d.mu.Lock()
 	sb := c.sandbox()
 	d.mu.Unlock()
+	tr := d.tracer(c)
+	sb.Trace = tr
+	tr.Line("exit", "leave: network, rootfs, volumes")
 	d.network.Leave(sb)
-	d.images.Unmount(c.ID)
+	tr.Call("exit", "umount2", d.mergedDir(c.ID)+", UMOUNT_NOFOLLOW", "the container's overlay mount goes; its upper directory stays", d.images.Unmount(c.ID))
 	d.unmountShm(c) // namespaces.go: a shareable IPC namespace's /dev/shm
 	d.unmountVolumes(c)
 	d.mu.Lock()

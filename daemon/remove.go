@@ -74,9 +74,10 @@ func (d *Daemon) remove(c *Container, o RemoveOptions) error {
 	// the volumes before the files: a daemon that dies after this finds
 	// the record still there, and releases them again (restore)
 	d.releaseVolumes(c, o.RemoveVolumes)
-	if err := d.removeFiles(c.ID, c.paths); err != nil {
+	if err := d.tracer(c).Call("remove", "rm -r", c.paths.dir+", the rootfs beside "+d.mergedDir(c.ID), "the container's files, its writable layer and its record", d.removeFiles(c.ID, c.paths)); err != nil {
 		return err
 	}
+	d.closeTrace(c)
 	d.mu.Lock()
 	c.removed = true
 	delete(d.containers, c.ID)

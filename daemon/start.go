@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/internal/errdefs"
+	"minidock/internal/trace"
 	"minidock/network"
 	"minidock/shim"
 )
@@ -58,6 +59,9 @@ func (d *Daemon) start(c *Container) (err error) {
 	}
 	sb := c.sandbox()
 	d.mu.Unlock()
+	tr := d.tracer(c)
+	sb.Trace = tr
+	tr.Line("start", "begin: rootfs, network, bundle, shim")
 
 	launched := false // a shim runs for this start
 	defer func() {
@@ -96,8 +100,11 @@ func (d *Daemon) start(c *Container) (err error) {
 	if err != nil {
 		return err
 	}
+	launchedAt := time.Now().UnixNano() // the line goes before the shim's own
 	pid, err := d.launchShim(c, stepSocket)
 	endSteps()
+	tr.CallSince(launchedAt, "start", "launch shim", d.cfg.Binary+" shim --id "+c.ID[:12]+" ...", resultPid(pid, err),
+		"the container's supervisor: it creates the container through the runtime and holds its stdio")
 	if err != nil {
 		return err
 	}
@@ -115,7 +122,10 @@ func (d *Daemon) start(c *Container) (err error) {
 		}
 	}
 	d.letAttachesConnect(c)
-	if err := c.shim().Start(); err != nil {
+	startedAt := time.Now().UnixNano()
+	err = c.shim().Start()
+	tr.CallSince(startedAt, "start", "shim start", c.paths.socket, trace.Result(err), "the shim has the runtime start the container's process")
+	if err != nil {
 		if shim.CodeOf(err) == shim.ErrStart {
 			return fmt.Errorf("failed to start container %s: %w", c.ID, err)
 		}
@@ -166,7 +176,9 @@ func (d *Daemon) writeBundle(c *Container, rootfs string, net network.Spec) erro
 		return fmt.Errorf("bundle of %s: %w", c.ID, err)
 	}
 	data, _ := json.MarshalIndent(spec, "", "  ")
-	if err := os.WriteFile(filepath.Join(c.paths.bundle, "config.json"), data, 0o600); err != nil {
+	err = os.WriteFile(filepath.Join(c.paths.bundle, "config.json"), data, 0o600)
+	if err := d.tracer(c).Call("start", "write", filepath.Join(c.paths.bundle, "config.json")+fmt.Sprintf(", root %s, %d mounts", spec.Root.Path, len(spec.Mounts)),
+		"the OCI bundle: everything the runtime needs to make the container", err); err != nil {
 		return fmt.Errorf("bundle of %s: %w", c.ID, err)
 	}
 	d.mu.Lock()
@@ -177,9 +189,13 @@ func (d *Daemon) writeBundle(c *Container, rootfs string, net network.Spec) erro
 
 // shimOptions is the command line of c's shim.
 func (d *Daemon) shimOptions(c *Container) shim.Options {
-	return shim.Options{ID: c.ID, Bundle: c.paths.bundle, Dir: c.paths.dir, Socket: c.paths.socket,
+	o := shim.Options{ID: c.ID, Bundle: c.paths.bundle, Dir: c.paths.dir, Socket: c.paths.socket,
 		Runtime: d.cfg.Runtime, RuntimeRoot: d.runtimeRoot(), Cgroup: c.CgroupPath,
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin}
+	if d.traced(c) {
+		o.Trace = d.tracePath(c.ID)
+	}
+	return o
 }
 
 // launchShim has a shim create c (in step mode, prompting over
@@ -258,6 +274,14 @@ func (d *Daemon) startFailed(c *Container, sb *network.Sandbox, launched bool, e
 	if auto {
 		go d.remove(c, RemoveOptions{Force: true, RemoveVolumes: true})
 	}
+}
+
+// resultPid spells the result of a step that makes a process.
+func resultPid(pid int, err error) string {
+	if err != nil {
+		return trace.Result(err)
+	}
+	return fmt.Sprintf("pid %d", pid)
 }
 
 // startExitCode is the exit code Docker gives a container whose process

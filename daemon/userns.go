@@ -262,7 +262,7 @@ func (d *Daemon) remapUsers(c *Container, s *specs.Spec) error {
 func (d *Daemon) mountRootfs(c *Container) (string, error) {
 	m := c.UserNamespace
 	if m == nil {
-		return d.images.Mount(c.ID)
+		return d.images.MountTraced(c.ID, d.tracer(c))
 	}
 	userns, err := ns.NewUserNamespace(m.UIDs, m.GIDs)
 	if err != nil {

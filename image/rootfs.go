@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"minidock/archive"
+	"minidock/internal/trace"
 	"minidock/overlay"
 )
 
@@ -182,7 +183,11 @@ func (s *Store) Rootfs(containerID string) (*Rootfs, error) {
 // Mount mounts a container's overlay at its Merged dir (see
 // overlay.MountOverlay) and returns that path. Mounting a mounted rootfs
 // is not an error.
-func (s *Store) Mount(containerID string) (string, error) {
+func (s *Store) Mount(containerID string) (string, error) { return s.MountTraced(containerID, nil) }
+
+// MountTraced is Mount with the mount(2) traced to t (a container's trace;
+// nil: none).
+func (s *Store) MountTraced(containerID string, t *trace.Tracer) (string, error) {
 	rfs, err := s.Rootfs(containerID)
 	if err != nil {
 		return "", err
@@ -190,7 +195,7 @@ func (s *Store) Mount(containerID string) (string, error) {
 	if m, err := overlay.IsMounted(rfs.Merged); err != nil || m {
 		return rfs.Merged, err
 	}
-	err = overlay.MountOverlay(overlay.Mount{Lower: rfs.Lower, Upper: rfs.Upper, Work: rfs.Work, Target: rfs.Merged})
+	err = overlay.MountOverlay(overlay.Mount{Lower: rfs.Lower, Upper: rfs.Upper, Work: rfs.Work, Target: rfs.Merged, Trace: t})
 	if err != nil {
 		return "", fmt.Errorf("mount rootfs of %s: %w", containerID, err)
 	}

@@ -115,20 +115,6 @@ func Errno(err error) unix.Errno {
 	return 0
 }
 
-// result spells the outcome of a call for a trace line: "ok", a return
-// value, or the errno's name.
-func result(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	if e := Errno(err); e != 0 {
-		if name := unix.ErrnoName(e); name != "" {
-			return name + " (" + e.Error() + ")"
-		}
-	}
-	return "error: " + err.Error()
-}
-
 // wrap makes err an *Error of op with args, nil staying nil.
 func wrap(op, args string, err error) error {
 	if err == nil {

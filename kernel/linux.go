@@ -33,42 +33,53 @@ func (l *Linux) Begin(step string) Calls {
 
 // Note traces a call made elsewhere.
 func (l *Linux) Note(op, args string, err error) error {
-	return l.done(op, func() string { return args }, err)
+	return l.done(op, func() string { return args }, noteWhy[op], err)
 }
 
-// done writes the trace line of a call and wraps its error.
-func (l *Linux) done(op string, args func() string, err error) error {
+// done writes the trace line of a call, with why it is made, and wraps
+// its error.
+func (l *Linux) done(op string, args func() string, why string, err error) error {
 	if l.trace == nil && err == nil {
 		return nil
 	}
 	a := args()
-	l.trace.Line(l.step, op+" "+a+" = "+result(err))
+	l.trace.Call(l.step, op, a, why, err)
 	return wrap(op, a, err)
+}
+
+// returned writes the trace line of a call that returned a value (an fd).
+func (l *Linux) returned(op, args, why string, err error, value string) error {
+	res := trace.Result(err)
+	if err == nil {
+		res = value
+	}
+	l.trace.CallResult(l.step, op, args, res, why)
+	return wrap(op, args, err)
 }
 
 func (l *Linux) Setns(fd, nstype int, path string) error {
 	err := unix.Setns(fd, nstype)
-	return l.done("setns", func() string { return setnsArgs(fd, nstype, path) }, err)
+	return l.done("setns", func() string { return setnsArgs(fd, nstype, path) }, whySetns, err)
 }
 
 func (l *Linux) Unshare(flags int) error {
 	err := unix.Unshare(flags)
-	return l.done("unshare", func() string { return CloneFlags(uintptr(flags)) }, err)
+	return l.done("unshare", func() string { return CloneFlags(uintptr(flags)) }, whyUnshare, err)
 }
 
 func (l *Linux) Sethostname(name string) error {
 	err := unix.Sethostname([]byte(name))
-	return l.done("sethostname", func() string { return q(name) }, err)
+	return l.done("sethostname", func() string { return q(name) }, whyHostname, err)
 }
 
 func (l *Linux) Setdomainname(name string) error {
 	err := unix.Setdomainname([]byte(name))
-	return l.done("setdomainname", func() string { return q(name) }, err)
+	return l.done("setdomainname", func() string { return q(name) }, whyDomainname, err)
 }
 
 func (l *Linux) SetLinkUp(name string) error {
 	err := setLinkUp(name)
-	return l.done("ioctl", func() string { return linkUpArgs(name) }, err)
+	return l.done("ioctl", func() string { return linkUpArgs(name) }, whyLinkUp, err)
 }
 
 // setLinkUp sets IFF_UP on a network interface with the SIOCGIFFLAGS and
@@ -95,13 +106,7 @@ func (l *Linux) Open(path string, flags int) (int, error) {
 	if l.trace == nil && err == nil {
 		return fd, nil
 	}
-	a := openArgs(path, flags)
-	res := result(err)
-	if err == nil {
-		res = fmt.Sprintf("fd %d", fd)
-	}
-	l.trace.Line(l.step, "open "+a+" = "+res)
-	return fd, wrap("open", a, err)
+	return fd, l.returned("open", openArgs(path, flags), whyOpen, err, fmt.Sprintf("fd %d", fd))
 }
 
 func (l *Linux) Openat2(dirfd int, root, path string, flags int, resolve uint64) (int, error) {
@@ -113,13 +118,7 @@ func (l *Linux) Openat2(dirfd int, root, path string, flags int, resolve uint64)
 	if l.trace == nil && err == nil {
 		return fd, nil
 	}
-	a := openat2Args(dirfd, root, path, flags, resolve)
-	res := result(err)
-	if err == nil {
-		res = fmt.Sprintf("fd %d", fd)
-	}
-	l.trace.Line(l.step, "openat2 "+a+" = "+res)
-	return fd, wrap("openat2", a, err)
+	return fd, l.returned("openat2", openat2Args(dirfd, root, path, flags, resolve), whyOpenat2, err, fmt.Sprintf("fd %d", fd))
 }
 
 // Close is not traced: only its failure is worth a word.
@@ -127,54 +126,54 @@ func (l *Linux) Close(fd int) error { return wrap("close", fmt.Sprint(fd), unix.
 
 func (l *Linux) Fchdir(fd int) error {
 	err := unix.Fchdir(fd)
-	return l.done("fchdir", func() string { return fmt.Sprint(fd) }, err)
+	return l.done("fchdir", func() string { return fmt.Sprint(fd) }, whyFchdir, err)
 }
 
 func (l *Linux) Chdir(path string) error {
 	err := unix.Chdir(path)
-	return l.done("chdir", func() string { return path }, err)
+	return l.done("chdir", func() string { return path }, whyChdir, err)
 }
 
 func (l *Linux) Chroot(path string) error {
 	err := unix.Chroot(path)
-	return l.done("chroot", func() string { return path }, err)
+	return l.done("chroot", func() string { return path }, whyChroot, err)
 }
 
 func (l *Linux) Mount(source, target, fstype string, flags uintptr, data string) error {
 	err := unix.Mount(source, target, fstype, flags, data)
-	return l.done("mount", func() string { return mountArgs(source, target, fstype, flags, data) }, err)
+	return l.done("mount", func() string { return mountArgs(source, target, fstype, flags, data) }, mountWhy(source, target, fstype, flags), err)
 }
 
 func (l *Linux) Unmount(target string, flags int) error {
 	err := unix.Unmount(target, flags)
-	return l.done("umount2", func() string { return unmountArgs(target, flags) }, err)
+	return l.done("umount2", func() string { return unmountArgs(target, flags) }, unmountWhy(target), err)
 }
 
 func (l *Linux) PivotRoot(newroot, putold string) error {
 	err := unix.PivotRoot(newroot, putold)
-	return l.done("pivot_root", func() string { return pivotArgs(newroot, putold) }, err)
+	return l.done("pivot_root", func() string { return pivotArgs(newroot, putold) }, whyPivotRoot, err)
 }
 
 func (l *Linux) Mknod(path string, mode, major, minor uint32) error {
 	old := unix.Umask(0)
 	err := unix.Mknod(path, mode, int(unix.Mkdev(major, minor)))
 	unix.Umask(old)
-	return l.done("mknod", func() string { return mknodArgs(path, mode, major, minor) }, err)
+	return l.done("mknod", func() string { return mknodArgs(path, mode, major, minor) }, whyMknod, err)
 }
 
 func (l *Linux) Chown(path string, uid, gid int) error {
 	err := unix.Chown(path, uid, gid)
-	return l.done("chown", func() string { return chownArgs(path, uid, gid) }, err)
+	return l.done("chown", func() string { return chownArgs(path, uid, gid) }, whyChown, err)
 }
 
 func (l *Linux) Symlink(target, link string) error {
 	err := unix.Symlink(target, link)
-	return l.done("symlink", func() string { return symlinkArgs(target, link) }, err)
+	return l.done("symlink", func() string { return symlinkArgs(target, link) }, whySymlink, err)
 }
 
 func (l *Linux) WriteFile(path, data string) error {
 	err := writeExisting(path, data)
-	return l.done("write", func() string { return writeArgs(path, data) }, err)
+	return l.done("write", func() string { return writeArgs(path, data) }, writeWhy(path), err)
 }
 
 func writeExisting(path, data string) error {
@@ -189,7 +188,7 @@ func writeExisting(path, data string) error {
 
 func (l *Linux) Prlimit(resource int, soft, hard uint64) error {
 	err := unix.Prlimit(0, resource, &unix.Rlimit{Cur: soft, Max: hard}, nil)
-	return l.done("prlimit", func() string { return prlimitArgs(resource, soft, hard) }, err)
+	return l.done("prlimit", func() string { return prlimitArgs(resource, soft, hard) }, whyPrlimit, err)
 }
 
 func (l *Linux) OpenPty(ptmx, ptsDir string) (master, slave *os.File, err error) {
@@ -200,7 +199,7 @@ func (l *Linux) OpenPty(ptmx, ptsDir string) (master, slave *os.File, err error)
 			s += " → " + slave.Name()
 		}
 		return s
-	}, err)
+	}, whyOpenPty, err)
 	return master, slave, err
 }
 
@@ -232,17 +231,17 @@ func openPty(ptmx, ptsDir string) (*os.File, *os.File, error) {
 
 func (l *Linux) Setsid() error {
 	_, err := unix.Setsid()
-	return l.done("setsid", func() string { return "" }, err)
+	return l.done("setsid", func() string { return "" }, whySetsid, err)
 }
 
 func (l *Linux) SetCtty(fd int) error {
 	err := unix.IoctlSetInt(fd, unix.TIOCSCTTY, 0)
-	return l.done("ioctl", func() string { return cttyArgs(fd) }, err)
+	return l.done("ioctl", func() string { return cttyArgs(fd) }, whyCtty, err)
 }
 
 func (l *Linux) Dup3(oldfd, newfd int) error {
 	err := unix.Dup3(oldfd, newfd, 0)
-	return l.done("dup3", func() string { return dup3Args(oldfd, newfd) }, err)
+	return l.done("dup3", func() string { return dup3Args(oldfd, newfd) }, whyDup3, err)
 }
 
 // CloseOnExecFrom marks every descriptor from fd up close-on-exec with one
@@ -252,11 +251,11 @@ func (l *Linux) Dup3(oldfd, newfd int) error {
 func (l *Linux) CloseOnExecFrom(fd int) error {
 	err := unix.CloseRange(uint(fd), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	if err != nil {
-		l.done("close_range", func() string { return closeRangeArgs(fd) }, err)
+		l.done("close_range", func() string { return closeRangeArgs(fd) }, whyCloseRange, err)
 		err = closeOnExecEach(fd)
-		return l.done("fcntl", func() string { return fmt.Sprintf("F_SETFD, FD_CLOEXEC on each fd from %d in /proc/self/fd", fd) }, err)
+		return l.done("fcntl", func() string { return fmt.Sprintf("F_SETFD, FD_CLOEXEC on each fd from %d in /proc/self/fd", fd) }, whyCloseRange, err)
 	}
-	return l.done("close_range", func() string { return closeRangeArgs(fd) }, err)
+	return l.done("close_range", func() string { return closeRangeArgs(fd) }, whyCloseRange, err)
 }
 
 func closeOnExecEach(from int) error {
@@ -275,7 +274,7 @@ func closeOnExecEach(from int) error {
 
 func (l *Linux) CapBsetDrop(capability int) error {
 	err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(capability), 0, 0, 0)
-	return l.done("prctl", func() string { return "PR_CAPBSET_DROP, " + CapabilityName(capability) }, err)
+	return l.done("prctl", func() string { return "PR_CAPBSET_DROP, " + CapabilityName(capability) }, whyBsetDrop, err)
 }
 
 func (l *Linux) SetKeepCaps(on bool) error {
@@ -284,7 +283,7 @@ func (l *Linux) SetKeepCaps(on bool) error {
 		v = 1
 	}
 	err := unix.Prctl(unix.PR_SET_KEEPCAPS, v, 0, 0, 0)
-	return l.done("prctl", func() string { return keepCapsArgs(on) }, err)
+	return l.done("prctl", func() string { return keepCapsArgs(on) }, whyKeepCaps, err)
 }
 
 // Setgroups, Setresgid and Setresuid change the credentials of the calling
@@ -304,17 +303,17 @@ func (l *Linux) Setgroups(gids []int) error {
 	}
 	_, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(list)), uintptr(p), 0)
 	runtime.KeepAlive(list)
-	return l.done("setgroups", func() string { return fmt.Sprint(gids) }, errnoErr(e))
+	return l.done("setgroups", func() string { return fmt.Sprint(gids) }, whySetgroups, errnoErr(e))
 }
 
 func (l *Linux) Setresgid(gid int) error {
 	_, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid))
-	return l.done("setresgid", func() string { return resArgs(gid) }, errnoErr(e))
+	return l.done("setresgid", func() string { return resArgs(gid) }, whySetresgid, errnoErr(e))
 }
 
 func (l *Linux) Setresuid(uid int) error {
 	_, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid))
-	return l.done("setresuid", func() string { return resArgs(uid) }, errnoErr(e))
+	return l.done("setresuid", func() string { return resArgs(uid) }, whySetresuid, errnoErr(e))
 }
 
 // errnoErr turns a raw call's errno into an error, 0 into nil.
@@ -332,22 +331,22 @@ func (l *Linux) Capset(effective, permitted, inheritable uint64) error {
 		{Effective: uint32(effective >> 32), Permitted: uint32(permitted >> 32), Inheritable: uint32(inheritable >> 32)},
 	}
 	err := unix.Capset(&hdr, &data[0])
-	return l.done("capset", func() string { return capsetArgs(effective, permitted, inheritable) }, err)
+	return l.done("capset", func() string { return capsetArgs(effective, permitted, inheritable) }, whyCapset, err)
 }
 
 func (l *Linux) CapAmbientRaise(capability int) error {
 	err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(capability), 0, 0)
-	return l.done("prctl", func() string { return "PR_CAP_AMBIENT_RAISE, " + CapabilityName(capability) }, err)
+	return l.done("prctl", func() string { return "PR_CAP_AMBIENT_RAISE, " + CapabilityName(capability) }, whyAmbient, err)
 }
 
 func (l *Linux) Umask(mask int) error {
 	unix.Umask(mask)
-	return l.done("umask", func() string { return fmt.Sprintf("%#o", mask) }, nil)
+	return l.done("umask", func() string { return fmt.Sprintf("%#o", mask) }, whyUmask, nil)
 }
 
 func (l *Linux) SetNoNewPrivs() error {
 	err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-	return l.done("prctl", func() string { return "PR_SET_NO_NEW_PRIVS, 1" }, err)
+	return l.done("prctl", func() string { return "PR_SET_NO_NEW_PRIVS, 1" }, whyNoNewPrivs, err)
 }
 
 // Seccomp loads a filter with seccomp(2). A positive result with
@@ -370,12 +369,12 @@ func (l *Linux) Seccomp(flags uintptr, prog []unix.SockFilter) error {
 			err = fmt.Errorf("thread %d has another seccomp filter and cannot be synchronised", tid)
 		}
 	}
-	return l.done("seccomp", func() string { return seccompArgs(flags, len(prog)) }, err)
+	return l.done("seccomp", func() string { return seccompArgs(flags, len(prog)) }, whySeccomp, err)
 }
 
 // Exec traces the call before making it: on success there is no after.
 func (l *Linux) Exec(path string, argv, env []string) error {
-	l.trace.Line(l.step, "execve "+execArgs(path, argv))
+	l.trace.CallResult(l.step, "execve", execArgs(path, argv), "(returns only on failure)", whyExec)
 	err := unix.Exec(path, argv, env)
-	return l.done("execve", func() string { return execArgs(path, argv) }, err)
+	return l.done("execve", func() string { return execArgs(path, argv) }, whyExec, err)
 }

@@ -34,6 +34,7 @@ import (
 	"minidock/bridge"
 	"minidock/internal/atomicfile"
 	"minidock/internal/errdefs"
+	"minidock/internal/trace"
 )
 
 // Config is the daemon's networking flags.
@@ -298,7 +299,7 @@ func (c *Controller) restore(running []*Sandbox) error {
 	if c.cluster != nil {
 		c.restoreCluster()
 	}
-	return c.applyRules()
+	return c.applyRules(nil)
 }
 
 // Close runs when the daemon stops. The DNS servers and held ports end
@@ -360,8 +361,9 @@ func (c *Controller) save() error {
 
 // applyRules rebuilds the firewall from the bridge networks and the
 // published ports of the sandboxes, and replaces the nftables table in
-// one transaction. Callers hold mu.
-func (c *Controller) applyRules() error {
+// one transaction, traced to t (a container's trace; nil: none).
+// Callers hold mu.
+func (c *Controller) applyRules(t *trace.Tracer) error {
 	rs := bridge.Ruleset{Table: c.cfg.NftTable}
 	for _, n := range c.networks {
 		if n.Driver == "bridge" && n.broken == nil {
@@ -400,7 +402,7 @@ func (c *Controller) applyRules() error {
 				ContainerIP: to, ContainerPort: p.ContainerPort, Bridge: br})
 		}
 	}
-	return rs.Apply()
+	return rs.ApplyTraced(t)
 }
 
 // Network looks a network up by name, full ID or unique ID prefix.

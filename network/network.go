@@ -151,7 +151,7 @@ func (c *Controller) createBridge(req api.NetworkCreateRequest) (*Network, error
 		undo()
 		return nil, err
 	}
-	if err := c.applyRules(); err != nil {
+	if err := c.applyRules(nil); err != nil {
 		undo()
 		c.save()
 		return nil, err
@@ -279,7 +279,7 @@ func (c *Controller) remove(n *Network) error {
 	if err := c.save(); err != nil {
 		return err
 	}
-	return c.applyRules()
+	return c.applyRules(nil)
 }
 
 // PruneNetworks removes the user-defined networks for which used is false

@@ -17,6 +17,7 @@ import (
 	"minidock/bridge"
 	"minidock/cluster"
 	"minidock/internal/errdefs"
+	"minidock/internal/trace"
 )
 
 // Endpoint is a container's place on one bridge network, saved with the
@@ -64,6 +65,9 @@ type Sandbox struct {
 	// EtcDir is where Join writes the container's hosts, hostname and
 	// resolv.conf.
 	EtcDir string
+	// Trace is the container's trace (docs/trace.md): addresses
+	// allocated, veth pairs made, the firewall applied. nil: none.
+	Trace *trace.Tracer `json:"-"`
 }
 
 // clone copies sb deeply enough that the copy's endpoints and ports can
@@ -368,6 +372,7 @@ func (c *Controller) allocateLocal(sb *Sandbox) (dns []netip.Addr, overlays []*E
 			break
 		}
 		ep.IP = netip.PrefixFrom(ip, n.Subnet.Bits())
+		sb.Trace.CallResult("join", "ipam allocate", fmt.Sprintf("network %s (%s, bridge %s)", n.Name, n.Subnet, n.Bridge), ep.IP.String(), "the container's address, recorded under the network's state")
 	}
 	if err != nil {
 		c.releaseAddresses(sb)
@@ -383,7 +388,7 @@ func (c *Controller) Wire(sb *Sandbox, pid int) error {
 	nsPath := bridge.NetNSPath(pid)
 	switch {
 	case sb.Mode == "none":
-		return bridge.LoopbackUp(nsPath)
+		return bridge.LoopbackUp(nsPath, sb.Trace)
 	case sb.Mode == "host" || strings.HasPrefix(sb.Mode, "container:"):
 		return nil
 	}
@@ -407,7 +412,7 @@ func (c *Controller) Wire(sb *Sandbox, pid int) error {
 	sb.Ports = nil
 	for _, p := range ports {
 		r, err := bridge.ReservePort(p.Proto, p.HostIP, p.HostPort)
-		if err != nil {
+		if err := sb.Trace.Call("wire", "bind", fmt.Sprintf("%s %s:%d", p.Proto, p.HostIP, p.HostPort), "hold the published port, so no other program takes it", err); err != nil {
 			return err
 		}
 		c.ports[sb.ContainerID] = append(c.ports[sb.ContainerID], r)
@@ -415,7 +420,7 @@ func (c *Controller) Wire(sb *Sandbox, pid int) error {
 		sb.Ports = append(sb.Ports, p)
 	}
 	c.sandboxes[sb.ContainerID] = sb.clone()
-	return c.applyRules()
+	return c.applyRules(sb.Trace)
 }
 
 // attach plugs ep into the namespace at nsPath. Callers hold mu.
@@ -428,7 +433,7 @@ func (c *Controller) attach(sb *Sandbox, ep *Endpoint, nsPath string, withRoute 
 		return c.attachOverlay(sb, ep, n, nsPath)
 	}
 	bep := bridge.Endpoint{Bridge: n.Bridge, HostIf: vethName(sb.ContainerID, n), NetNS: nsPath, IfName: ep.IfName,
-		Address: ep.IP, MAC: bridge.MACFor(ep.IP.Addr())}
+		Address: ep.IP, MAC: bridge.MACFor(ep.IP.Addr()), Trace: sb.Trace}
 	if withRoute && !n.Internal {
 		bep.Gateway = n.Gateway
 	}
@@ -502,13 +507,14 @@ func (c *Controller) leave(sb *Sandbox) []cluster.Endpoint {
 	for _, ep := range sb.endpoints() {
 		if n := c.networks[ep.NetworkID]; n != nil && n.Driver == "bridge" && ep.IP.IsValid() {
 			c.cfg.Event(n, "disconnect", sb.ContainerID)
+			sb.Trace.Call("leave", "RTM_DELLINK", vethName(sb.ContainerID, n)+" (in the background)", "delete the veth pair; its peer in the container goes with it", nil)
 			c.detach(sb.ContainerID, vethName(sb.ContainerID, n))
 		}
 	}
 	release := c.leaveOverlays(sb, "")
 	c.releaseAddresses(sb)
 	if hadPorts {
-		if err := c.applyRules(); err != nil {
+		if err := c.applyRules(sb.Trace); err != nil {
 			c.cfg.Log.Print(err)
 		}
 	}
@@ -695,7 +701,7 @@ func (c *Controller) dropEndpoint(sb *Sandbox, n *Network) error {
 	if _, ok := c.sandboxes[sb.ContainerID]; ok {
 		c.sandboxes[sb.ContainerID] = sb.clone()
 		if len(sb.Ports) > 0 {
-			return c.applyRules()
+			return c.applyRules(nil)
 		}
 	}
 	return nil

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/internal/mountinfo"
+
+	"minidock/internal/trace"
 )
 
 // Mount describes one overlayfs mount.
@@ -34,6 +36,23 @@ type Mount struct {
 	Upper, Work string
 	// Target is the mount point where the merged view appears.
 	Target string
+	// Trace receives the mount(2) (and, for many layers, the unshare and
+	// chdir before it) with its options and result; nil: no trace.
+	Trace *trace.Tracer
+}
+
+// traceStep is the step of a container's trace that the rootfs mount
+// belongs to.
+const traceStep = "rootfs"
+
+// whyMount says what the overlay mount is for.
+const whyMount = "the container's root filesystem: the image's layers (lowerdir, top first) read-only under its own upperdir"
+
+// mount is mount(2) of the overlay at m.Target with opts, traced.
+func (m *Mount) mount(opts string) error {
+	m.Trace.Helper()
+	return m.Trace.Call(traceStep, "mount", fmt.Sprintf("src=overlay, dst=%s, type=overlay, data=%s", m.Target, opts), whyMount,
+		unix.Mount("overlay", m.Target, "overlay", 0, opts))
 }
 
 // fixedOptions switch off overlayfs features that would change what an
@@ -96,7 +115,7 @@ func MountOverlay(m Mount) error {
 	}
 	opts := m.options(m.Lower)
 	if len(opts) < pageSize {
-		if err := unix.Mount("overlay", m.Target, "overlay", 0, opts); err != nil {
+		if err := m.mount(opts); err != nil {
 			return fmt.Errorf("mount overlay on %q (%d lower layers): %w", m.Target, len(m.Lower), err)
 		}
 		return nil
@@ -122,15 +141,15 @@ func MountOverlay(m Mount) error {
 		// Never unlocked: when this goroutine ends, the Go runtime ends the
 		// thread with it, together with its private working directory.
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		if err := m.Trace.Call(traceStep, "unshare", "CLONE_FS", "a working directory of this thread's own, to shorten the layers' paths", unix.Unshare(unix.CLONE_FS)); err != nil {
 			errc <- fmt.Errorf("unshare(CLONE_FS) for overlay mount on %q: %w", m.Target, err)
 			return
 		}
-		if err := unix.Chdir(dir); err != nil {
+		if err := m.Trace.Call(traceStep, "chdir", dir, "the layers' common parent: lowerdir= lists them relative to it", unix.Chdir(dir)); err != nil {
 			errc <- fmt.Errorf("chdir %q for overlay mount on %q: %w", dir, m.Target, err)
 			return
 		}
-		if err := unix.Mount("overlay", m.Target, "overlay", 0, opts); err != nil {
+		if err := m.mount(opts); err != nil {
 			errc <- fmt.Errorf("mount overlay on %q (%d lower layers relative to %q): %w", m.Target, len(m.Lower), dir, err)
 			return
 		}

@@ -29,7 +29,7 @@ func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 		}
 		path = delegated
 	}
-	cg, err := cgroup.New(path, c.ID)
+	cg, err := cgroup.NewTraced(path, c.ID, c.trace) // each mkdir and write is a trace line
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +37,8 @@ func createCgroup(k kernel.Calls, c *Container) (cgroupHandle, error) {
 		return nil, err
 	}
 	err = cg.Create(withDefaultDevices(runcResources(c.Config.Linux.Resources, c.warn)))
-	if err := k.Note("mkdir", cg.Path()+" in each hierarchy, and its limits", err); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cg.Path(), err)
 	}
 	c.CgroupPath, c.cg = cg.Path(), cg
 	return cg, nil
@@ -97,7 +97,7 @@ func (c *Container) cgroup() (cgroupHandle, error) {
 	if c.CgroupPath == "" {
 		return nil, errors.New("the container has no cgroup (rootless, no delegated cgroup v2 subtree)")
 	}
-	cg, err := cgroup.New(c.CgroupPath, c.ID)
+	cg, err := cgroup.NewTraced(c.CgroupPath, c.ID, c.trace)
 	if err != nil {
 		return nil, err
 	}

@@ -211,7 +211,7 @@ func (c *cli) load(id string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	ct.SetTrace(c.trace)
+	ct.SetTrace(trace.New(c.trace, "runtime"))
 	ct.SetWarn(c.warn)
 	return ct, nil
 }
@@ -257,7 +257,7 @@ func (c *cli) createFlags(fs *flag.FlagSet, o *CreateOptions, preserve *int) {
 // process give create and run. done closes the step terminal, if any.
 func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err error) {
 	o.Stdio, o.ExtraFiles = c.stdio(preserve)
-	o.Trace, o.Warn, o.SystemdCgroup = c.trace, c.warn, c.systemdCgroup
+	o.Trace, o.Warn, o.SystemdCgroup = trace.New(c.trace, "runtime"), c.warn, c.systemdCgroup
 	done = func() {}
 	if c.step {
 		if done, err = stepTerminal(o); err != nil {
@@ -709,7 +709,7 @@ func (c *cli) exec(args []string) (int, error) {
 	if p.Terminal && *console == "" && *detach {
 		return 1, errors.New("exec: cannot allocate a tty without --console-socket when detached")
 	}
-	o := ExecOptions{PidFile: *pidFile, ConsoleSocket: *console, Trace: c.trace, Warn: c.warn}
+	o := ExecOptions{PidFile: *pidFile, ConsoleSocket: *console, Trace: trace.New(c.trace, "runtime"), Warn: c.warn}
 	o.Stdio, o.ExtraFiles = c.stdio(*preserve)
 	proc, err := Exec(c.root, ct.ID, &p, o)
 	if err != nil {

@@ -45,9 +45,9 @@ type CreateOptions struct {
 	// ExtraFiles become fds 3, 4, ... of the container's process (what
 	// runc --preserve-fds N passes on from the runtime's own fds).
 	ExtraFiles []*os.File
-	// Trace receives the trace lines of the parent and of the init; nil
-	// for none.
-	Trace *os.File
+	// Trace receives the trace events of the parent (as "runtime") and of
+	// the init, in its encoding; nil for none.
+	Trace *trace.Tracer
 	// Warn receives what the runtime goes on past where runc goes on with
 	// a warning: ambient capabilities the kernel would refuse to raise
 	// (runcCapabilities), kernel memory limits (runcResources). nil:
@@ -84,7 +84,7 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	tr := trace.New(o.Trace, "runtime")
+	tr := o.Trace.As("runtime")
 	var k kernel.Calls = kernel.NewLinux(tr)
 	var prompt *prompter
 	if o.Step != nil {
@@ -445,7 +445,7 @@ func initCommand(h *handshake, start *os.File, stdio [3]*os.File, extra []*os.Fi
 	// its start and its execve (which ends every other thread) shorter.
 	cmd.Env = []string{"GOMAXPROCS=1"}
 	if tr != nil {
-		cmd.Env = append(cmd.Env, "_MINIDOCK_TRACE=1")
+		cmd.Env = append(cmd.Env, "_MINIDOCK_TRACE="+tr.Encoding())
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	return cmd

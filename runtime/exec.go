@@ -30,8 +30,8 @@ type ExecOptions struct {
 	Stdio [3]*os.File
 	// ExtraFiles become fds 3, 4, ... of the process (runc --preserve-fds).
 	ExtraFiles []*os.File
-	// Trace receives trace lines; nil for none.
-	Trace *os.File
+	// Trace receives trace events (as "runtime"); nil for none.
+	Trace *trace.Tracer
 	// Warn receives what Exec goes on past with a warning, as Create's
 	// (CreateOptions.Warn); nil: stderr.
 	Warn func(msg string)
@@ -84,7 +84,7 @@ func Exec(root, id string, p *specs.Process, o ExecOptions) (*Process, error) {
 			return nil, err
 		}
 	}
-	tr := trace.New(o.Trace, "runtime")
+	tr := o.Trace.As("runtime")
 	self := os.Getpid()
 	for _, t := range []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace,
 		specs.NetworkNamespace, specs.CgroupNamespace, specs.MountNamespace} {

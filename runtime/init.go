@@ -135,11 +135,11 @@ func InitMain(args []string) {
 	// setns(2), the credentials and the capabilities act on the calling
 	// thread: keep this goroutine on one thread, the one that calls execve.
 	goruntime.LockOSThread()
-	var traceFile *os.File
-	if os.Getenv("_MINIDOCK_TRACE") == "1" {
-		traceFile = os.NewFile(fdTrace, "trace")
+	var tr *trace.Tracer
+	if enc := os.Getenv("_MINIDOCK_TRACE"); enc != "" { // the runtime's encoding: text or json
+		tr = trace.NewEncoded(os.NewFile(fdTrace, "trace"), enc, "init")
 	}
-	var k kernel.Calls = kernel.NewLinux(trace.New(traceFile, "init"))
+	var k kernel.Calls = kernel.NewLinux(tr)
 	p := &initProcess{sync: fdSync, step: openInitAsker()}
 	if p.step != nil {
 		k = kernel.NewStepper(k, p.step.pause) // step mode: step.go

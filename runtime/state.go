@@ -112,9 +112,9 @@ func List(root string) ([]*Container, error) {
 	return out, nil
 }
 
-// SetTrace makes the container's operations write trace lines to f (nil:
-// none); Create and Exec take theirs in their options.
-func (c *Container) SetTrace(f *os.File) { c.trace = trace.New(f, "runtime") }
+// SetTrace makes the container's operations write trace events to t
+// (nil: none); Create and Exec take theirs in their options.
+func (c *Container) SetTrace(t *trace.Tracer) { c.trace = t.As("runtime") }
 
 // SetWarn gives the container's operations somewhere to report what they
 // go on past, as runc does with a warning (CreateOptions.Warn); nil:

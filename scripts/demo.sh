@@ -55,8 +55,8 @@ stage "The image: the same rootfs imported as the image busybox (minidock import
 tar -C "$b/rootfs" -c . | "$bin" -H "$host" import - busybox
 "$bin" -H "$host" images
 
-stage "The engine run: minidock run --rm busybox, client -> daemon -> shim -> runtime -> init; its hostname, pid, links, address"
-"$bin" -H "$host" run --rm busybox sh -c 'echo "hello from $(hostname): pid $$, links: $(ls /sys/class/net | tr "\n" " ")"; ip -4 -o addr show eth0'
+stage "The engine run: minidock run --rm busybox, client -> daemon -> shim -> runtime -> init; its hostname, pid, links, address${TRACE:+; then the timeline of all five (docs/trace.md)}"
+"$bin" -H "$host" run --rm ${TRACE:+--trace} busybox sh -c 'echo "hello from $(hostname): pid $$, links: $(ls /sys/class/net | tr "\n" " ")"; ip -4 -o addr show eth0'
 
 # Networking: a user-defined network, a web server on it, found by name by
 # another container (the embedded DNS server), and published on 127.0.0.1.

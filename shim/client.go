@@ -57,6 +57,7 @@ func (l *Launcher) startSpare() (*spare, error) {
 	}
 	cmd := exec.Command(l.Binary, "shim", "--spare", "--runtime-root", l.RuntimeRoot)
 	cmd.Dir = "/"
+	cmd.Env = untraced(os.Environ()) // the daemon's MINIDOCK_TRACE: Options.Trace says what to trace
 	cmd.ExtraFiles = []*os.File{helloW, optR}
 	// its own session: no signal meant for the daemon reaches it
 	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"minidock/cgroup"
+	"minidock/internal/trace"
 )
 
 // maxRequest bounds a request line (an exec's process spec is the big one).
@@ -76,7 +77,10 @@ func (s *shim) do(req Request) Response {
 		case started:
 			return fail(ErrConflict, errors.New("the container has been started already"))
 		}
-		if err := s.rt.Start(s.o.ID); err != nil {
+		start := time.Now().UnixNano() // the line goes before the runtime's own
+		err := s.rt.Start(s.o.ID)
+		s.trace.CallSince(start, "start", "runtime start", s.o.ID, trace.Result(err), "the init goes on to execve the container's process")
+		if err != nil {
 			return fail(ErrStart, err)
 		}
 		return Response{}

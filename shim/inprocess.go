@@ -7,6 +7,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"minidock/internal/trace"
 	"minidock/runtime"
 )
 
@@ -17,7 +18,8 @@ import (
 // root, as the command line keeps it, so `minidock runtime --root ROOT
 // list` shows what the shims run.
 type inProcess struct {
-	root string
+	root  string
+	trace *trace.Tracer // the container's, given at Create: its start and delete are traced too
 }
 
 func newInProcess(root, dir string) (Runtime, error) {
@@ -30,7 +32,7 @@ func newInProcess(root, dir string) (Runtime, error) {
 // (docs/step.md).
 func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 	o := runtime.CreateOptions{Bundle: bundle, ConsoleSocket: io.ConsoleSocket,
-		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Step: io.Step}
+		Stdio: [3]*os.File{io.Stdin, io.Stdout, io.Stderr}, Step: io.Step, Trace: io.Trace}
 	if os.Getenv("MINIDOCK_DEBUG_INIT") == "1" {
 		o.DebugInit = os.Stderr
 	}
@@ -38,6 +40,7 @@ func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	r.trace = io.Trace
 	return c.Pid, nil
 }
 
@@ -46,6 +49,7 @@ func (r *inProcess) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	c.SetTrace(r.trace)
 	return c.Start()
 }
 
@@ -75,6 +79,7 @@ func (r *inProcess) Delete(id string, force bool) error {
 	if err != nil {
 		return err
 	}
+	c.SetTrace(r.trace)
 	return c.Delete(force)
 }
 

@@ -79,6 +79,7 @@ func (s *shim) newIO(p *process, openStdin bool) (*IO, func(error) error, error)
 			return nil, nil, fmt.Errorf("console socket: %w", err)
 		}
 		rio.ConsoleSocket = short
+		s.trace.Call("create", "listen", sock, "the console socket: the runtime sends the pty master here", nil)
 		type result struct {
 			f   *os.File
 			err error
@@ -110,7 +111,7 @@ func (s *shim) newIO(p *process, openStdin bool) (*IO, func(error) error, error)
 	}
 	for i := 1; i <= 2; i++ {
 		r, w, err := os.Pipe()
-		if err != nil {
+		if s.trace.Call("create", "pipe2", fmt.Sprintf("O_CLOEXEC: the process's fd %d", i), "the shim reads the process's output from it, for the log and attach clients", err) != nil {
 			undo()
 			return nil, nil, err
 		}
@@ -120,7 +121,7 @@ func (s *shim) newIO(p *process, openStdin bool) (*IO, func(error) error, error)
 	rio.Stdout, rio.Stderr = theirs[0], theirs[1]
 	if openStdin {
 		r, w, err := os.Pipe()
-		if err != nil {
+		if s.trace.Call("create", "pipe2", "O_CLOEXEC: the process's fd 0", "attach clients write the process's stdin into it", err) != nil {
 			undo()
 			return nil, nil, err
 		}

@@ -13,6 +13,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"minidock/internal/trace"
 )
 
 // Runtime is how the shim drives an OCI runtime. The bundle is the
@@ -52,6 +54,10 @@ type Runtime interface {
 type IO struct {
 	Stdin, Stdout, Stderr *os.File
 	ConsoleSocket         string
+	// Trace is where minidock's runtime in process (and its init) write
+	// their trace events; nil: none. A command runtime writes none: its
+	// stderr is the container's, and a trace must never land there.
+	Trace *trace.Tracer
 	// Step, for a create in step mode: where the prompts go and the
 	// answers come from (runtime.CreateOptions.Step). Only minidock's
 	// runtime in process steps.
@@ -89,6 +95,7 @@ func (r *Command) run(stdio *IO, args ...string) (string, error) {
 	defer os.Remove(out.Name())
 	defer out.Close()
 	cmd := r.cmd(args...)
+	cmd.Env = untraced(os.Environ())
 	cmd.Stdout, cmd.Stderr = out, out
 	if stdio != nil {
 		cmd.Stdin = stdio.Stdin
@@ -227,6 +234,19 @@ func (r *Command) Pause(id string) error {
 func (r *Command) Resume(id string) error {
 	_, err := r.run(nil, "resume", id)
 	return err
+}
+
+// untraced is env without MINIDOCK_TRACE: a runtime that traces to its
+// stderr, as minidock's does, would write the trace into the container's
+// stderr, and so into its log.
+func untraced(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "MINIDOCK_TRACE=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func readPid(p string) (int, error) {

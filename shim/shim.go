@@ -41,6 +41,7 @@ import (
 	"minidock/cgroup"
 	"minidock/internal/atomicfile"
 	"minidock/internal/signals"
+	"minidock/internal/trace"
 	"minidock/internal/unixsock"
 )
 
@@ -63,6 +64,10 @@ type Options struct {
 	Cgroup      string // the container's cgroupsPath: stats, processes, OOM count
 	Tty         bool   // the init gets a terminal
 	Stdin       bool   // the init's stdin stays open for attach clients
+	// Trace is the container's trace file (docs/trace.md): the shim, the
+	// runtime in process and the init append their events to it. "": no
+	// trace.
+	Trace string `json:",omitempty"`
 	// StepSocket, for `minidock run --step`: a unix socket the daemon
 	// listens on and relays to the client's terminal. The shim connects
 	// to it and creates the container in step mode, prompts and answers
@@ -90,6 +95,7 @@ func Main(args []string) int {
 	fs.StringVar(&o.Cgroup, "cgroup", "", "the container's cgroups path")
 	fs.BoolVar(&o.Tty, "tty", false, "give the container a terminal")
 	fs.BoolVar(&o.Stdin, "stdin", false, "keep stdin open")
+	fs.StringVar(&o.Trace, "trace", "", "append trace events (JSON lines) to this file")
 	fs.StringVar(&o.StepSocket, "step-socket", "", "create in step mode, prompting over this unix socket")
 	fs.BoolVar(&o.Delete, "delete", false, "delete the container's runtime state and exit")
 	if err := fs.Parse(args); err != nil {
@@ -126,7 +132,13 @@ func Main(args []string) int {
 		}
 		return 0
 	}
-	if err := run(o, rt, os.NewFile(3, "hello")); err != nil {
+	var tr *trace.Tracer
+	if o.Trace != "" {
+		if tr, err = trace.OpenFile(o.Trace, "shim"); err != nil {
+			fmt.Fprintf(os.Stderr, "minidock shim %s: %v\n", o.ID, err) // the container runs untraced
+		}
+	}
+	if err := run(o, rt, tr, os.NewFile(3, "hello")); err != nil {
 		fmt.Fprintf(os.Stderr, "minidock shim %s: %v\n", o.ID, err)
 		return 1
 	}
@@ -144,8 +156,9 @@ func NewRuntime(binary, root, dir string) (Runtime, error) {
 
 // shim is one running shim.
 type shim struct {
-	o  Options
-	rt Runtime
+	o     Options
+	rt    Runtime
+	trace *trace.Tracer // nil: no trace
 
 	mu       sync.Mutex
 	init     *process
@@ -157,23 +170,23 @@ type shim struct {
 	answered *sync.Cond          // on mu: a wait request has been answered
 }
 
-func run(o Options, rt Runtime, hello *os.File) error {
+func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 	// Orphans of our children (the init, once a command runtime's create
 	// has exited; a detached exec) are re-parented to us instead of pid 1,
 	// so that we can wait4 for them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return sayHello(hello, Hello{}, fmt.Errorf("prctl(PR_SET_CHILD_SUBREAPER): %w", err))
 	}
-	s := &shim{o: o, rt: rt, execs: map[string]*process{}, created: make(chan struct{}), done: make(chan struct{})}
+	s := &shim{o: o, rt: rt, trace: tr, execs: map[string]*process{}, created: make(chan struct{}), done: make(chan struct{})}
 	s.answered = sync.NewCond(&s.mu)
 	logFile, err := os.OpenFile(LogPath(o.Dir, o.ID), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-	if err != nil {
+	if tr.Call("create", "open", LogPath(o.Dir, o.ID)+", O_WRONLY|O_APPEND|O_CREATE", "the json-file log, where the init's output goes", err) != nil {
 		return sayHello(hello, Hello{}, fmt.Errorf("open log: %w", err))
 	}
 	// Listen first: a daemon restarted while the create runs finds the
 	// socket, and its requests wait for the create to end.
 	ln, err := unixsock.Listen(o.Socket)
-	if err != nil {
+	if tr.Call("create", "listen", o.Socket, "the daemon's requests (start, attach, wait, exec)", err) != nil {
 		return sayHello(hello, Hello{}, err)
 	}
 	go s.serve(ln)
@@ -194,7 +207,11 @@ func run(o Options, rt Runtime, hello *os.File) error {
 			io.Step = step
 			defer step.Close() // the stepping ends with the create
 		}
-		return rt.Create(o.ID, o.Bundle, io)
+		io.Trace = tr
+		start := time.Now().UnixNano() // the line goes before the runtime's own
+		pid, err := rt.Create(o.ID, o.Bundle, io)
+		tr.CallSince(start, "create", "runtime create", o.ID+", bundle "+o.Bundle, resultPid(pid, err), "the runtime makes the container; its init waits for start")
+		return pid, err
 	})
 	if err != nil {
 		close(s.created)
@@ -208,6 +225,14 @@ func run(o Options, rt Runtime, hello *os.File) error {
 	sayHello(hello, Hello{Pid: pid}, nil)
 	<-s.done
 	return nil
+}
+
+// resultPid spells the result of a call that makes a process.
+func resultPid(pid int, err error) string {
+	if err != nil {
+		return trace.Result(err)
+	}
+	return fmt.Sprintf("pid %d", pid)
 }
 
 // sayHello writes the Hello (the error's message if err is set), closes
@@ -230,6 +255,7 @@ func (s *shim) waitInit(ln net.Listener) {
 	p := s.init
 	code := waitPid(p.pid)
 	finished := time.Now().UTC()
+	s.trace.CallResult("exit", "wait4", fmt.Sprint(p.pid), fmt.Sprintf("exit code %d", code), "the container's process has ended")
 	p.drain(5 * time.Second)
 	s.mu.Lock()
 	p.log.flush()
@@ -254,10 +280,10 @@ func (s *shim) waitInit(ln net.Listener) {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if err := s.rt.Delete(s.o.ID, true); err != nil {
+	if err := s.trace.Call("exit", "runtime delete", s.o.ID, "the runtime removes its state and the cgroup", s.rt.Delete(s.o.ID, true)); err != nil {
 		fmt.Fprintf(os.Stderr, "minidock shim %s: delete: %v\n", s.o.ID, err)
 	}
-	if err := writeExit(s.o.Dir, exit); err != nil {
+	if err := s.trace.Call("exit", "write", filepath.Join(s.o.Dir, ExitFile), "the exit status, for the daemon (even one restarted meanwhile)", writeExit(s.o.Dir, exit)); err != nil {
 		fmt.Fprintf(os.Stderr, "minidock shim %s: %v\n", s.o.ID, err)
 	}
 	ln.Close()

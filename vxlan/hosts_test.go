@@ -83,7 +83,7 @@ func newNetNS(t testing.TB) *netNS {
 		t.Fatalf("new network namespace: %v", err)
 	}
 	t.Cleanup(func() { n.h.Close() })
-	if err := bridge.LoopbackUp(n.path); err != nil {
+	if err := bridge.LoopbackUp(n.path, nil); err != nil {
 		t.Fatal(err)
 	}
 	return n

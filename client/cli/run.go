@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"minidock/api"
+	"minidock/internal/trace"
 )
 
 // containerOptions are the flags run and create share, docker's names.
@@ -243,9 +244,10 @@ func newCreateCommand(cli *CLI) *cobra.Command {
 
 func newRunCommand(cli *CLI) *cobra.Command {
 	var (
-		o      containerOptions
-		detach bool
-		step   bool
+		o       containerOptions
+		detach  bool
+		step    bool
+		traceOn bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -262,35 +264,69 @@ func newRunCommand(cli *CLI) *cobra.Command {
 				}
 				defer tty.Close()
 			}
-			id, err := cli.create(ctx, &o, args, !detach)
-			if err != nil {
-				return err
+			if traceOn {
+				tr := trace.NewMemory("client")
+				cli.client.SetTrace(tr)
+				var id string
+				defer func() { cli.printTimeline(ctx, id, tr) }()
+				return cli.run(ctx, &o, args, detach, tty, &id)
 			}
-			if step {
-				if err := cli.relaySteps(ctx, id, tty); err != nil {
-					fmt.Fprintln(cli.Err, err)
-					if o.rm { // it never ran: as a failed start, --rm removes it
-						cli.client.ContainerRemove(ctx, id, true, true)
-					}
-					return statusError(125)
-				}
-			}
-			if !detach {
-				return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm})
-			}
-			if err := cli.client.ContainerStart(ctx, id); err != nil {
-				fmt.Fprintln(cli.Err, err)
-				return statusError(startFailureCode(err))
-			}
-			fmt.Fprintln(cli.Out, id)
-			return nil
+			return cli.run(ctx, &o, args, detach, tty, nil)
 		},
 		ValidArgsFunction: firstArg(completeImages(cli)),
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
+	cmd.Flags().BoolVar(&traceOn, "trace", false, "print, on stderr, the timeline of everything done for the container by the client, daemon, shim, runtime and init (docs/trace.md)")
 	cmd.Flags().BoolVar(&step, "step", false, "Pause before each kernel call of the container's creation, asking on this terminal (minidock's; docs/step.md)")
 	o.addFlags(cmd.Flags())
 	return cmd
+}
+
+// run is `run`: create, then (with --step, tty: the terminal the step
+// prompts go to) relay the creation's steps, then attach, start and wait,
+// or start detached. The container's id is left in *created, if given.
+func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, detach bool, tty *os.File, created *string) error {
+	id, err := cli.create(ctx, o, args, !detach)
+	if created != nil {
+		*created = id
+	}
+	if err != nil {
+		return err
+	}
+	if tty != nil {
+		if err := cli.relaySteps(ctx, id, tty); err != nil {
+			fmt.Fprintln(cli.Err, err)
+			if o.rm { // it never ran: as a failed start, --rm removes it
+				cli.client.ContainerRemove(ctx, id, true, true)
+			}
+			return statusError(125)
+		}
+	}
+	if !detach {
+		return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm})
+	}
+	if err := cli.client.ContainerStart(ctx, id); err != nil {
+		fmt.Fprintln(cli.Err, err)
+		return statusError(startFailureCode(err))
+	}
+	fmt.Fprintln(cli.Out, id)
+	return nil
+}
+
+// printTimeline prints, on stderr, the client's events merged with the
+// container's trace (GET /containers/{id}/trace) as one timeline, in
+// order of time, milliseconds since the client's first request.
+func (cli *CLI) printTimeline(ctx context.Context, id string, tr *trace.Tracer) {
+	cli.client.SetTrace(nil)
+	events := tr.Events()
+	if id != "" {
+		theirs, err := cli.client.ContainerTrace(ctx, id)
+		if err != nil {
+			fmt.Fprintf(cli.Err, "trace: %v\n", err)
+		}
+		events = append(events, theirs...)
+	}
+	trace.Timeline(cli.Err, events, 0)
 }
 
 // stepTerminal opens the controlling terminal for run --step: the

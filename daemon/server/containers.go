@@ -18,12 +18,27 @@ func (rt router) containerCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	cc := daemon.ContainerCreateConfig{Name: r.URL.Query().Get("name"), Config: req.ContainerConfig, NetworkingConfig: req.NetworkingConfig}
+	// trace=1 is minidock's own parameter (docs/trace.md): the container
+	// is traced into a file that GET /containers/{id}/trace returns.
+	cc := daemon.ContainerCreateConfig{Name: r.URL.Query().Get("name"), Config: req.ContainerConfig, NetworkingConfig: req.NetworkingConfig,
+		Trace: boolParam(r, "trace")}
 	if req.HostConfig != nil {
 		cc.HostConfig = *req.HostConfig
 	}
 	resp, err := rt.d.CreateContainer(r.Context(), cc)
 	reply(w, http.StatusCreated, resp, err)
+}
+
+// containerTrace is GET /containers/{id}/trace (minidock's own): the
+// container's trace file, JSON lines (docs/trace.md).
+func (rt router) containerTrace(w http.ResponseWriter, r *http.Request) {
+	data, err := rt.d.ContainerTrace(r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Write(data)
 }
 
 func (rt router) containerList(w http.ResponseWriter, r *http.Request) {

@@ -67,6 +67,7 @@ func Main(args []string) int {
 	})
 	fs.StringVar(&cfg.Runtime, "runtime", "", "OCI runtime binary (default: minidock's own runtime, in the shim's process)")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "/minidock", "parent cgroup of the containers")
+	fs.BoolVar(&cfg.Trace, "trace", false, "trace every container into its trace file, GET /containers/{id}/trace (also MINIDOCK_TRACE=1; never into its logs)")
 	fs.StringVar(&cfg.Network.Bridge, "bridge", "minidock0", "Linux bridge of the default network")
 	fs.StringVar(&cfg.Network.BIP, "bip", "", "address and prefix of the default bridge, such as 172.30.0.1/16 (default: a free subnet of the pools)")
 	fs.Var(&pools, "default-address-pool", "subnets for networks: base=CIDR,size=N (repeatable)")
@@ -82,6 +83,9 @@ func Main(args []string) int {
 		return 2
 	}
 	cfg.Registry.Insecure = insecure
+	if v := os.Getenv("MINIDOCK_TRACE"); v != "" && v != "0" && v != "false" {
+		cfg.Trace = true
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "minidock daemon: unexpected argument %q\n", fs.Arg(0))
 		return 2
@@ -175,6 +179,7 @@ func Handler(d *daemon.Daemon) http.Handler {
 	mux.HandleFunc("POST /containers/{id}/wait", r.containerWait)
 	mux.HandleFunc("DELETE /containers/{id}", r.containerRemove)
 	mux.HandleFunc("GET /containers/{id}/logs", r.containerLogs)
+	mux.HandleFunc("GET /containers/{id}/trace", r.containerTrace)
 	mux.HandleFunc("POST /containers/{id}/attach", r.containerAttach)
 	mux.HandleFunc("POST /containers/{id}/resize", r.containerResize)
 	mux.HandleFunc("POST /containers/{id}/step", r.containerStep)
