@@ -108,7 +108,17 @@ func (d *Daemon) removeFiles(id string, p paths) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(p.dir); err != nil {
+	// A process that ran for the container (its shim, a command-line
+	// runtime's delete) may still be closing a file of its own in the
+	// directory: a removal that finds it not empty looks again, briefly.
+	var err error
+	for try := 0; try < 20; try++ {
+		if err = os.RemoveAll(p.dir); !errors.Is(err, unix.ENOTEMPTY) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	return nil

@@ -159,8 +159,10 @@ func TestContainerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// busybox's only layer is still used by mine:v2: only the image goes.
-	if len(items) != 2 || items[0].Untagged != "busybox:latest" || items[1].Deleted != img.ID {
+	// busybox is mine:v2's parent (it was committed from it): as in
+	// Docker, the tag goes and the image stays, untagged, until its child
+	// goes.
+	if len(items) != 1 || items[0].Untagged != "busybox:latest" {
 		t.Errorf("Remove(busybox) = %+v", items)
 	}
 	if _, err := os.Stat(s.LayerDiffPath(img.ChainIDs[0])); err != nil {
@@ -170,7 +172,8 @@ func TestContainerLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(items) != 4 { // untagged, image, two layers
+	// untagged, the image, its untagged parent (busybox), two layers
+	if len(items) != 5 || items[0].Untagged != "mine:v2" || items[2].Deleted != img.ID {
 		t.Errorf("Remove(mine:v2) = %+v", items)
 	}
 	if n := len(s.List()); n != 0 {
