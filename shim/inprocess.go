@@ -49,6 +49,7 @@ func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 // init asks on over the same connection, up to execve (docs/step.md).
 func (r *inProcess) Start(id string) error {
 	c := r.created
+	r.created = nil // once: the shim keeps none of it after the start
 	if c == nil || c.ID != id {
 		var err error
 		if c, err = runtime.Load(r.root, id); err != nil {

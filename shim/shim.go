@@ -223,7 +223,9 @@ func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 		os.Remove(o.Socket)
 		return sayHello(hello, Hello{}, err)
 	}
-	s.step = step  // the init asks on at the start, up to execve (endSteps)
+	s.mu.Lock()
+	s.step = step // the init asks on at the start, up to execve (endSteps)
+	s.mu.Unlock()
 	s.init.pump(s) // nothing comes before the start; attach clients come before that
 	close(s.created)
 	go s.waitInit(ln)
