@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -52,6 +51,15 @@ func stepRun(t *testing.T, r *rt, script string) (*ptyCommand, string) {
 // exits, and returns the pauses in order and the runtime's exit code.
 func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([]stepPrompt, int) {
 	t.Helper()
+	seen := stepUntil(t, p, p.done, answer)
+	p.cmd.Wait()
+	return seen, p.cmd.ProcessState.ExitCode()
+}
+
+// stepUntil answers each pause with answer's word until ended is closed,
+// and returns the pauses in order.
+func stepUntil(t *testing.T, p *ptyCommand, ended <-chan struct{}, answer func(stepPrompt) string) []stepPrompt {
+	t.Helper()
 	var seen []stepPrompt
 	for {
 		var next *stepPrompt
@@ -62,7 +70,7 @@ func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([
 				return true
 			}
 			select {
-			case <-p.done:
+			case <-ended:
 				exited = true
 				return true
 			default:
@@ -72,14 +80,12 @@ func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([
 			t.Fatalf("no pause and no end after %d pauses; the terminal shows:\n%s", len(seen), p.output())
 		}
 		if exited {
-			break
+			return seen
 		}
 		seen = append(seen, *next)
 		_, err := p.master.Write([]byte(answer(*next) + "\n"))
 		require.NoError(t, err)
 	}
-	p.cmd.Wait()
-	return seen, p.cmd.ProcessState.ExitCode()
 }
 
 // steps lists "who step" of the pauses, each once, in order.
@@ -316,7 +322,6 @@ func TestStepCreateThenStart(t *testing.T) {
 	if r.runc {
 		t.Skip("--step is minidock's")
 	}
-	out := filepath.Join(t.TempDir(), "out")
 	filtered := func(script string) string {
 		return bundle(t, func(s *specs.Spec) {
 			sh(script)(s)
@@ -325,22 +330,27 @@ func TestStepCreateThenStart(t *testing.T) {
 				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
 		})
 	}
-	// the runtime on a terminal, the container's stdio a file: the
-	// terminal ends with the runtime, not with the container
 	runtimePty := func(args ...string) *ptyCommand {
-		argv := append(append(append([]string{"/bin/sh", "-c", `exec "$0" "$@" >>"$OUT" 2>&1 </dev/null`}, r.argv...), "--root", r.root), args...)
-		return startPty(t, []string{"OUT=" + out}, argv...)
+		return startPty(t, nil, append(append(append([]string{}, r.argv...), "--root", r.root), args...)...)
 	}
-	output := func() string { data, _ := os.ReadFile(out); return string(data) }
+	// create's terminal is the container's stdio too, as from a shell: it
+	// does not end with create, which is waited for instead
+	create := func(script, id string, answer func(stepPrompt) string) (*ptyCommand, []stepPrompt) {
+		p := runtimePty("--step", "create", "--bundle", filtered(script), id)
+		exited := make(chan struct{})
+		go func() { p.cmd.Wait(); close(exited) }()
+		ps := stepUntil(t, p, exited, answer)
+		require.Equal(t, 0, p.cmd.ProcessState.ExitCode(), p.output())
+		return p, ps
+	}
 
 	id := newID(t)
-	p := runtimePty("--step", "create", "--bundle", filtered("echo started after the pauses"), id)
-	created, code := stepThrough(t, p, func(stepPrompt) string { return "s" })
-	require.Equal(t, 0, code, p.output())
+	tty, created := create("echo started after the pauses", id, func(stepPrompt) string { return "s" })
 	if assert.NotEmpty(t, created) {
-		assert.Equal(t, "init finishProcess", created[len(created)-1].who+" "+created[len(created)-1].step, "create pauses up to waitForStart:\n%s", p.output())
+		last := created[len(created)-1]
+		assert.Equal(t, "init finishProcess", last.who+" "+last.step, "create pauses up to waitForStart:\n%s", tty.output())
 	}
-	p = runtimePty("start", id)
+	p := runtimePty("start", id)
 	started, code := stepThrough(t, p, func(stepPrompt) string { return "" })
 	require.Equal(t, 0, code, p.output())
 	assert.Equal(t, []string{"init execProcess"}, steps(started), p.output())
@@ -355,14 +365,12 @@ func TestStepCreateThenStart(t *testing.T) {
 	if len(started) > 0 && len(created) > 0 {
 		assert.Equal(t, created[len(created)-1].pid, started[0].pid, "the init's pid at start")
 	}
-	assert.True(t, waitFor(10*time.Second, func() bool { return strings.Contains(output(), "started after the pauses") }), "the container's output: %q", output())
+	tty.expect(t, "started after the pauses")
 	r.waitStatus(id, "stopped")
 	r.must("delete", id)
 
 	id = newID(t)
-	p = runtimePty("--step", "create", "--bundle", filtered("echo should not run"), id)
-	created, code = stepThrough(t, p, func(stepPrompt) string { return "c" })
-	require.Equal(t, 0, code, p.output())
+	tty, created = create("echo should not run", id, func(stepPrompt) string { return "c" })
 	assert.Len(t, created, 1, "pauses of create after c")
 	p = runtimePty("start", id)
 	started, code = stepThrough(t, p, func(s stepPrompt) string {
@@ -377,7 +385,7 @@ func TestStepCreateThenStart(t *testing.T) {
 		assert.True(t, strings.HasPrefix(started[len(started)-1].String(), "init execProcess: seccomp"), "the last pause: %v", started[len(started)-1])
 	}
 	r.waitStatus(id, "stopped")
-	assert.NotContains(t, output(), "should not run")
+	assert.NotContains(t, tty.output(), "should not run")
 	r.must("delete", id)
 }
 
