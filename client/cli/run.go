@@ -284,7 +284,8 @@ func newRunCommand(cli *CLI) *cobra.Command {
 
 // run is `run`: create, then (with --step, tty: the terminal the step
 // prompts go to) relay the steps of its creation and start, then attach,
-// start and wait, or start detached. The container's id is left in *created, if given.
+// start and wait, or start detached. The container's id is left in
+// *created, if given.
 func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, detach bool, tty *os.File, created *string) error {
 	id, err := cli.create(ctx, o, args, !detach)
 	if created != nil {
