@@ -138,7 +138,7 @@ func TestOwnServerPeers(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "oci")
 	skopeo(t, "copy", "--quiet", "--src-tls-verify=false", "docker://"+addr+"/from/minidock:1", "oci:"+oci+":x")
 	idx, _ := os.ReadFile(filepath.Join(oci, "index.json"))
-	if !strings.Contains(string(idx), "application/vnd.oci.image.Manifest.v1+json") {
+	if !strings.Contains(string(idx), "application/vnd.oci.image.manifest.v1+json") {
 		t.Errorf("skopeo's copy of minidock's push: index %s", idx)
 	}
 
