@@ -225,8 +225,8 @@ func (c *Client) ContainerAttach(ctx context.Context, name string, o AttachOptio
 // ContainerStep is POST /containers/{name}/step, minidock's own: a
 // hijacked stream on which the container's next start, made in step
 // mode, sends the runtime's prompts and reads the answers, a line each,
-// until the container is created (docs/step.md). Open it before the
-// start.
+// until the container's process calls execve or the start fails
+// (docs/step.md). Open it before the start.
 func (c *Client) ContainerStep(ctx context.Context, name string) (*HijackedConn, error) {
 	return c.hijack(ctx, request{method: "POST", path: containerPath(name, "step")})
 }

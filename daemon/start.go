@@ -63,11 +63,13 @@ func (d *Daemon) start(c *Container) (err error) {
 	sb.Trace = tr
 	tr.Line("start", "begin: rootfs, network, bundle, shim")
 
-	launched := false // a shim runs for this start
+	launched := false     // a shim runs for this start
+	endSteps := func() {} // run --step: the relay, until execve (step.go)
 	defer func() {
 		if err != nil {
 			d.startFailed(c, sb, launched, err)
 		}
+		endSteps() // the shim has closed its end: execve, or stopped
 		if launched {
 			go d.shims.Prepare() // the next start's spare shim
 		}
@@ -96,13 +98,13 @@ func (d *Daemon) start(c *Container) (err error) {
 		return err
 	}
 
-	stepSocket, endSteps, err := d.relaySteps(c) // step.go: run --step
+	stepSocket, relayEnd, err := d.relaySteps(c) // step.go: run --step
 	if err != nil {
 		return err
 	}
+	endSteps = relayEnd
 	launchedAt := time.Now().UnixNano() // the line goes before the shim's own
 	pid, err := d.launchShim(c, stepSocket)
-	endSteps()
 	tr.CallSince(launchedAt, "start", "launch shim", d.cfg.Binary+" shim --id "+c.ID[:12]+" ...", resultPid(pid, err),
 		"the container's supervisor: it creates the container through the runtime and holds its stdio")
 	if err != nil {

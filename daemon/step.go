@@ -17,8 +17,9 @@ import (
 // it starts the container. The start then listens on a socket of its own
 // (relaySteps), gives its path to the shim (shim.Options.StepSocket), and
 // copies between the shim's connection and the client's stream, both
-// ways, while the shim's runtime creates the container in step mode: the
-// runtime's prompts reach the client's terminal, the answers come back.
+// ways, while the shim's runtime creates the container in step mode and
+// then starts it, up to execve: the runtime's prompts reach the client's
+// terminal, the answers come back.
 // The bytes are the runtime's prompt lines and the person's answer lines;
 // the daemon reads none of them.
 
@@ -33,8 +34,8 @@ type stepStream struct {
 
 // ContainerStep is POST /containers/{id}/step: streams is the client's
 // terminal for the container's next start, which creates it in step mode.
-// It returns once that start's create is over, or the container is
-// removed. Only minidock's own runtime steps.
+// It returns once that start is over (execve, or a failure), or the
+// container is removed. Only minidock's own runtime steps.
 func (d *Daemon) ContainerStep(ctx context.Context, name string, streams Streams) error {
 	c, err := d.lookup(name)
 	if err != nil {
@@ -87,8 +88,8 @@ func (d *Daemon) ContainerStep(ctx context.Context, name string, streams Streams
 // for its shim on <exec-root>/shim/<id>.step.sock; the shim's connection
 // and the client's stream are copied both ways. It returns the socket's
 // path ("" without a step stream) and end, which stops the relay once the
-// create is over (the shim has closed its end by then) and lets the
-// client's request return.
+// start is over (the shim has closed its end by then: endSteps in
+// package shim) and lets the client's request return.
 func (d *Daemon) relaySteps(c *Container) (socket string, end func(), err error) {
 	d.mu.Lock()
 	s := c.step

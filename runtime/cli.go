@@ -260,9 +260,11 @@ func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err er
 	o.Trace, o.Warn, o.SystemdCgroup = trace.New(c.trace, "runtime"), c.warn, c.systemdCgroup
 	done = func() {}
 	if c.step {
-		if done, err = stepTerminal(o); err != nil {
+		tty, end, err := stepTerminal()
+		if err != nil {
 			return nil, err
 		}
+		o.Step, done = tty, end
 	}
 	if isTrue(os.Getenv("MINIDOCK_DEBUG_INIT")) {
 		o.DebugInit = os.Stderr
@@ -277,17 +279,16 @@ func (c *cli) createOptions(o *CreateOptions, preserve int) (done func(), err er
 // there, not to the container's stdio (a pipe, a file, or the terminal
 // the container's own pty is attached to once it runs). Ctrl-C while
 // stepping is q: the terminal is closed, the prompt's read ends, and the
-// container is undone. done closes it.
-func stepTerminal(o *CreateOptions) (done func(), err error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+// container is undone (at start: its init exits). done closes it.
+func stepTerminal() (tty *os.File, done func(), err error) {
+	tty, err = os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
+		return nil, nil, fmt.Errorf("--step asks before each step on the controlling terminal, and this process has none (open /dev/tty: %w): run it from an interactive shell, or leave --step out", err)
 	}
-	o.Step = tty
 	interrupt := make(chan os.Signal, 1)
 	signal.Notify(interrupt, os.Interrupt)
 	stop := make(chan struct{})
@@ -298,7 +299,7 @@ func stepTerminal(o *CreateOptions) (done func(), err error) {
 		case <-stop:
 		}
 	}()
-	return func() {
+	return tty, func() {
 		signal.Stop(interrupt)
 		close(stop)
 		tty.Close()
@@ -387,6 +388,15 @@ func (c *cli) start(args []string) (int, error) {
 	ct, err := c.load(fs.Arg(0))
 	if err != nil {
 		return 1, err
+	}
+	if ct.Step {
+		// made by `runtime --step create`: its init asks on, up to execve
+		tty, done, err := stepTerminal()
+		if err != nil {
+			return 1, fmt.Errorf("start %s, made with --step: %w", ct.ID, err)
+		}
+		defer done()
+		ct.SetStep(tty)
 	}
 	return 0, ct.Start()
 }

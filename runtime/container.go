@@ -19,8 +19,11 @@ import (
 
 // Start releases a created container's init: connect to its start socket,
 // which makes it execve. EOF on the connection means execve worked; text
-// is the init's error. Then the poststart hooks run (a failing one is a
-// warning on stderr, as the OCI validation suite expects).
+// is the init's error. In step mode (Step) the init first asks before
+// each call that is left (close_range, seccomp, execve), and Start
+// answers with its prompter (answerSteps). Then the poststart hooks run
+// (a failing one is a warning on stderr, as the OCI validation suite
+// expects).
 func (c *Container) Start() error {
 	switch st := c.Status(); st {
 	case "created":
@@ -28,6 +31,9 @@ func (c *Container) Start() error {
 		return errors.New("cannot start a container that has stopped")
 	default:
 		return fmt.Errorf("cannot start an already %s container", st)
+	}
+	if c.Step && c.prompt == nil {
+		return fmt.Errorf("start %s: it was made in step mode, so its init asks before each call up to execve, and this start has no terminal to ask on (SetStep)", c.ID)
 	}
 	k := kernel.NewLinux(c.trace).Begin("start")
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -43,7 +49,12 @@ func (c *Container) Start() error {
 		return fmt.Errorf("start %s: %w", c.ID, err)
 	}
 	os.Remove(filepath.Join(c.dir, startSock))
-	msg, _ := io.ReadAll(conn)
+	var msg []byte
+	if c.prompt != nil {
+		msg = c.prompt.answerSteps(conn) // step mode: the init asks before each call of execProcess
+	} else {
+		msg, _ = io.ReadAll(conn)
+	}
 	if len(msg) > 0 {
 		return fmt.Errorf("start %s: %s", c.ID, msg)
 	}

@@ -61,8 +61,9 @@ type CreateOptions struct {
 	// kernel call of the parent and of the init, the call is shown there
 	// and the answer read from it, a line: Enter goes on, s runs the rest
 	// of the step, c continues to the end, q aborts, and Create undoes
-	// what it made (step.go, docs/step.md). With StartNow the pauses go up
-	// to execve; without, up to waitForStart (Start does not step).
+	// what it made (step.go, docs/step.md). Without StartNow, the
+	// pauses from waitForStart on, up to execve, are Start's: the
+	// returned Container's Start asks on the same Step.
 	Step io.ReadWriter
 	// DebugInit, when set, makes the init wait for a debugger before its
 	// first step (waitForDebugger), and receives the line `dlv attach PID`
@@ -125,6 +126,10 @@ func Create(root, id string, o CreateOptions) (ct *Container, err error) {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	c := &Container{ID: id, Bundle: bundle, Created: time.Now().UTC(), Annotations: spec.Annotations, Config: spec, dir: dir, trace: tr, warn: o.Warn}
+	if prompt != nil && !o.StartNow {
+		// the init asks Start, with the same prompter, up to execve
+		c.Step, c.prompt = true, prompt
+	}
 	var cmd *exec.Cmd
 	var cg cgroupHandle
 	defer func() {

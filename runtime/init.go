@@ -412,13 +412,14 @@ func (p *initProcess) useTerminal(k kernel.Calls) error {
 // waitForStart tells the parent the container is ready and blocks in
 // accept(2) on the start socket until `runtime start` connects. The
 // connection stays open (close-on-exec) so that start learns whether
-// execve worked: EOF means it did, text is the error.
+// execve worked: EOF means it did, text is the error. In step mode the
+// init asks its pauses over it too, before the error or EOF.
 func (p *initProcess) waitForStart(k kernel.Calls) error {
 	if err := sendMsg(p.sync, syncMsg{Type: msgReady}, -1); err != nil {
 		return err
 	}
 	unix.Close(p.sync)
-	p.step.end() // runtime create has returned: start does not step
+	p.step.end() // runtime create has returned
 	for {
 		nfd, _, err := unix.Accept4(fdStart, unix.SOCK_CLOEXEC)
 		if err == unix.EINTR {
@@ -435,6 +436,7 @@ func (p *initProcess) waitForStart(k kernel.Calls) error {
 			return err
 		}
 		p.start = os.NewFile(uintptr(high), "start")
+		p.step.askStart(p.start) // step mode: Start answers the pauses of execProcess
 		return nil
 	}
 }

@@ -29,12 +29,17 @@ type Container struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPath  string            `json:"cgroup_path,omitempty"`
 	Config      *specs.Spec       `json:"config"`
+	// Step: created in step mode (CreateOptions.Step), so its init asks
+	// Start before each call that is left: `runtime start` opens the
+	// terminal for it (SetStep).
+	Step bool `json:"step,omitempty"`
 
 	dir     string
 	trace   *trace.Tracer
 	warn    func(string) // see SetWarn
 	console *os.File     // the pty master kept for the caller (see Console)
 	cg      cgroupHandle // the cgroup, once opened (see cgroup)
+	prompt  *prompter    // step mode: what Start asks (Create's, or SetStep's)
 }
 
 // StateJSON is runc's `state` output, the OCI state plus "created".

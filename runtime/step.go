@@ -37,10 +37,13 @@ import (
 //     JSON line, over the step socket (a socketpair whose end the init has
 //     as the fd named by _MINIDOCK_STEP) and waits for the runtime's
 //     answer, "go" or "abort"; the runtime's serveSteps asks the prompter.
+//     Once it waits for start, the init asks on the start connection
+//     instead, and Start answers (answerSteps), up to execve.
 //
 // One prompter serves both, one pause at a time, in the order the calls
 // come: the parent's and the init's steps never overlap, since each waits
-// for the other at the sync socket.
+// for the other at the sync socket (or, at Start, on the start
+// connection).
 
 // envStep names the init's end of the step socket (its fd number).
 const envStep = "_MINIDOCK_STEP"
@@ -192,28 +195,15 @@ func stepSocket() (net.Conn, *os.File, error) {
 	return conn, os.NewFile(uintptr(fds[1]), "step"), nil
 }
 
-// serveSteps answers the init's pauses, each a JSON kernel.Pause on a
-// line, with the prompter's answer, "go" or "abort", until the init's end
-// closes (execve, exit) or stop is called; stop returns once it is done.
+// serveSteps answers, while Create runs, the init's pauses that come
+// over the step socket (answerSteps), until the init's end closes
+// (waitForStart, execve, exit) or stop is called; stop returns once it is
+// done.
 func (p *prompter) serveSteps(conn net.Conn) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r := bufio.NewReader(conn)
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			var c kernel.Pause
-			answer := "go\n"
-			if err := json.Unmarshal(line, &c); err != nil || p.pause("init", c) != nil {
-				answer = "abort\n"
-			}
-			if _, err := io.WriteString(conn, answer); err != nil {
-				return
-			}
-		}
+		p.answerSteps(conn)
 	}()
 	return func() {
 		conn.Close()
@@ -221,11 +211,46 @@ func (p *prompter) serveSteps(conn net.Conn) (stop func()) {
 	}
 }
 
+// answerSteps answers the init's pauses, each a JSON kernel.Pause on a
+// line, with the prompter's answer, "go" or "abort", until the init's end
+// closes (execve, exit) or what it sends is not a pause: that, and all
+// that follows, is returned. On the start connection (Start) it is the
+// error that ended the init.
+func (p *prompter) answerSteps(conn io.ReadWriter) (rest []byte) {
+	r := bufio.NewReader(conn)
+	for {
+		line, err := r.ReadBytes('\n')
+		var c kernel.Pause
+		if err != nil || json.Unmarshal(line, &c) != nil || c.Op == "" {
+			more, _ := io.ReadAll(r)
+			return append(line, more...)
+		}
+		answer := "go\n"
+		if p.pause("init", c) != nil {
+			answer = "abort\n"
+		}
+		if _, err := io.WriteString(conn, answer); err != nil {
+			rest, _ = io.ReadAll(r)
+			return rest
+		}
+	}
+}
+
+// SetStep gives a container made in step mode (Step) and loaded from its
+// state, as `runtime start` loads it, the terminal its Start asks on
+// (CreateOptions.Step); its pauses are numbered anew. The container that
+// Create returned asks on with Create's prompter.
+func (c *Container) SetStep(tty io.ReadWriter) {
+	c.prompt = newPrompter(tty)
+	c.prompt.started(c.Pid, c.CgroupPath)
+}
+
 // initAsker is the init's end of step mode: pause asks the runtime before
-// each call. Once the init is ready and waits for `runtime start` (which
-// steps no more), end closes it and the calls go on unasked.
+// each call. Up to waitForStart it asks Create over the step socket; then
+// end closes that, and once `runtime start` has connected, askStart moves
+// the asking to the start connection, where Start answers up to execve.
 type initAsker struct {
-	conn *os.File
+	conn *os.File // nil: between end and askStart, nobody to ask
 	r    *bufio.Reader
 }
 
@@ -258,11 +283,19 @@ func (s *initAsker) pause(c kernel.Pause) error {
 	return nil
 }
 
-// end stops stepping (nil: not stepping).
+// end closes the step socket: Create has returned (nil: not stepping).
 func (s *initAsker) end() {
 	if s != nil && s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
+	}
+}
+
+// askStart asks through start, the connection from `runtime start`, from
+// now on (nil: not stepping). It stays open, close-on-exec, for fail.
+func (s *initAsker) askStart(start *os.File) {
+	if s != nil {
+		s.conn, s.r = start, bufio.NewReader(start)
 	}
 }
 

@@ -79,6 +79,7 @@ func (s *shim) do(req Request) Response {
 		}
 		start := time.Now().UnixNano() // the line goes before the runtime's own
 		err := s.rt.Start(s.o.ID)
+		s.endSteps() // run --step: execve, or the error, ends the stepping
 		s.trace.CallSince(start, "start", "runtime start", s.o.ID, trace.Result(err), "the init goes on to execve the container's process")
 		if err != nil {
 			return fail(ErrStart, err)

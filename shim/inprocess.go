@@ -18,8 +18,9 @@ import (
 // root, as the command line keeps it, so `minidock runtime --root ROOT
 // list` shows what the shims run.
 type inProcess struct {
-	root  string
-	trace *trace.Tracer // the container's, given at Create: its start and delete are traced too
+	root    string
+	trace   *trace.Tracer      // the container's, given at Create: its start and delete are traced too
+	created *runtime.Container // what Create made: in step mode its Start asks on with Create's prompter
 }
 
 func newInProcess(root, dir string) (Runtime, error) {
@@ -40,14 +41,20 @@ func (r *inProcess) Create(id, bundle string, io *IO) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	r.trace = io.Trace
+	r.trace, r.created = io.Trace, c
 	return c.Pid, nil
 }
 
+// Start starts the container Create made; in step mode (io.Step) its
+// init asks on over the same connection, up to execve (docs/step.md).
 func (r *inProcess) Start(id string) error {
-	c, err := runtime.Load(r.root, id)
-	if err != nil {
-		return err
+	c := r.created
+	r.created = nil // once: the shim keeps none of it after the start
+	if c == nil || c.ID != id {
+		var err error
+		if c, err = runtime.Load(r.root, id); err != nil {
+			return err
+		}
 	}
 	c.SetTrace(r.trace)
 	return c.Start()

@@ -59,8 +59,9 @@ type IO struct {
 	// stderr is the container's, and a trace must never land there.
 	Trace *trace.Tracer
 	// Step, for a create in step mode: where the prompts go and the
-	// answers come from (runtime.CreateOptions.Step). Only minidock's
-	// runtime in process steps.
+	// answers come from (runtime.CreateOptions.Step), through the
+	// container's Start, up to execve. Only minidock's runtime in process
+	// steps.
 	Step io.ReadWriter
 }
 

@@ -70,8 +70,9 @@ type Options struct {
 	Trace string `json:",omitempty"`
 	// StepSocket, for `minidock run --step`: a unix socket the daemon
 	// listens on and relays to the client's terminal. The shim connects
-	// to it and creates the container in step mode, prompts and answers
-	// going over it (minidock's runtime in process only; docs/step.md).
+	// to it and creates and starts the container in step mode, prompts
+	// and answers going over it until execve (minidock's runtime in
+	// process only; docs/step.md).
 	StepSocket string `json:",omitempty"`
 	// Delete is the clean-up mode: the container's shim is gone, so delete
 	// whatever the runtime still has of it (killing what runs) and exit.
@@ -164,6 +165,7 @@ type shim struct {
 	init     *process
 	execs    map[string]*process // by exec ID, until their exit is collected
 	started  bool                // OpStart has run
+	step     net.Conn            // run --step: the step socket, from the create until endSteps
 	created  chan struct{}       // closed once the create has ended, well or not
 	done     chan struct{}       // closed when the shim may exit
 	waiting  int                 // wait requests not answered yet
@@ -205,7 +207,6 @@ func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 	pid, err := s.start(s.init, o.Stdin, func(io *IO) (int, error) {
 		if step != nil {
 			io.Step = step
-			defer step.Close() // the stepping ends with the create
 		}
 		io.Trace = tr
 		start := time.Now().UnixNano() // the line goes before the runtime's own
@@ -214,17 +215,35 @@ func run(o Options, rt Runtime, tr *trace.Tracer, hello *os.File) error {
 		return pid, err
 	})
 	if err != nil {
+		if step != nil {
+			step.Close()
+		}
 		close(s.created)
 		ln.Close()
 		os.Remove(o.Socket)
 		return sayHello(hello, Hello{}, err)
 	}
+	s.mu.Lock()
+	s.step = step // the init asks on at the start, up to execve (endSteps)
+	s.mu.Unlock()
 	s.init.pump(s) // nothing comes before the start; attach clients come before that
 	close(s.created)
 	go s.waitInit(ln)
 	sayHello(hello, Hello{Pid: pid}, nil)
 	<-s.done
 	return nil
+}
+
+// endSteps closes the step socket, if any, once the init has called
+// execve or exited: the daemon then ends the client's step stream.
+func (s *shim) endSteps() {
+	s.mu.Lock()
+	step := s.step
+	s.step = nil
+	s.mu.Unlock()
+	if step != nil {
+		step.Close()
+	}
 }
 
 // resultPid spells the result of a call that makes a process.
@@ -255,6 +274,7 @@ func (s *shim) waitInit(ln net.Listener) {
 	p := s.init
 	code := waitPid(p.pid)
 	finished := time.Now().UTC()
+	s.endSteps() // killed while it waited for start, or at a pause of it
 	s.trace.CallResult("exit", "wait4", fmt.Sprint(p.pid), fmt.Sprintf("exit code %d", code), "the container's process has ended")
 	p.drain(5 * time.Second)
 	s.mu.Lock()

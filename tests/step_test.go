@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -50,6 +51,15 @@ func stepRun(t *testing.T, r *rt, script string) (*ptyCommand, string) {
 // exits, and returns the pauses in order and the runtime's exit code.
 func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([]stepPrompt, int) {
 	t.Helper()
+	seen := stepUntil(t, p, p.done, answer)
+	p.cmd.Wait()
+	return seen, p.cmd.ProcessState.ExitCode()
+}
+
+// stepUntil answers each pause with answer's word until ended is closed,
+// and returns the pauses in order.
+func stepUntil(t *testing.T, p *ptyCommand, ended <-chan struct{}, answer func(stepPrompt) string) []stepPrompt {
+	t.Helper()
 	var seen []stepPrompt
 	for {
 		var next *stepPrompt
@@ -60,7 +70,7 @@ func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([
 				return true
 			}
 			select {
-			case <-p.done:
+			case <-ended:
 				exited = true
 				return true
 			default:
@@ -70,14 +80,12 @@ func stepThrough(t *testing.T, p *ptyCommand, answer func(stepPrompt) string) ([
 			t.Fatalf("no pause and no end after %d pauses; the terminal shows:\n%s", len(seen), p.output())
 		}
 		if exited {
-			break
+			return seen
 		}
 		seen = append(seen, *next)
 		_, err := p.master.Write([]byte(answer(*next) + "\n"))
 		require.NoError(t, err)
 	}
-	p.cmd.Wait()
-	return seen, p.cmd.ProcessState.ExitCode()
 }
 
 // steps lists "who step" of the pauses, each once, in order.
@@ -303,19 +311,107 @@ func TestDebugInitWaitsForDebugger(t *testing.T) {
 	assert.Contains(t, string(out.Bytes()), "ran after the debugger: yes")
 }
 
+// TestStepCreateThenStart: `runtime --step create` pauses up to
+// waitForStart; `runtime start` of that container, from a terminal, asks
+// on from there: close_range, the seccomp filter (with no_new_privs it is
+// loaded last), execve; then the container runs. A second container: c at
+// its create ends the create's pauses, its start asks anew, and q at the
+// seccomp pause fails the start before the program runs.
+func TestStepCreateThenStart(t *testing.T) {
+	r := newRuntime(t)
+	if r.runc {
+		t.Skip("--step is minidock's")
+	}
+	filtered := func(script string) string {
+		return bundle(t, func(s *specs.Spec) {
+			sh(script)(s)
+			s.Process.NoNewPrivileges = true
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64},
+				Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}}}
+		})
+	}
+	runtimePty := func(args ...string) *ptyCommand {
+		return startPty(t, nil, append(append(append([]string{}, r.argv...), "--root", r.root), args...)...)
+	}
+	// create runs from a shell, which leads the terminal's session as a
+	// person's would (were create the leader, its exit would hang up the
+	// init); the terminal is the container's stdio too, so it does not end
+	// with create: the shell says when create has exited
+	create := func(script, id string, answer func(stepPrompt) string) (*ptyCommand, []stepPrompt) {
+		argv := append(append([]string{"/bin/sh", "-c", `"$0" "$@"; echo "create exited $?"; exec sleep 600`}, r.argv...),
+			"--root", r.root, "--step", "create", "--bundle", filtered(script), id)
+		p := startPty(t, nil, argv...)
+		exited := make(chan struct{})
+		go func() {
+			waitFor(60*time.Second, func() bool { return strings.Contains(p.output(), "create exited ") })
+			close(exited)
+		}()
+		ps := stepUntil(t, p, exited, answer)
+		require.Contains(t, p.output(), "create exited 0")
+		return p, ps
+	}
+
+	id := newID(t)
+	tty, created := create("echo started after the pauses", id, func(stepPrompt) string { return "s" })
+	if assert.NotEmpty(t, created) {
+		last := created[len(created)-1]
+		assert.Equal(t, "init finishProcess", last.who+" "+last.step, "create pauses up to waitForStart:\n%s", tty.output())
+	}
+	p := runtimePty("start", id)
+	started, code := stepThrough(t, p, func(stepPrompt) string { return "" })
+	require.Equal(t, 0, code, p.output())
+	assert.Equal(t, []string{"init execProcess"}, steps(started), p.output())
+	last := -1
+	for _, call := range []string{"init execProcess: close_range", "init execProcess: seccomp", "init execProcess: execve /bin/sh"} {
+		i := indexOf(started, call)
+		if assert.True(t, i >= 0, "no pause before %q in:\n%s", call, p.output()) {
+			assert.Greater(t, i, last, "%q out of order", call)
+			last = i
+		}
+	}
+	if len(started) > 0 && len(created) > 0 {
+		assert.Equal(t, created[len(created)-1].pid, started[0].pid, "the init's pid at start")
+	}
+	tty.expect(t, "started after the pauses")
+	r.waitStatus(id, "stopped")
+	r.must("delete", id)
+
+	id = newID(t)
+	tty, created = create("echo should not run", id, func(stepPrompt) string { return "c" })
+	assert.Len(t, created, 1, "pauses of create after c")
+	p = runtimePty("start", id)
+	started, code = stepThrough(t, p, func(s stepPrompt) string {
+		if strings.HasPrefix(s.String(), "init execProcess: seccomp") {
+			return "q"
+		}
+		return ""
+	})
+	assert.Equal(t, 1, code, p.output())
+	assert.Contains(t, p.output(), "aborted at the step prompt (q)")
+	if assert.NotEmpty(t, started) {
+		assert.True(t, strings.HasPrefix(started[len(started)-1].String(), "init execProcess: seccomp"), "the last pause: %v", started[len(started)-1])
+	}
+	r.waitStatus(id, "stopped")
+	assert.NotContains(t, tty.output(), "should not run")
+	r.must("delete", id)
+}
+
 // TestStepThroughDaemon: `minidock run --step` through the daemon: the
 // shim's runtime pauses, and the prompts reach the client's terminal over
-// the step stream (POST /containers/{id}/step); Enter goes on, and the
-// container runs. Then q before pivot_root: the run fails saying so, and
-// the engine's leak checks find nothing left.
+// the step stream (POST /containers/{id}/step), through the create and
+// the start, up to execve; Enter goes on, and the container runs. Then q
+// at the seccomp pause of the start, and q before pivot_root in the
+// create: the run fails saying so, and the engine's leak checks find
+// nothing left.
 func TestStepThroughDaemon(t *testing.T) {
 	e := newEngine(t)
 	if e.runtime != "" {
 		t.Skip("step mode needs minidock's own runtime")
 	}
 	e.importBusybox("busybox:step")
+	// with no_new_privs the seccomp filter is loaded last, in execProcess
 	run := func(script string) *ptyCommand {
-		return startPty(t, nil, binary, "-H", "unix://"+e.sock, "run", "--rm", "--step", "busybox:step", "sh", "-c", script)
+		return startPty(t, nil, binary, "-H", "unix://"+e.sock, "run", "--rm", "--step", "--security-opt", "no-new-privileges", "busybox:step", "sh", "-c", script)
 	}
 	p := run("echo through the daemon")
 	ps, code := stepThrough(t, p, func(s stepPrompt) string {
@@ -326,13 +422,44 @@ func TestStepThroughDaemon(t *testing.T) {
 	})
 	out := p.output()
 	require.Equal(t, 0, code, out)
-	assert.Contains(t, out, "through the daemon")
-	// created by the shim, started later: the pauses end at waitForStart
+	// created by the shim, started later: the pauses go on through the
+	// start, up to execve
 	assert.Equal(t, []string{
 		"runtime createCgroup", "runtime startInit",
-		"init setupNamespaces", "init prepareRootfs", "init enterRootfs", "init finalizeRootfs", "init finishProcess",
+		"init setupNamespaces", "init prepareRootfs", "init enterRootfs", "init finalizeRootfs", "init finishProcess", "init execProcess",
 	}, steps(ps), "the steps paused in, in order:\n%s", out)
-	assert.GreaterOrEqual(t, indexOf(ps, "init enterRootfs: pivot_root ., ."), 0, out)
+	last := -1
+	for _, call := range []string{"init enterRootfs: pivot_root ., .", "init execProcess: close_range", "init execProcess: seccomp", "init execProcess: execve /bin/sh"} {
+		i := indexOf(ps, call)
+		if assert.True(t, i >= 0, "no pause before %q in:\n%s", call, out) {
+			assert.Greater(t, i, last, "%q out of order", call)
+			last = i
+		}
+	}
+	// the container's output comes after the last prompt
+	ran := regexp.MustCompile(`(?m)^through the daemon\r?$`).FindStringIndex(out)
+	if assert.NotNil(t, ran, "no output of the container:\n%s", out) {
+		assert.Greater(t, ran[0], strings.LastIndex(out, "q: abort > "), "the output before the last prompt:\n%s", out)
+	}
+
+	p = run("echo should not run")
+	ps, code = stepThrough(t, p, func(s stepPrompt) string {
+		switch {
+		case strings.HasPrefix(s.String(), "init execProcess: seccomp"):
+			return "q"
+		case s.step == "finishProcess" || s.step == "prepareRootfs":
+			return "s"
+		}
+		return ""
+	})
+	out = p.output()
+	assert.Equal(t, 125, code, out)
+	assert.Contains(t, out, "aborted at the step prompt (q)")
+	if assert.NotEmpty(t, ps) {
+		assert.True(t, strings.HasPrefix(ps[len(ps)-1].String(), "init execProcess: seccomp"), "the last pause: %v", ps[len(ps)-1])
+	}
+	assert.NotRegexp(t, `(?m)^should not run\r?$`, out)
+	assert.True(t, waitFor(10*time.Second, func() bool { return strings.TrimSpace(e.mustCLI("ps", "-aq")) == "" }), "containers left: %s", e.mustCLI("ps", "-a"))
 
 	p = run("echo should not run")
 	_, code = stepThrough(t, p, func(s stepPrompt) string {
@@ -344,7 +471,7 @@ func TestStepThroughDaemon(t *testing.T) {
 	out = p.output()
 	assert.NotEqual(t, 0, code, out)
 	assert.Contains(t, out, "aborted at the step prompt (q)")
-	assert.NotContains(t, out, "should not run")
+	assert.NotRegexp(t, `(?m)^should not run\r?$`, out)
 	assert.True(t, waitFor(10*time.Second, func() bool { return strings.TrimSpace(e.mustCLI("ps", "-aq")) == "" }), "containers left: %s", e.mustCLI("ps", "-a"))
 
 	// no terminal: a clear error, and no container made

@@ -20,6 +20,10 @@ import (
 // attachOptions say how run and start -a attach to a container.
 type attachOptions struct {
 	interactive, tty, rm bool
+	// steps (run --step) is closed once the step stream has ended and its
+	// terminal is closed: only then do this process's stdin and terminal
+	// become the container's.
+	steps <-chan struct{}
 }
 
 // runAttached attaches to a created container, waits for it and starts it
@@ -48,6 +52,9 @@ func (cli *CLI) runAttached(ctx context.Context, id string, o attachOptions) err
 		fmt.Fprintln(cli.Err, err)
 		waiter.Result() // with --rm the daemon removes it: wait for that
 		return statusError(startFailureCode(err))
+	}
+	if o.steps != nil {
+		<-o.steps
 	}
 	outDone, restore := cli.stream(conn, o.interactive, o.tty, func(h, w int) error { return c.ContainerResize(ctx, id, h, w) })
 	defer restore()

@@ -277,14 +277,15 @@ func newRunCommand(cli *CLI) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
 	cmd.Flags().BoolVar(&traceOn, "trace", false, "print, on stderr, the timeline of everything done for the container by the client, daemon, shim, runtime and init (docs/trace.md)")
-	cmd.Flags().BoolVar(&step, "step", false, "Pause before each kernel call of the container's creation, asking on this terminal (minidock's; docs/step.md)")
+	cmd.Flags().BoolVar(&step, "step", false, "Pause before each kernel call of the container's creation and start, asking on this terminal (minidock's; docs/step.md)")
 	o.addFlags(cmd.Flags())
 	return cmd
 }
 
 // run is `run`: create, then (with --step, tty: the terminal the step
-// prompts go to) relay the creation's steps, then attach, start and wait,
-// or start detached. The container's id is left in *created, if given.
+// prompts go to) relay the steps of its creation and start, then attach,
+// start and wait, or start detached. The container's id is left in
+// *created, if given.
 func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, detach bool, tty *os.File, created *string) error {
 	id, err := cli.create(ctx, o, args, !detach)
 	if created != nil {
@@ -293,8 +294,9 @@ func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, det
 	if err != nil {
 		return err
 	}
+	var stepsEnded <-chan struct{}
 	if tty != nil {
-		if err := cli.relaySteps(ctx, id, tty); err != nil {
+		if stepsEnded, err = cli.relaySteps(ctx, id, tty); err != nil {
 			fmt.Fprintln(cli.Err, err)
 			if o.rm { // it never ran: as a failed start, --rm removes it
 				cli.client.ContainerRemove(ctx, id, true, true)
@@ -303,7 +305,7 @@ func (cli *CLI) run(ctx context.Context, o *containerOptions, args []string, det
 		}
 	}
 	if !detach {
-		return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm})
+		return cli.runAttached(ctx, id, attachOptions{interactive: o.interactive, tty: o.tty, rm: o.rm, steps: stepsEnded})
 	}
 	if err := cli.client.ContainerStart(ctx, id); err != nil {
 		fmt.Fprintln(cli.Err, err)
@@ -344,21 +346,24 @@ func stepTerminal() (*os.File, error) {
 
 // relaySteps opens the container's step stream (before its start) and
 // copies it to and from tty: the runtime's prompts out, the answers in.
-// The daemon ends the stream once the container is created; tty is
-// closed then, so that its reader stops before anything else reads the
-// terminal.
-func (cli *CLI) relaySteps(ctx context.Context, id string, tty *os.File) error {
+// The daemon ends the stream once the start is over (the container's
+// process has called execve, or the start failed); tty is closed then,
+// and ended closed, so that its reader stops before anything else reads
+// the terminal.
+func (cli *CLI) relaySteps(ctx context.Context, id string, tty *os.File) (ended <-chan struct{}, err error) {
 	conn, err := cli.client.ContainerStep(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	done := make(chan struct{})
 	go io.Copy(conn, tty)
 	go func() {
 		io.Copy(tty, conn)
 		conn.Close()
 		tty.Close()
+		close(done)
 	}()
-	return nil
+	return done, nil
 }
 
 func newStartCommand(cli *CLI) *cobra.Command {
