@@ -42,6 +42,17 @@ func (s *shim) handle(conn net.Conn) {
 		return
 	case OpWait:
 		s.wait(conn, req)
+	case OpStart:
+		// Counted with the waits: a program that exits at once must not
+		// end the shim (waitInit) before the start is answered.
+		s.mu.Lock()
+		s.waiting++
+		s.mu.Unlock()
+		reply(conn, s.do(req))
+		s.mu.Lock()
+		s.waiting--
+		s.answered.Broadcast()
+		s.mu.Unlock()
 	default:
 		reply(conn, s.do(req))
 	}
