@@ -214,6 +214,10 @@ func TestEngineErrors(t *testing.T) {
 	require.Contains(t, string(body), "HostConfig.BlkioWeight")
 
 	e.create("taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
+	// attach's logs=1 (replay the past output) is refused, not ignored
+	st, body = e.do("POST", "/containers/taken/attach?stream=1&stdout=1&logs=1", nil)
+	require.Equal(t, 400, st, string(body))
+	require.Contains(t, string(body), "logs=1")
 	st, body = e.do("POST", "/containers/create?name=taken", map[string]any{"Image": "busybox", "Cmd": []string{"true"}})
 	require.Equal(t, 409, st)
 	require.Contains(t, string(body), "already in use")

@@ -87,6 +87,10 @@ func (rt router) containerAttach(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errdefs.Invalidf("attach without stream=1 (logs only) is not supported"))
 		return
 	}
+	if boolParam(r, "logs") {
+		writeError(w, errdefs.Invalidf("attach with logs=1 is not supported by this daemon: the past output is GET /containers/{id}/logs"))
+		return
+	}
 	h := &hijacker{w: w, r: r}
 	h.finish(rt.d.ContainerAttach(r.Context(), r.PathValue("id"), daemon.AttachOptions{
 		Stdin: boolParam(r, "stdin"), Stdout: boolParam(r, "stdout"), Stderr: boolParam(r, "stderr"), Streams: h.streams}))
