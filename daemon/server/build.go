@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -37,6 +38,13 @@ func (rt router) build(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	// The error, if any, is in the stream already.
 	rt.d.Build(r.Context(), opts, r.Body, flushWriter{w})
+	// A build that failed before the end of its context leaves some of it
+	// unread. Read what is left here, up to 1 MiB: net/http would
+	// otherwise read the rest after the handler, and its watch for the
+	// client's next request, armed when the body ends, would then race
+	// with the read of that request (seen: "invalid concurrent Body.Read
+	// call"). More than that left, net/http closes the connection.
+	io.CopyN(io.Discard, r.Body, 1<<20)
 }
 
 // flushWriter sends each write to the client at once.
