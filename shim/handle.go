@@ -42,9 +42,10 @@ func (s *shim) handle(conn net.Conn) {
 		return
 	case OpWait:
 		s.wait(conn, req)
-	case OpStart:
-		// Counted with the waits: a program that exits at once must not
-		// end the shim (waitInit) before the start is answered.
+	default:
+		// Counted with the waits: an init that ends meanwhile (a program
+		// that exits at once after a start; the kill of a delete) must
+		// not end the shim (waitInit) before the request is answered.
 		s.mu.Lock()
 		s.waiting++
 		s.mu.Unlock()
@@ -53,8 +54,6 @@ func (s *shim) handle(conn net.Conn) {
 		s.waiting--
 		s.answered.Broadcast()
 		s.mu.Unlock()
-	default:
-		reply(conn, s.do(req))
 	}
 	conn.Close()
 	if req.Op == OpStart {

@@ -168,7 +168,7 @@ type shim struct {
 	step     net.Conn            // run --step: the step socket, from the create until endSteps
 	created  chan struct{}       // closed once the create has ended, well or not
 	done     chan struct{}       // closed when the shim may exit
-	waiting  int                 // wait and start requests not answered yet
+	waiting  int                 // requests not answered yet (but attach, exec)
 	answered *sync.Cond          // on mu: a wait request has been answered
 }
 
