@@ -88,7 +88,13 @@ func (s *shim) do(req Request) Response {
 			return fail(ErrConflict, errors.New("the container has been started already"))
 		}
 		start := time.Now().UnixNano() // the line goes before the runtime's own
+		s.mu.Lock()
+		s.starting = true
+		s.mu.Unlock()
 		err := s.rt.Start(s.o.ID)
+		s.mu.Lock()
+		s.starting = false
+		s.mu.Unlock()
 		s.endSteps() // run --step: execve, or the error, ends the stepping
 		s.trace.CallSince(start, "start", "runtime start", s.o.ID, trace.Result(err), "the init goes on to execve the container's process")
 		if err != nil {

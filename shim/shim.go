@@ -165,6 +165,7 @@ type shim struct {
 	init     *process
 	execs    map[string]*process // by exec ID, until their exit is collected
 	started  bool                // OpStart has run
+	starting bool                // OpStart is in the runtime (waitInit's delete waits for it)
 	step     net.Conn            // run --step: the step socket, from the create until endSteps
 	created  chan struct{}       // closed once the create has ended, well or not
 	done     chan struct{}       // closed when the shim may exit
@@ -300,6 +301,12 @@ func (s *shim) waitInit(ln net.Listener) {
 		case <-time.After(2 * time.Second):
 		}
 	}
+	// A start still in the runtime (runc's start removes its exec.fifo
+	// once the init has gone on, and a program that exits at once gets
+	// here first): the delete waits for it, 2 s at most.
+	for i := 0; i < 200 && s.isStarting(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := s.trace.Call("exit", "runtime delete", s.o.ID, "the runtime removes its state and the cgroup", s.rt.Delete(s.o.ID, true)); err != nil {
 		fmt.Fprintf(os.Stderr, "minidock shim %s: delete: %v\n", s.o.ID, err)
 	}
@@ -325,6 +332,13 @@ func (s *shim) waitInit(ln net.Listener) {
 	s.mu.Unlock()
 	timer.Stop()
 	close(s.done)
+}
+
+// isStarting tells whether a start is in the runtime.
+func (s *shim) isStarting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.starting
 }
 
 // waitPid waits for a child and returns Docker's exit code: the status,
