@@ -86,7 +86,7 @@ type hostileSetup struct {
 func newHostileSetup(t *testing.T) hostileSetup {
 	disk := openableHostDisk(t)
 	marker := fmt.Sprintf("hostile-marker-%d", os.Getpid())
-	sleeper := exec.Command("/bin/sh", "-c", "sleep 600", marker)
+	sleeper := exec.Command("/bin/sh", "-c", "exec sleep 600", marker) // exec: the kill below ends the sleep itself
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
