@@ -86,11 +86,13 @@ type hostileSetup struct {
 func newHostileSetup(t *testing.T) hostileSetup {
 	disk := openableHostDisk(t)
 	marker := fmt.Sprintf("hostile-marker-%d", os.Getpid())
-	sleeper := exec.Command("/bin/sh", "-c", "exec sleep 600", marker) // exec: the kill below ends the sleep itself
+	sleeper := exec.Command("/bin/sh", "-c", "sleep 600", marker)
+	// a group of its own, killed whole: dash keeps the sleep as its child
+	sleeper.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	t.Cleanup(func() { syscall.Kill(-sleeper.Process.Pid, syscall.SIGKILL); sleeper.Wait() })
 	host, _ := os.Hostname()
 	return hostileSetup{disk: disk, marker: marker, hostname: host}
 }
