@@ -99,6 +99,11 @@ func ParseReference(s string) (Reference, error) {
 	if r.Domain == defaultDomain && len(parts) == 1 {
 		r.Path = officialRepo + r.Path
 	}
+	if full := len(r.Domain) + 1 + len(r.Path); full > maxNameLength {
+		// what the name stands for, registry and library/ included, must
+		// parse again (Docker bounds the full name)
+		return r, fmt.Errorf("invalid reference %q: repository name longer than %d characters", s, maxNameLength)
+	}
 	if r.Tag == "" && r.Digest == "" {
 		r.Tag = defaultTag
 	}
